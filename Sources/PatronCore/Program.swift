@@ -1,0 +1,300 @@
+import Foundation
+
+/// Text in the languages the product speaks.
+public struct LocalizedText: Codable, Sendable, Equatable {
+    public var zh: String
+    public var en: String
+    public init(zh: String, en: String) { self.zh = zh; self.en = en }
+    enum CodingKeys: String, CodingKey { case zh = "zh-CN", en }
+}
+
+public enum Rounding: String, Codable, Sendable, CaseIterable { case floor, round, ceil }
+public enum AssessmentKind: String, Codable, Sendable, CaseIterable { case lifetime, rolling, calendar }
+public enum CalendarPeriod: String, Codable, Sendable, CaseIterable { case month, quarter, year }
+public enum DowngradePolicy: String, Codable, Sendable, CaseIterable { case none, oneTier, toSupported }
+public enum ExpiryKind: String, Codable, Sendable, CaseIterable { case none, afterDays, endOfPeriod }
+public enum ExpiryPeriod: String, Codable, Sendable, CaseIterable { case month, year }
+public enum ShortfallPolicy: String, Codable, Sendable, CaseIterable { case negativeBalance, recordDebt }
+public enum ActivityLimit: String, Codable, Sendable, CaseIterable { case once, daily, unlimited }
+public enum ActivityTrigger: String, Codable, Sendable, CaseIterable { case event, firstOrder }
+public enum MultiplierTarget: String, Codable, Sendable, CaseIterable { case points, growth, both }
+public enum Stacking: String, Codable, Sendable, CaseIterable { case max, multiply }
+
+public struct TierDefinition: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: LocalizedText
+    public var threshold: Int64
+    public var benefits: [String]
+}
+
+public struct Assessment: Codable, Sendable, Equatable {
+    public var kind: AssessmentKind
+    public var windowDays: Int?
+    public var period: CalendarPeriod?
+    public var downgrade: DowngradePolicy
+    public var graceDays: Int
+}
+
+public struct EarningRate: Codable, Sendable, Equatable {
+    /// Award `perUnitPermille / 1000` per `unitMinor` minor units paid.
+    public var unitMinor: Int64
+    public var perUnitPermille: Int64
+}
+
+public struct Multiplier: Codable, Sendable, Equatable {
+    public var id: String
+    public var factorPermille: Int64
+    public var applyTo: MultiplierTarget
+    public var categories: [String]?
+    public var skus: [String]?
+    public var channels: [String]?
+    public var from: Timestamp?
+    public var until: Timestamp?
+
+    func matches(line: OrderLine, channel: String?, at t: Timestamp) -> Bool {
+        if let c = categories, !c.contains(line.category ?? "") { return false }
+        if let s = skus, !s.contains(line.sku) { return false }
+        if let ch = channels, !ch.contains(channel ?? "") { return false }
+        if let f = from, t < f { return false }
+        if let u = until, t >= u { return false }
+        return true
+    }
+}
+
+public struct Caps: Codable, Sendable, Equatable {
+    public var pointsPerOrder: Int64?
+    public var pointsPerDay: Int64?
+    public var growthPerOrder: Int64?
+    public var growthPerDay: Int64?
+}
+
+public struct EarningRules: Codable, Sendable, Equatable {
+    public var points: EarningRate
+    public var growth: EarningRate
+    public var rounding: Rounding
+    public var stacking: Stacking
+    public var multipliers: [Multiplier]
+    public var caps: Caps
+}
+
+public struct ActivityRule: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: LocalizedText?
+    public var points: Int64
+    public var growth: Int64
+    public var limit: ActivityLimit
+    public var trigger: ActivityTrigger
+}
+
+public struct ExpiryPolicy: Codable, Sendable, Equatable {
+    public var kind: ExpiryKind
+    public var days: Int?
+    public var period: ExpiryPeriod?
+    public var months: Int?
+}
+
+public struct RefundPolicy: Codable, Sendable, Equatable {
+    public var shortfall: ShortfallPolicy
+    /// A refund that takes away the growth an upgrade stood on undoes that upgrade at once.
+    public var undoUpgrade: Bool
+}
+
+/// One brand's scheme, validated. Stored as versions, each with the instant it takes effect.
+public struct ProgramDefinition: Codable, Sendable, Equatable {
+    public var key: String
+    public var name: LocalizedText
+    public var currency: String
+    public var timeZone: String
+    /// What one point is worth in minor units, times 1000 (for liability reports).
+    public var pointValueMinorPermille: Int64
+    public var tiers: [TierDefinition]
+    public var assessment: Assessment
+    public var earning: EarningRules
+    public var activities: [ActivityRule]
+    public var expiry: ExpiryPolicy
+    public var pendingDays: Int
+    public var refund: RefundPolicy
+
+    public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
+    public func activity(_ id: String) -> ActivityRule? { activities.first { $0.id == id } }
+    public var clock: ProgramClock { ProgramClock(timeZone: TimeZone(identifier: timeZone) ?? .gmt) }
+}
+
+// MARK: - Parsing and validation
+
+public enum ProgramParser {
+    public static let maxTiers = 20, maxMultipliers = 100, maxActivities = 100
+
+    /// Validates a program document. Every problem is reported with its path; the result is
+    /// either a complete definition or the full list of errors.
+    public static func parse(_ doc: JSONValue) -> Result<ProgramDefinition, ValidationFailure> {
+        let r = DocumentReader()
+        let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
+                                              "earning", "activities", "expiry", "pendingDays", "refund"]) ?? [:]
+        let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
+        let name = localized(r, top["name"], "name")
+        let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
+            s.count == 3 && s.utf8.allSatisfy { $0 >= 65 && $0 <= 90 } }, patternText: "an ISO 4217 code in capitals, e.g. CNY")
+        let tzName = r.string(top["timeZone"], "timeZone", maxLength: 64)
+        if let tzName, TimeZone(identifier: tzName) == nil { r.fail("timeZone", "'\(tzName)' is not a known IANA time zone, e.g. Asia/Shanghai") }
+        let pointValue = r.permille(top["pointValue"], "pointValue", required: false, min: 0, max: 1_000_000_000) ?? 0
+
+        // Tiers
+        var tiers: [TierDefinition] = []
+        if let arr = r.array(top["tiers"], "tiers", maxCount: maxTiers) {
+            if arr.isEmpty { r.fail("tiers", "must list at least one tier") }
+            var seen = Set<String>()
+            for (i, v) in arr.enumerated() {
+                let p = "tiers[\(i)]"
+                guard let o = r.object(v, p, allowed: ["id", "name", "threshold", "benefits"]) else { continue }
+                let id = r.string(o["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
+                let nm = localized(r, o["name"], "\(p).name")
+                let th = r.int(o["threshold"], "\(p).threshold", max: 1_000_000_000_000)
+                var benefits: [String] = []
+                if let b = r.array(o["benefits"], "\(p).benefits", required: false, maxCount: 100) {
+                    for (j, x) in b.enumerated() {
+                        if let s = r.string(x, "\(p).benefits[\(j)]", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule) { benefits.append(s) }
+                    }
+                }
+                if let id { if !seen.insert(id).inserted { r.fail("\(p).id", "'\(id)' is used by an earlier tier") } }
+                if let th {
+                    if i == 0 && th != 0 { r.fail("\(p).threshold", "the first tier is where every member starts: its threshold must be 0, got \(th)") }
+                    if i > 0, let prev = tiers.last, th <= prev.threshold {
+                        r.fail("\(p).threshold", "must be greater than the previous tier's threshold (\(prev.threshold)), got \(th)")
+                    }
+                }
+                if let id, let nm, let th { tiers.append(TierDefinition(id: id, name: nm, threshold: th, benefits: benefits)) }
+            }
+        }
+
+        // Assessment
+        var assessment: Assessment?
+        if let o = r.object(top["assessment"], "assessment", allowed: ["kind", "windowDays", "period", "downgrade", "graceDays"]) {
+            let kind = r.oneOf(o["kind"], "assessment.kind", AssessmentKind.self)
+            var window: Int?, period: CalendarPeriod?
+            switch kind {
+            case .rolling?: window = r.int(o["windowDays"], "assessment.windowDays", min: 1, max: 3660).map(Int.init)
+            case .calendar?: period = r.oneOf(o["period"], "assessment.period", CalendarPeriod.self)
+            case .lifetime?:
+                if o["windowDays"] != nil { r.fail("assessment.windowDays", "only applies to kind rolling") }
+                if o["period"] != nil { r.fail("assessment.period", "only applies to kind calendar") }
+            case nil: break
+            }
+            if kind == .rolling, o["period"] != nil { r.fail("assessment.period", "only applies to kind calendar") }
+            if kind == .calendar, o["windowDays"] != nil { r.fail("assessment.windowDays", "only applies to kind rolling") }
+            let down = r.oneOf(o["downgrade"], "assessment.downgrade", DowngradePolicy.self, default: kind == .lifetime ? DowngradePolicy.none : .oneTier)
+            let grace = r.int(o["graceDays"], "assessment.graceDays", required: false, max: 366).map(Int.init) ?? 0
+            if kind == .lifetime, down != DowngradePolicy.none, o["downgrade"] != nil {
+                r.fail("assessment.downgrade", "a lifetime assessment never downgrades; use none, or a rolling or calendar assessment")
+            }
+            if let kind, let down { assessment = Assessment(kind: kind, windowDays: window, period: period, downgrade: down, graceDays: grace) }
+        }
+
+        // Earning
+        var earning: EarningRules?
+        if let o = r.object(top["earning"], "earning", allowed: ["points", "growth", "rounding", "stacking", "multipliers", "caps"]) {
+            let pts = rate(r, o["points"], "earning.points")
+            let gro = rate(r, o["growth"], "earning.growth")
+            let rounding = r.oneOf(o["rounding"], "earning.rounding", Rounding.self, default: .floor)
+            let stacking = r.oneOf(o["stacking"], "earning.stacking", Stacking.self, default: .max)
+            var mults: [Multiplier] = []
+            var seen = Set<String>()
+            for (i, v) in (r.array(o["multipliers"], "earning.multipliers", required: false, maxCount: maxMultipliers) ?? []).enumerated() {
+                let p = "earning.multipliers[\(i)]"
+                guard let m = r.object(v, p, allowed: ["id", "factor", "applyTo", "categories", "skus", "channels", "from", "until"]) else { continue }
+                let id = r.string(m["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
+                if let id, !seen.insert(id).inserted { r.fail("\(p).id", "'\(id)' is used by an earlier multiplier") }
+                let factor = r.permille(m["factor"], "\(p).factor", min: 0, max: 100_000)
+                let target = r.oneOf(m["applyTo"], "\(p).applyTo", MultiplierTarget.self, default: .points)
+                let cats = strings(r, m["categories"], "\(p).categories")
+                let skus = strings(r, m["skus"], "\(p).skus")
+                let chans = strings(r, m["channels"], "\(p).channels")
+                let from = r.timestamp(m["from"], "\(p).from", required: false)
+                let until = r.timestamp(m["until"], "\(p).until", required: false)
+                if let from, let until, until <= from { r.fail("\(p).until", "must be after from (\(from))") }
+                if cats == nil, skus == nil, chans == nil, from == nil, until == nil {
+                    r.fail(p, "needs at least one condition: categories, skus, channels, from or until")
+                }
+                if let id, let factor, let target {
+                    mults.append(Multiplier(id: id, factorPermille: factor, applyTo: target, categories: cats, skus: skus, channels: chans, from: from, until: until))
+                }
+            }
+            var caps = Caps()
+            if let c = r.object(o["caps"], "earning.caps", allowed: ["pointsPerOrder", "pointsPerDay", "growthPerOrder", "growthPerDay"], required: false) {
+                caps.pointsPerOrder = r.int(c["pointsPerOrder"], "earning.caps.pointsPerOrder", required: false, min: 1)
+                caps.pointsPerDay = r.int(c["pointsPerDay"], "earning.caps.pointsPerDay", required: false, min: 1)
+                caps.growthPerOrder = r.int(c["growthPerOrder"], "earning.caps.growthPerOrder", required: false, min: 1)
+                caps.growthPerDay = r.int(c["growthPerDay"], "earning.caps.growthPerDay", required: false, min: 1)
+            }
+            if let pts, let gro, let rounding, let stacking {
+                earning = EarningRules(points: pts, growth: gro, rounding: rounding, stacking: stacking, multipliers: mults, caps: caps)
+            }
+        }
+
+        // Activities
+        var activities: [ActivityRule] = []
+        var seenAct = Set<String>()
+        for (i, v) in (r.array(top["activities"], "activities", required: false, maxCount: maxActivities) ?? []).enumerated() {
+            let p = "activities[\(i)]"
+            guard let o = r.object(v, p, allowed: ["id", "name", "points", "growth", "limit", "trigger"]) else { continue }
+            let id = r.string(o["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
+            if let id, !seenAct.insert(id).inserted { r.fail("\(p).id", "'\(id)' is used by an earlier activity") }
+            let nm = o["name"] == nil ? nil : localized(r, o["name"], "\(p).name")
+            let pts = r.int(o["points"], "\(p).points", required: false, max: 10_000_000) ?? 0
+            let gro = r.int(o["growth"], "\(p).growth", required: false, max: 10_000_000) ?? 0
+            if pts == 0 && gro == 0 && o["points"] != nil { r.fail(p, "awards nothing: give points or growth above 0") }
+            let limit = r.oneOf(o["limit"], "\(p).limit", ActivityLimit.self, default: .unlimited)
+            let trigger = r.oneOf(o["trigger"], "\(p).trigger", ActivityTrigger.self, default: .event)
+            if trigger == .firstOrder, limit != .once, o["limit"] != nil { r.fail("\(p).limit", "a firstOrder activity is awarded once; use limit once") }
+            if let id, let limit, let trigger {
+                activities.append(ActivityRule(id: id, name: nm, points: pts, growth: gro, limit: trigger == .firstOrder ? .once : limit, trigger: trigger))
+            }
+        }
+
+        // Expiry
+        var expiry = ExpiryPolicy(kind: .none)
+        if let o = r.object(top["expiry"], "expiry", allowed: ["kind", "days", "period", "months"], required: false) {
+            let kind = r.oneOf(o["kind"], "expiry.kind", ExpiryKind.self)
+            switch kind {
+            case .afterDays?: expiry = ExpiryPolicy(kind: .afterDays, days: r.int(o["days"], "expiry.days", min: 1, max: 3660).map(Int.init))
+            case .endOfPeriod?:
+                expiry = ExpiryPolicy(kind: .endOfPeriod, period: r.oneOf(o["period"], "expiry.period", ExpiryPeriod.self),
+                                      months: r.int(o["months"], "expiry.months", required: false, min: 0, max: 120).map(Int.init) ?? 0)
+            case .none?, nil: break
+            }
+        }
+        let pending = r.int(top["pendingDays"], "pendingDays", required: false, max: 365).map(Int.init) ?? 0
+        var refund = RefundPolicy(shortfall: .negativeBalance, undoUpgrade: true)
+        if let o = r.object(top["refund"], "refund", allowed: ["shortfall", "undoUpgrade"], required: false) {
+            refund.shortfall = r.oneOf(o["shortfall"], "refund.shortfall", ShortfallPolicy.self, default: .negativeBalance) ?? .negativeBalance
+            refund.undoUpgrade = r.bool(o["undoUpgrade"], "refund.undoUpgrade", default: true)
+        }
+        guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
+            return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
+        }
+        return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
+                                          tiers: tiers, assessment: assessment, earning: earning, activities: activities,
+                                          expiry: expiry, pendingDays: pending, refund: refund))
+    }
+
+    static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {
+        if case .string(let s)? = v { return LocalizedText(zh: s, en: s) }
+        guard let o = r.object(v, path, allowed: ["zh-CN", "en"]) else { return nil }
+        let zh = r.string(o["zh-CN"], "\(path).zh-CN", maxLength: 100)
+        let en = r.string(o["en"], "\(path).en", maxLength: 100)
+        guard let zh, let en else { return nil }
+        return LocalizedText(zh: zh, en: en)
+    }
+    static func rate(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> EarningRate? {
+        guard let o = r.object(v, path, allowed: ["unitMinor", "perUnit"]) else { return nil }
+        let unit = r.int(o["unitMinor"], "\(path).unitMinor", min: 1, max: 1_000_000)
+        let per = r.permille(o["perUnit"], "\(path).perUnit", min: 0, max: 1_000_000)
+        guard let unit, let per else { return nil }
+        return EarningRate(unitMinor: unit, perUnitPermille: per)
+    }
+    static func strings(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> [String]? {
+        guard let a = r.array(v, path, required: false, maxCount: 1000) else { return nil }
+        if a.isEmpty { r.fail(path, "must not be empty; leave it out to match everything"); return nil }
+        return a.enumerated().compactMap { r.string($1, "\(path)[\($0)]", maxLength: 100) }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import PatronCore
+import PatronStore
+
+/// The demo brand: four tiers on a rolling year, double points in the 11.11 week, points that
+/// lapse at the end of the year after they are earned, and a 7-day return window.
+public enum Demo {
+    public static func programYAML(year: Int) -> String {
+        """
+        key: demo
+        name: {zh-CN: 样例会员计划, en: Demo loyalty program}
+        currency: CNY
+        timeZone: Asia/Shanghai
+        pointValue: 0.01          # one point is worth 0.01 yuan (1 fen), for liability reports
+        tiers:
+          - {id: basic,   name: {zh-CN: 普通会员, en: Basic},   threshold: 0}
+          - {id: silver,  name: {zh-CN: 白银会员, en: Silver},  threshold: 500}
+          - {id: gold,    name: {zh-CN: 黄金会员, en: Gold},    threshold: 2000}
+          - {id: diamond, name: {zh-CN: 钻石会员, en: Diamond}, threshold: 8000}
+        assessment: {kind: rolling, windowDays: 365, downgrade: oneTier, graceDays: 30}
+        earning:
+          points: {unitMinor: 100, perUnit: 1}     # 1 point per yuan paid
+          growth: {unitMinor: 100, perUnit: 1}     # 1 growth per yuan paid
+          rounding: floor
+          multipliers:
+            - {id: double-11, factor: 2, applyTo: points, from: "\(year)-11-05T00:00:00+08:00", until: "\(year)-11-12T00:00:00+08:00"}
+            - {id: app-orders, channels: [app], factor: 1.5, applyTo: points}
+          caps: {pointsPerOrder: 20000, pointsPerDay: 50000}
+        activities:
+          - {id: first_purchase, name: {zh-CN: 首单奖励, en: First purchase}, points: 100, growth: 50, trigger: firstOrder}
+          - {id: profile_completed, name: {zh-CN: 完善资料, en: Profile completed}, points: 50, growth: 20, limit: once}
+          - {id: check_in, name: {zh-CN: 每日签到, en: Daily check-in}, points: 2, growth: 1, limit: daily}
+        expiry: {kind: endOfPeriod, period: year, months: 12}
+        pendingDays: 7
+        refund: {shortfall: negativeBalance, undoUpgrade: true}
+        """
+    }
+
+    /// Where the CDNOW purchase log is looked for, in order.
+    public static func cdnowCandidates(cwd: String) -> [String] {
+        var c: [String] = []
+        if let d = ProcessInfo.processInfo.environment["PATRON_DATASETS"] { c.append("\(d)/cdnow/CDNOW_master.txt") }
+        c += ["\(cwd)/../shared/datasets/cdnow/CDNOW_master.txt", "\(cwd)/shared/datasets/cdnow/CDNOW_master.txt"]
+        return c
+    }
+
+    /// CDNOW's purchases as a store's orders: customer N becomes card CDNOW-N, amounts in dollars
+    /// become yuan, and dates are shifted so the last purchase falls on `today` (local noon).
+    public static func cdnowOrders(text: String, today: CivilDate, clock: ProgramClock) -> [ImportOrder] {
+        var rows: [(line: Int, customer: String, day: CivilDate, cds: Int64, cents: Int64)] = []
+        var lineNo = 0
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            lineNo += 1
+            let f = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard f.count >= 4, let ymd = Int(f[1]), let cds = Int64(f[2]), let dollars = Decimal(string: String(f[3])) else { continue }
+            let day = CivilDate(year: ymd / 10000, month: ymd / 100 % 100, day: ymd % 100)
+            let cents = NSDecimalNumber(decimal: dollars * 100).int64Value
+            rows.append((lineNo, String(f[0]), day, max(1, cds), cents))
+        }
+        guard let last = rows.map(\.day).max() else { return [] }
+        let shift = today.dayNumber - last.dayNumber
+        return rows.map { r in
+            let d = CivilDate(dayNumber: r.day.dayNumber + shift)
+            let at = clock.startOfDay(d).adding(seconds: 12 * 3600 + Int64(r.line % 3600))
+            return ImportOrder(line: r.line, who: .identity(Identity(kind: .card, value: "CDNOW-\(r.customer)")), occurredAt: at,
+                               order: OrderPaid(orderId: "cdnow-\(r.line)", lines: [OrderLine(sku: "cd", category: "music", quantity: r.cds, amountMinor: r.cents)],
+                                                channel: "store", store: "cdnow"))
+        }
+    }
+
+    /// A made-up history for when the dataset is not at hand: `members` members buying at their
+    /// own pace over the last 18 months, from a fixed seed.
+    public static func generatedOrders(members: Int, today: CivilDate, clock: ProgramClock, seed: UInt64 = 42) -> [ImportOrder] {
+        var rng = SplitMix(seed: seed)
+        var out: [ImportOrder] = []
+        let start = today.dayNumber - 540
+        for m in 1...max(1, members) {
+            let rate = Double(rng.next() % 1000) / 1000 * 0.05 + 0.002 // purchases a day
+            var day = start + Int64(rng.next() % 120)
+            while day <= today.dayNumber {
+                let at = clock.startOfDay(CivilDate(dayNumber: day)).adding(seconds: 9 * 3600 + Int64(rng.next() % 43_200))
+                let amount = Int64(1_000 + rng.next() % 60_000)
+                out.append(ImportOrder(line: out.count + 1, who: .identity(Identity(kind: .card, value: "GEN-\(m)")), occurredAt: at,
+                                       order: OrderPaid(orderId: "gen-\(m)-\(day)", lines: [OrderLine(sku: "sku-\(rng.next() % 50)", category: ["apparel", "shoes", "beauty"][Int(rng.next() % 3)], amountMinor: amount)],
+                                                        channel: rng.next() % 3 == 0 ? "app" : "store", store: "s\(rng.next() % 10)")))
+                let gap = -log(max(1e-9, Double(rng.next() % 1_000_000) / 1_000_000)) / rate
+                day += Int64(max(1, gap))
+            }
+        }
+        return out
+    }
+}
+
+/// SplitMix64, for reproducible generated data.
+public struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import PatronCore
+
+/// The OpenAPI 3.1 description of the API, built from the same route table the router uses.
+public enum OpenAPI {
+    struct Operation {
+        var summary: String
+        var request: String? = nil
+        var response: String
+        var success: Int = 200
+        var errors: [Int]
+        var query: [(String, String)] = []
+        var idempotency: Bool = false
+    }
+
+    static let operations: [String: Operation] = [
+        "GET /healthz": Operation(summary: "Liveness", response: "Health", errors: []),
+        "GET /openapi.json": Operation(summary: "This document", response: "Object", errors: []),
+        "GET /v1/program": Operation(summary: "The program in force now, with its versions", response: "ProgramView", errors: [401, 403, 404]),
+        "PUT /v1/program": Operation(summary: "Store a new version of the program (JSON or YAML body); 200 when unchanged",
+                                     request: "ProgramDocument", response: "ProgramVersion", success: 201, errors: [400, 401, 403, 413, 422],
+                                     query: [("effectiveFrom", "ISO 8601 instant the version takes effect (default: now)")]),
+        "POST /v1/program/validate": Operation(summary: "Validate a program document without storing it", request: "ProgramDocument", response: "ValidationReport", errors: [400, 401, 403, 413]),
+        "POST /v1/members": Operation(summary: "Register a member", request: "RegisterMember", response: "Member", success: 201, errors: [400, 401, 403, 409, 413, 422], idempotency: true),
+        "GET /v1/members": Operation(summary: "List members in id order", response: "MemberPage", errors: [401, 403, 422],
+                                     query: [("cursor", "from the previous page's nextCursor"), ("limit", "1 to 200, default 50"), ("tier", "only this tier"), ("name", "names starting with this")]),
+        "GET /v1/members/lookup": Operation(summary: "Find a member by an identity", response: "Member", errors: [401, 403, 404, 422],
+                                            query: [("kind", "phone, email, card, app, wechat or store_customer"), ("value", "the identity")]),
+        "GET /v1/members/{memberId}": Operation(summary: "A member with standing: tier, progress, points, expiries", response: "Member", errors: [401, 403, 404]),
+        "PATCH /v1/members/{memberId}": Operation(summary: "Change profile fields or add identities", request: "UpdateMember", response: "Member", errors: [400, 401, 403, 404, 409, 413, 422], idempotency: true),
+        "POST /v1/members/{memberId}/events": Operation(summary: "Record an event (order.paid, order.refunded, points.adjusted, activity, points.redeemed)",
+                                                        request: "EventRequest", response: "RecordedEvent", success: 201, errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/members/{memberId}/events": Operation(summary: "The member's events, newest first", response: "EventPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
+        "GET /v1/members/{memberId}/ledger": Operation(summary: "Points ledger entries, newest first", response: "LedgerPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
+        "GET /v1/members/{memberId}/expiries": Operation(summary: "Points that lapse, by date", response: "Expiries", errors: [401, 403, 404]),
+        "GET /v1/members/{memberId}/growth": Operation(summary: "Growth entries, newest first", response: "GrowthPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
+        "GET /v1/members/{memberId}/tier-history": Operation(summary: "Every tier change with its cause", response: "TierHistory", errors: [401, 403, 404]),
+    ]
+
+    static let errorText: [Int: String] = [
+        400: "The request cannot be read (malformed JSON, missing header)", 401: "No valid API key", 403: "The key lacks the scope",
+        404: "No such member, identity or program", 409: "Conflicts with the current state (taken identity, not enough points, limits)",
+        413: "Body larger than 256 KiB", 422: "Valid JSON with invalid content; `errors` names each field", 503: "Too many concurrent writes to one member; retry",
+    ]
+
+    public static let document: String = {
+        var paths: [String: JSONValue] = [:]
+        for r in API.routes {
+            let key = "\(r.method.rawValue) \(r.path)"
+            guard let op = operations[key] else { preconditionFailure("route \(key) is not documented") }
+            var params: [JSONValue] = []
+            if r.path.contains("{memberId}") {
+                params.append(.object(["name": "memberId", "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": "^[0-9]+$"])]))
+            }
+            for (n, d) in op.query { params.append(.object(["name": .string(n), "in": "query", "required": .bool(false), "description": .string(d), "schema": .object(["type": "string"])])) }
+            if op.idempotency {
+                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events")),
+                                       "description": "The same key with the same body returns the first answer; with another body, 422.", "schema": .object(["type": "string", "maxLength": 200])]))
+            }
+            var responses: [String: JSONValue] = [
+                String(op.success): .object(["description": "OK", "content": .object(["application/json": .object(["schema": ref(op.response)])])]),
+            ]
+            if op.success == 201 && key.hasPrefix("PUT") { responses["200"] = .object(["description": "Unchanged", "content": .object(["application/json": .object(["schema": ref(op.response)])])]) }
+            for e in op.errors {
+                responses[String(e)] = .object(["description": .string(errorText[e] ?? "Error"), "content": .object(["application/problem+json": .object(["schema": ref("Problem")])])])
+            }
+            var operation: [String: JSONValue] = ["summary": .string(op.summary), "responses": .object(responses), "operationId": .string(opId(key))]
+            if !params.isEmpty { operation["parameters"] = .array(params) }
+            if let rq = op.request {
+                var content: [String: JSONValue] = ["application/json": .object(["schema": ref(rq)])]
+                if rq == "ProgramDocument" { content["application/yaml"] = .object(["schema": ref(rq)]) }
+                operation["requestBody"] = .object(["required": .bool(true), "content": .object(content)])
+            }
+            if r.scope != nil { operation["security"] = .array([.object(["bearer": .array([.string(r.scope!.rawValue)])])]) }
+            var item: [String: JSONValue] = { if case .object(let o)? = paths[r.path] { return o }; return [:] }()
+            item[r.method.rawValue.lowercased()] = .object(operation)
+            paths[r.path] = .object(item)
+        }
+        let components = try! JSONDecoder().decode(JSONValue.self, from: Data(schemas.utf8))
+        let doc: JSONValue = .object([
+            "openapi": "3.1.0",
+            "info": .object(["title": "Patron API", "version": "1", "description": "Membership and loyalty operations: programs, members, events, the points ledger, growth and tiers. 会员运营系统 API。"]),
+            "paths": .object(paths),
+            "components": .object(["schemas": components, "securitySchemes": .object(["bearer": .object(["type": "http", "scheme": "bearer", "description": "ptk_… keys from `patron keys create`"])])]),
+        ])
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try! e.encode(doc), as: UTF8.self)
+    }()
+
+    static func ref(_ name: String) -> JSONValue { .object(["$ref": .string("#/components/schemas/\(name)")]) }
+    static func opId(_ key: String) -> String {
+        key.split(whereSeparator: { "/ {}.-".contains($0) }).map { $0.lowercased().capitalized }.joined()
+    }
+
+    static let schemas = #"""
+    {
+      "Object": {"type": "object"},
+      "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+      "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+        "retryAfter": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}}},
+      "LocalizedText": {"type": "object", "properties": {"zh-CN": {"type": "string"}, "en": {"type": "string"}}},
+      "ProgramDocument": {"type": "object", "description": "A program: key, name, currency, timeZone, tiers, assessment, earning, activities, expiry, pendingDays, refund. See docs/program.md.",
+        "required": ["key", "name", "currency", "timeZone", "tiers", "assessment", "earning"]},
+      "ProgramVersion": {"type": "object", "properties": {"program": {"type": "string"}, "version": {"type": "integer"}, "effectiveFrom": {"type": "string", "format": "date-time"},
+        "createdAt": {"type": "string", "format": "date-time"}, "definition": {"$ref": "#/components/schemas/ProgramDocument"}}},
+      "ProgramView": {"type": "object", "properties": {"program": {"type": "string"}, "current": {"$ref": "#/components/schemas/ProgramVersion"},
+        "versions": {"type": "array", "items": {"type": "object"}}}},
+      "ValidationReport": {"type": "object", "properties": {"valid": {"type": "boolean"}, "errors": {"type": "array"}, "program": {"type": "object"}}},
+      "Identity": {"type": "object", "required": ["kind", "value"], "properties": {
+        "kind": {"type": "string", "enum": ["phone", "email", "card", "app", "wechat", "store_customer"]}, "value": {"type": "string", "maxLength": 128}}},
+      "Profile": {"type": "object", "properties": {"name": {"type": "string"}, "gender": {"type": "string", "enum": ["female", "male", "other", "unknown"]},
+        "birthday": {"type": "string", "format": "date"}, "city": {"type": "string"}, "registeredChannel": {"type": "string"}, "registeredStore": {"type": "string"},
+        "marketingConsent": {"type": "boolean"}}},
+      "RegisterMember": {"type": "object", "required": ["identities"], "properties": {
+        "identities": {"type": "array", "minItems": 1, "maxItems": 20, "items": {"$ref": "#/components/schemas/Identity"}},
+        "profile": {"$ref": "#/components/schemas/Profile"}, "registeredAt": {"type": "string", "format": "date-time"}}},
+      "UpdateMember": {"type": "object", "properties": {"profile": {"$ref": "#/components/schemas/Profile"},
+        "addIdentities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}}}},
+      "Standing": {"type": "object", "properties": {"asOf": {"type": "string"}, "balance": {"type": "integer"}, "available": {"type": "integer"}, "pending": {"type": "integer"},
+        "debt": {"type": "integer"}, "recordedDebt": {"type": "integer"}, "tier": {"type": "object"}, "tierSince": {"type": "string"}, "nextTier": {"type": "object"},
+        "qualifyingGrowth": {"type": "integer"}, "lifetimeGrowth": {"type": "integer"}, "keepingGrowth": {"type": "integer"}, "missingToKeep": {"type": "integer"},
+        "missingToNext": {"type": "integer"}, "nextAssessmentAt": {"type": "string"}, "inGrace": {"type": "boolean"}, "orderCount": {"type": "integer"},
+        "spentMinor": {"type": "integer"}, "upcomingExpiries": {"type": "array"}}},
+      "Member": {"type": "object", "required": ["id", "program", "identities", "profile", "standing"], "properties": {
+        "id": {"type": "string"}, "program": {"type": "string"}, "registeredAt": {"type": "string", "format": "date-time"},
+        "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}}, "profile": {"$ref": "#/components/schemas/Profile"},
+        "standing": {"$ref": "#/components/schemas/Standing"}}},
+      "MemberPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},
+      "OrderLine": {"type": "object", "required": ["sku", "quantity", "amountMinor", "discountMinor"], "properties": {
+        "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
+        "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0}}},
+      "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
+        "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed"]},
+        "occurredAt": {"type": "string", "format": "date-time"},
+        "data": {"oneOf": [
+          {"title": "order.paid", "type": "object", "required": ["orderId", "lines", "discountMinor"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
+            "lines": {"type": "array", "items": {"$ref": "#/components/schemas/OrderLine"}}, "discountMinor": {"type": "integer"}, "channel": {"type": "string"}, "store": {"type": "string"}}},
+          {"title": "order.refunded", "type": "object", "required": ["orderId"], "properties": {"orderId": {"type": "string"},
+            "lines": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer", "minimum": 1}, "quantity": {"type": "integer"}}}}}},
+          {"title": "points.adjusted", "type": "object", "required": ["points", "reason", "staff"], "properties": {"points": {"type": "integer"}, "reason": {"type": "string"}, "staff": {"type": "string"}}},
+          {"title": "activity", "type": "object", "required": ["activity"], "properties": {"activity": {"type": "string"}}},
+          {"title": "points.redeemed", "type": "object", "required": ["points", "purpose"], "properties": {"points": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}, "reference": {"type": "string"}}}
+        ]}}},
+      "RecordedEvent": {"type": "object", "properties": {"memberId": {"type": "string"}, "eventId": {"type": "string"}, "kind": {"type": "string"},
+        "occurredAt": {"type": "string"}, "outcome": {"type": "object"}, "standing": {"$ref": "#/components/schemas/Standing"}}},
+      "EventPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},
+      "LedgerPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+        "no": {"type": "integer"}, "eventId": {"type": "string"}, "at": {"type": "string"}, "account": {"type": "string", "enum": ["points", "debt"]},
+        "points": {"type": "integer"}, "reason": {"type": "string"}, "lotNo": {"type": "integer"}, "orderId": {"type": "string"}, "note": {"type": "string"}}}},
+        "nextCursor": {"type": "string"}}},
+      "Expiries": {"type": "object", "properties": {"asOf": {"type": "string"}, "expiries": {"type": "array", "items": {"type": "object", "properties": {
+        "at": {"type": "string"}, "lastDay": {"type": "string", "format": "date"}, "points": {"type": "integer"}}}}}},
+      "GrowthPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},
+      "TierHistory": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+        "no": {"type": "integer"}, "at": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
+        "cause": {"type": "string", "enum": ["upgrade", "assessment", "refund", "programChange"]}, "eventId": {"type": "string"}, "qualifyingGrowth": {"type": "integer"}}}}}}
+    }
+    """#
+}

@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PatronCore
+import PatronStore
+
+/// An RFC 9457 problem: what went wrong, for a client to show or act on. Logs keep the detail;
+/// no SQL, file names or stack traces reach a client.
+public struct Problem: Error, HTTPResponseError, Codable, Sendable {
+    public struct FieldProblem: Codable, Sendable, Equatable {
+        public var field: String
+        public var reason: String
+    }
+    public var type: String
+    public var title: String
+    public var statusCode: Int
+    public var detail: String
+    public var errors: [FieldProblem]?
+    /// Seconds after which a retry may succeed (503).
+    public var retryAfter: Int?
+
+    public init(_ status: HTTPResponse.Status, type: String, title: String, detail: String, errors: [FieldError]? = nil, retryAfter: Int? = nil) {
+        self.type = "https://patron.dev/problems/\(type)"
+        self.title = title
+        self.statusCode = status.code
+        self.detail = detail
+        self.errors = errors?.map { FieldProblem(field: $0.path, reason: $0.reason) }
+        self.retryAfter = retryAfter
+    }
+
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: statusCode) }
+    enum CodingKeys: String, CodingKey { case type, title, statusCode = "status", detail, errors, retryAfter }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(self))))
+    }
+
+    static func invalid(_ errors: [FieldError], detail: String? = nil) -> Problem {
+        Problem(.unprocessableContent, type: "validation", title: "The request is not valid",
+                detail: detail ?? errors.map(\.description).joined(separator: "; "), errors: errors)
+    }
+    static func badRequest(_ field: String, _ reason: String) -> Problem {
+        Problem(.badRequest, type: "bad-request", title: "The request cannot be read", detail: "\(field): \(reason)", errors: [FieldError(path: field, reason: reason)])
+    }
+
+    /// The one place where errors become HTTP statuses.
+    static func from(_ error: any Error) -> Problem? {
+        switch error {
+        case let p as Problem: return p
+        case let s as StoreError:
+            switch s {
+            case .programNotFound: return Problem(.notFound, type: "program-not-found", title: "No such program", detail: s.description)
+            case .memberNotFound: return Problem(.notFound, type: "member-not-found", title: "No such member", detail: s.description)
+            case .identityNotFound: return Problem(.notFound, type: "identity-not-found", title: "No member has this identity", detail: s.description)
+            case .identityTaken(let i):
+                return Problem(.conflict, type: "identity-taken", title: "The identity belongs to another member", detail: s.description,
+                               errors: [FieldError(path: "identities", reason: "\(i.kind.rawValue) '\(i.value)' is taken")])
+            case .orderTaken: return Problem(.conflict, type: "order-taken", title: "The order belongs to another member", detail: s.description,
+                                             errors: [FieldError(path: "data.orderId", reason: "already recorded for another member")])
+            case .idempotencyMismatch: return Problem(.unprocessableContent, type: "idempotency-key-reused", title: "The Idempotency-Key was used for another request", detail: s.description,
+                                                      errors: [FieldError(path: "Idempotency-Key", reason: "was used before with a different request body")])
+            case .invalid(let errs): return invalid(errs)
+            case .busy: return Problem(.serviceUnavailable, type: "busy", title: "Too many concurrent writes", detail: s.description, retryAfter: 1)
+            case .rule(let e): return rule(e)
+            }
+        default: return nil
+        }
+    }
+
+    static func rule(_ e: EngineError) -> Problem {
+        switch e {
+        case .insufficientPoints(let available, let requested):
+            return Problem(.conflict, type: "insufficient-points", title: "Not enough points",
+                           detail: "\(requested) points were asked for; \(available) are available", errors: [FieldError(path: "data.points", reason: "exceeds the available \(available)")])
+        case .unknownActivity(let a):
+            return invalid([FieldError(path: "data.activity", reason: "'\(a)' is not an activity of this program")])
+        case .activityLimitReached(let a, let limit):
+            return Problem(.conflict, type: "activity-limit-reached", title: "The activity was already rewarded",
+                           detail: "'\(a)' is rewarded \(limit == .once ? "once per member" : "once a day")", errors: [FieldError(path: "data.activity", reason: "limit \(limit.rawValue) reached")])
+        case .duplicateOrder(let o):
+            return Problem(.conflict, type: "duplicate-order", title: "The order is already recorded", detail: "order '\(o)' was recorded before under another Idempotency-Key",
+                           errors: [FieldError(path: "data.orderId", reason: "already recorded")])
+        case .refundExceedsOrder(let line, let remaining, let requested):
+            return Problem(.conflict, type: "refund-exceeds-order", title: "The refund is larger than what is left of the order",
+                           detail: "line \(line): \(requested) units asked, \(remaining) left", errors: [FieldError(path: "data.lines", reason: "line \(line) has \(remaining) units left to refund")])
+        case .unknownOrderLine(let line, let lines):
+            return invalid([FieldError(path: "data.lines", reason: "line \(line) does not exist; the order has \(lines) lines")])
+        case .currencyMismatch(let expected, let got):
+            return invalid([FieldError(path: "data.currency", reason: "is \(got); this program counts \(expected)")])
+        case .orderFullyRefunded(let o):
+            return Problem(.conflict, type: "order-fully-refunded", title: "The order is already fully refunded", detail: "order '\(o)' has nothing left to refund")
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let retryAfter = HTTPField.Name("Retry-After")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+}
+
+/// Turns every thrown error into a problem response; unknown errors become a 500 whose detail
+/// stays in the log.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            if let p = Problem.from(error) { return try p.response(from: request, context: context) }
+            if let h = error as? HTTPError {
+                let p: Problem
+                switch h.status {
+                case .contentTooLarge: p = Problem(.contentTooLarge, type: "body-too-large", title: "The request body is too large", detail: "at most \(APIConfig.maxBodyBytes) bytes are accepted")
+                case .notFound: p = Problem(.notFound, type: "not-found", title: "No such route", detail: "\(request.method) \(request.uri.path) is not a route of this API; see /openapi.json")
+                default: p = Problem(h.status, type: "http", title: h.status.reasonPhrase, detail: h.body ?? h.status.reasonPhrase)
+                }
+                return try p.response(from: request, context: context)
+            }
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            return try Problem(.internalServerError, type: "internal", title: "Internal error", detail: "the server could not complete the request; it has been logged")
+                .response(from: request, context: context)
+        }
+    }
+}

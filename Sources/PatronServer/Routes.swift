@@ -1,0 +1,160 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PatronCore
+import PatronStore
+
+struct ProgramView: Codable, Sendable {
+    var program: String
+    var current: ProgramVersionInfo
+    var versions: [VersionSummary]
+    struct VersionSummary: Codable, Sendable { var version: Int; var effectiveFrom: Timestamp; var createdAt: Timestamp }
+}
+
+struct ValidationReport: Codable, Sendable {
+    var valid: Bool
+    var errors: [Problem.FieldProblem]
+    var program: ProgramDefinition?
+}
+
+/// `POST /v1/members/{id}/events`: `{"type": "order.paid", "occurredAt": "…", "data": {…}}`.
+struct EventRequest: Decodable {
+    var type: String
+    var occurredAt: Timestamp
+    var data: JSONValue
+}
+
+extension API {
+    // MARK: program
+
+    func getProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let versions = try await store.programVersions(key.program)
+        guard let current = versions.last(where: { $0.effectiveFrom <= now() }) ?? versions.first else { throw StoreError.programNotFound(key.program) }
+        return json(ProgramView(program: key.program, current: current, versions: versions.map { .init(version: $0.version, effectiveFrom: $0.effectiveFrom, createdAt: $0.createdAt) }))
+    }
+
+    func parseProgramBody(_ req: Request, _ ctx: PatronContext) async throws -> Result<ProgramDefinition, ValidationFailure> {
+        let doc = try document(req, try await body(req, ctx), yaml: true)
+        return ProgramParser.parse(doc)
+    }
+
+    func putProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        var from: Timestamp? = nil
+        if let f = req.uri.queryParameters.get("effectiveFrom") {
+            guard let t = Timestamp(iso8601: f) else { throw Problem.invalid([FieldError(path: "effectiveFrom", reason: "must be an ISO 8601 date-time")]) }
+            from = t
+        }
+        switch try await parseProgramBody(req, ctx) {
+        case .failure(let f): throw Problem.invalid(f.errors, detail: "the program is not valid; nothing was changed")
+        case .success(let def):
+            guard def.key == key.program else {
+                throw Problem.invalid([FieldError(path: "key", reason: "is '\(def.key)', but this API key belongs to program '\(key.program)'")])
+            }
+            let r = try await store.applyProgram(def, effectiveFrom: from, now: now())
+            return json(r.info, status: r.changed ? .created : .ok)
+        }
+    }
+
+    func validateProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        switch try await parseProgramBody(req, ctx) {
+        case .failure(let f): return json(ValidationReport(valid: false, errors: f.errors.map { .init(field: $0.path, reason: $0.reason) }, program: nil))
+        case .success(let def): return json(ValidationReport(valid: true, errors: [], program: def))
+        }
+    }
+
+    // MARK: members
+
+    func registerMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let data = try await body(req, ctx)
+        let doc = try document(req, data)
+        let r = try decode(RegisterMember.self, from: data)
+        let res = try await store.registerMember(program: key.program, r, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now())
+        return json(res.record, status: .created, replayed: res.replayed)
+    }
+
+    func listMembers(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (cursor, limit) = try pageArgs(req)
+        let q = req.uri.queryParameters
+        return json(try await store.listMembers(program: key.program, cursor: cursor, limit: limit, tier: q.get("tier"), namePrefix: q.get("name")))
+    }
+
+    func lookupMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let k = q.get("kind"), let kind = IdentityKind(rawValue: k) else {
+            throw Problem.invalid([FieldError(path: "kind", reason: "must be one of: \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))")])
+        }
+        guard let value = q.get("value"), !value.isEmpty else { throw Problem.invalid([FieldError(path: "value", reason: "is required")]) }
+        let id = try await store.memberId(program: key.program, identity: Identity(kind: kind, value: value))
+        return json(try await store.member(program: key.program, id: id, now: now()))
+    }
+
+    func getMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(try await store.member(program: key.program, id: try memberId(ctx), now: now()))
+    }
+
+    func updateMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let id = try memberId(ctx)
+        let data = try await body(req, ctx)
+        let doc = try document(req, data)
+        let u = try decode(UpdateMember.self, from: data)
+        return json(try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now()))
+    }
+
+    // MARK: events
+
+    func postEvent(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let id = try memberId(ctx)
+        let idem = try idempotencyKey(req, required: true)
+        let data = try await body(req, ctx)
+        let doc = try document(req, data)
+        let env = try decode(EventRequest.self, from: data)
+        guard let kind = EventKind(rawValue: env.type) else {
+            throw Problem.invalid([FieldError(path: "type", reason: "must be one of: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")])
+        }
+        let payload = try JSONEncoder().encode(env.data)
+        let body: EventBody
+        switch kind {
+        case .orderPaid: body = .orderPaid(try decode(OrderPaid.self, from: payload, prefix: "data"))
+        case .orderRefunded: body = .orderRefunded(try decode(OrderRefunded.self, from: payload, prefix: "data"))
+        case .pointsAdjusted: body = .pointsAdjusted(try decode(PointsAdjusted.self, from: payload, prefix: "data"))
+        case .activity: body = .activity(try decode(ActivityDone.self, from: payload, prefix: "data"))
+        case .pointsRedeemed: body = .pointsRedeemed(try decode(PointsRedeemed.self, from: payload, prefix: "data"))
+        }
+        do {
+            let r = try await store.record(program: key.program, member: id, occurredAt: env.occurredAt, body: body, idempotencyKey: idem,
+                                           requestHash: requestHash(req, doc), now: now())
+            return json(r.event, status: .created, replayed: r.replayed)
+        } catch StoreError.invalid(let errs) {
+            // Field paths of the event body live under "data".
+            throw Problem.invalid(errs.map { $0.path == "occurredAt" ? $0 : FieldError(path: "data.\($0.path)", reason: $0.reason) })
+        }
+    }
+
+    func listEvents(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (cursor, limit) = try pageArgs(req)
+        return json(try await store.eventLog(program: key.program, member: try memberId(ctx), cursor: cursor, limit: limit))
+    }
+
+    // MARK: ledger, growth, tiers
+
+    func ledger(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (cursor, limit) = try pageArgs(req)
+        return json(try await store.ledger(program: key.program, member: try memberId(ctx), cursor: cursor, limit: limit))
+    }
+
+    func expiries(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let m = try await store.member(program: key.program, id: try memberId(ctx), now: now())
+        return json(["asOf": .string(m.standing.asOf.iso8601), "expiries": JSONValue.array(m.standing.upcomingExpiries.map {
+            .object(["at": .string($0.at.iso8601), "lastDay": .string($0.lastDay.description), "points": .int($0.points)])
+        })] as [String: JSONValue])
+    }
+
+    func growth(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (cursor, limit) = try pageArgs(req)
+        return json(try await store.growthEntries(program: key.program, member: try memberId(ctx), cursor: cursor, limit: limit))
+    }
+
+    func tierHistory(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(["items": try await store.tierHistory(program: key.program, member: try memberId(ctx))])
+    }
+}

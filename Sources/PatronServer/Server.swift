@@ -1,0 +1,48 @@
+import Foundation
+import Hummingbird
+import Logging
+import PatronCore
+import PatronStore
+import ServiceLifecycle
+
+/// Runs the scheduled work (expiry, pending points, tier assessment) every `interval` while the
+/// server runs; stops with the server.
+public struct JobService: Service {
+    let store: Store
+    let now: @Sendable () -> Timestamp
+    let interval: Duration
+    let logger: Logger
+
+    public init(store: Store, now: @escaping @Sendable () -> Timestamp, interval: Duration = .seconds(30), logger: Logger) {
+        self.store = store; self.now = now; self.interval = interval; self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let t = now()
+                    let r = try await store.runJobs(asOf: t, now: t)
+                    if r.members > 0 { logger.info("jobs ran", metadata: ["members": "\(r.members)", "expiredPoints": "\(r.expiredPoints)", "tierChanges": "\(r.tierChanges)"]) }
+                } catch {
+                    logger.error("jobs failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+public enum PatronApp {
+    /// The one wiring point: the API on a store, with the job runner beside it.
+    public static func build(store: Store, host: String, port: Int, now: @escaping @Sendable () -> Timestamp = PatronApp.systemNow,
+                             jobsInterval: Duration? = .seconds(30), logger: Logger) -> some ApplicationProtocol {
+        let api = API(store: store, now: now)
+        var services: [any Service] = []
+        if let jobsInterval { services.append(JobService(store: store, now: now, interval: jobsInterval, logger: logger)) }
+        return Application(router: api.router(), configuration: .init(address: .hostname(host, port: port), serverName: "patron"),
+                           services: services, logger: logger)
+    }
+
+    @Sendable public static func systemNow() -> Timestamp { Timestamp(seconds: Int64(Date().timeIntervalSince1970)) }
+}

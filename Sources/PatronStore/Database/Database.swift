@@ -1,0 +1,121 @@
+import Foundation
+import PatronCore
+
+/// A value bound to or read from SQL. The schema uses only integers and text (JSON is text), so
+/// the same statements run on SQLite and PostgreSQL.
+public enum SQLValue: Sendable, Equatable, CustomStringConvertible {
+    case null
+    case int(Int64)
+    case text(String)
+
+    public var description: String {
+        switch self { case .null: "NULL"; case .int(let i): String(i); case .text(let s): "'\(s)'" }
+    }
+}
+
+extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, ExpressibleByNilLiteral {
+    public init(integerLiteral v: Int64) { self = .int(v) }
+    public init(stringLiteral v: String) { self = .text(v) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(_ v: Int64?) { self = v.map { .int($0) } ?? .null }
+    public init(_ v: Int?) { self = v.map { .int(Int64($0)) } ?? .null }
+    public init(_ v: String?) { self = v.map { .text($0) } ?? .null }
+    public init(_ v: Timestamp?) { self = v.map { .int($0.seconds) } ?? .null }
+}
+
+/// One result row, read by column position or name.
+public struct SQLRow: Sendable {
+    public let columns: [String]
+    public let values: [SQLValue]
+    public init(columns: [String], values: [SQLValue]) { self.columns = columns; self.values = values }
+
+    public subscript(_ name: String) -> SQLValue {
+        guard let i = columns.firstIndex(of: name) else { return .null }
+        return values[i]
+    }
+    public func int(_ name: String) throws -> Int64 {
+        switch self[name] {
+        case .int(let i): return i
+        case .text(let s): if let i = Int64(s) { return i }; fallthrough
+        default: throw DatabaseError.decoding("column \(name): expected an integer, got \(self[name])")
+        }
+    }
+    public func intOrNil(_ name: String) throws -> Int64? { self[name] == .null ? nil : try int(name) }
+    public func string(_ name: String) throws -> String {
+        switch self[name] {
+        case .text(let s): return s
+        case .int(let i): return String(i)
+        case .null: throw DatabaseError.decoding("column \(name): expected text, got NULL")
+        }
+    }
+    public func stringOrNil(_ name: String) throws -> String? { self[name] == .null ? nil : try string(name) }
+}
+
+public enum SQLDialect: String, Sendable { case sqlite, postgres }
+
+/// What a guarded statement turns into when it does not touch the expected number of rows.
+public enum GuardFailure: Error, Sendable, Equatable {
+    /// Someone else changed the row since it was read: read again and retry.
+    case conflict(String)
+    /// A unique fact is already taken (an identity, an order id, an idempotency key).
+    case taken(String)
+    /// The row to change does not exist.
+    case missing(String)
+}
+
+/// One statement of a write plan, with `?` placeholders.
+public struct Statement: Sendable {
+    public var sql: String
+    public var binds: [SQLValue]
+    /// When set, the statement must change exactly this many rows, or the whole plan rolls back
+    /// with `failure`.
+    public var expectRows: Int?
+    public var failure: GuardFailure?
+    public init(_ sql: String, _ binds: [SQLValue] = [], expectRows: Int? = nil, else failure: GuardFailure? = nil) {
+        self.sql = sql; self.binds = binds; self.expectRows = expectRows; self.failure = failure
+    }
+}
+
+/// Writes that take effect together or not at all. The store builds plans from the engine's
+/// effects; a backend runs each plan in one transaction (SQLite may group several plans in one
+/// commit, each in its own savepoint, so one failing plan does not undo the others).
+public struct WritePlan: Sendable {
+    public var statements: [Statement] = []
+    public init() {}
+    public mutating func add(_ sql: String, _ binds: [SQLValue] = [], expectRows: Int? = nil, else failure: GuardFailure? = nil) {
+        statements.append(Statement(sql, binds, expectRows: expectRows, else: failure))
+    }
+    public mutating func append(contentsOf other: WritePlan) { statements.append(contentsOf: other.statements) }
+    public var isEmpty: Bool { statements.isEmpty }
+}
+
+public enum DatabaseError: Error, Sendable, CustomStringConvertible {
+    case connection(String)
+    case statement(sql: String, message: String)
+    case decoding(String)
+    case migration(String)
+    public var description: String {
+        switch self {
+        case .connection(let m): "database connection: \(m)"
+        case .statement(let sql, let m): "database statement failed: \(m) [\(sql.prefix(200))]"
+        case .decoding(let m): "database row: \(m)"
+        case .migration(let m): "migration: \(m)"
+        }
+    }
+}
+
+/// The one storage interface. Implemented by `SQLiteDatabase` and `PostgresDatabase`.
+public protocol Database: Sendable {
+    var dialect: SQLDialect { get }
+    /// Runs a read statement (`?` placeholders) and returns all rows.
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+    /// Runs the plan in one transaction. Throws `GuardFailure` (plan rolled back) when a guarded
+    /// statement changes an unexpected number of rows.
+    func write(_ plan: WritePlan) async throws
+    /// Runs many plans as fast as the backend can, each atomically; for bulk import. Returns,
+    /// per plan, nil or the guard failure that rolled that plan back.
+    func writeBatch(_ plans: [WritePlan]) async throws -> [GuardFailure?]
+    /// Runs DDL statements (schema migrations) in one transaction.
+    func executeScript(_ statements: [String]) async throws
+    func close() async throws
+}

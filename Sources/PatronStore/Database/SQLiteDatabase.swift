@@ -1,0 +1,587 @@
+import CSQLite
+import Foundation
+
+/// `SQLITE_TRANSIENT`: SQLite copies the bound bytes before `sqlite3_bind_*` returns.
+private var SQLITE_TRANSIENT: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+// Extended result codes are function-like macros in sqlite3.h, which Swift does not import.
+private let SQLITE_CONSTRAINT_PRIMARYKEY_CODE: Int32 = SQLITE_CONSTRAINT | (6 << 8)
+private let SQLITE_CONSTRAINT_UNIQUE_CODE: Int32 = SQLITE_CONSTRAINT | (8 << 8)
+
+/// SQLite over its C API.
+///
+/// - One writer connection, owned by a dedicated thread that takes jobs from a queue. Writes are
+///   group-committed: the writer drains what is queued (up to 512 plans), runs them in one
+///   `BEGIN IMMEDIATE ... COMMIT`, each plan in its own savepoint (a failing plan is rolled back
+///   alone), so one fsync covers many concurrent requests. Callers resume after the `COMMIT`.
+/// - Reads run synchronously on the caller's thread, on a pool of two read-only connections (WAL
+///   lets them read while the writer writes). They see every write whose `write` has returned.
+///   For `:memory:` (or `""`), reads go through the writer connection, as a second connection
+///   cannot see a private in-memory database.
+/// - Call `close()` when done; `deinit` stops the writer thread and closes connections too.
+///
+/// Guarded statements: `expectRows` is compared with `sqlite3_changes()` for statements that
+/// write, and with the number of rows returned for read-only statements (a guarded `SELECT`).
+/// A unique or primary key violation raised by a guarded statement counts as a guard failure
+/// (its `failure` is thrown), the same as on PostgreSQL.
+public final class SQLiteDatabase: Database {
+    public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
+
+    public let dialect: SQLDialect = .sqlite
+    public let path: String
+    private let writer: SQLiteWriter
+    private let readers: SQLiteReaderPool?
+
+    /// The number of read-only connections used for a file database.
+    static let readerCount = 2
+
+    public init(path: String, synchronous: Synchronous = .normal) throws {
+        self.path = path
+        let inMemory = path.isEmpty || path == ":memory:"
+        let connection = try SQLiteConnection(
+            path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX)
+        do {
+            try connection.exec("PRAGMA journal_mode=WAL")
+            try connection.exec("PRAGMA synchronous=\(synchronous.rawValue)")
+            try connection.exec("PRAGMA foreign_keys=OFF")
+        } catch {
+            connection.close()
+            throw error
+        }
+        var readers: SQLiteReaderPool?
+        if !inMemory {
+            var opened: [SQLiteConnection] = []
+            do {
+                for _ in 0..<Self.readerCount {
+                    opened.append(try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX))
+                }
+            } catch {
+                opened.forEach { $0.close() }
+                connection.close()
+                throw error
+            }
+            readers = SQLiteReaderPool(opened)
+        }
+        self.readers = readers
+        self.writer = SQLiteWriter(connection: connection, name: "patron-sqlite-writer")
+    }
+
+    deinit {
+        // Safety net for a database that was not closed: the writer thread finishes the queued
+        // jobs, then closes its connection; the readers close now (no read can be running, as a
+        // read holds a reference to self).
+        writer.stop(waiter: nil)
+        readers?.close()
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        if let readers {
+            return try readers.withConnection { try $0.query(sql, binds) }
+        }
+        return try await withCheckedThrowingContinuation { c in writer.enqueue(.read(sql, binds, c)) }
+    }
+
+    public func write(_ plan: WritePlan) async throws {
+        if plan.isEmpty { return }
+        try await withCheckedThrowingContinuation { c in writer.enqueue(.write(plan, c)) }
+    }
+
+    public func writeBatch(_ plans: [WritePlan]) async throws -> [GuardFailure?] {
+        if plans.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { c in writer.enqueue(.batch(plans, c)) }
+    }
+
+    public func executeScript(_ statements: [String]) async throws {
+        try await withCheckedThrowingContinuation { c in writer.enqueue(.script(statements, c)) }
+    }
+
+    /// Runs the queued jobs, stops the writer thread, finalizes statements and closes every
+    /// connection. Calling it again does nothing.
+    public func close() async throws {
+        await withCheckedContinuation { c in writer.stop(waiter: c) }
+        readers?.close()
+    }
+
+    /// Transactions committed by the writer and plans they carried (for tests and metrics).
+    var writerStats: (transactions: Int, plans: Int) { writer.stats }
+}
+
+// MARK: - Connection
+
+/// One SQLite connection with its prepared statement cache. Not thread-safe: its owner
+/// serializes access (the writer thread, or the reader pool's lock).
+final class SQLiteConnection {
+    private var db: OpaquePointer?
+    private var cache: [String: OpaquePointer] = [:]
+    private static let cacheLimit = 256
+
+    init(path: String, flags: Int32) throws {
+        var handle: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            if let handle { sqlite3_close_v2(handle) }
+            throw DatabaseError.connection("cannot open SQLite database at '\(path)': \(message)")
+        }
+        db = handle
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    deinit { close() }
+
+    /// Runs SQL text that may hold several statements, without binds or results.
+    func exec(_ sql: String) throws {
+        guard let db else { throw DatabaseError.connection("the SQLite connection is closed") }
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(errmsg)
+            throw SQLiteError(code: rc, message: message, sql: sql)
+        }
+    }
+
+    var inTransaction: Bool { db.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let stmt = cache[sql] { return stmt }
+        guard let db else { throw DatabaseError.connection("the SQLite connection is closed") }
+        if cache.count >= Self.cacheLimit { finalizeAll() }
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rc = sql.withCString { cSQL in
+            let rc = sqlite3_prepare_v3(db, cSQL, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, &tail)
+            // Anything after the first statement must be blank (whitespace or semicolons).
+            if rc == SQLITE_OK, var p = tail {
+                while p.pointee != 0, p.pointee == 0x3B || isspace(Int32(p.pointee)) != 0 { p += 1 }
+                tail = p.pointee == 0 ? nil : p
+            }
+            return rc
+        }
+        guard rc == SQLITE_OK else {
+            throw SQLiteError(code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), sql: sql)
+        }
+        guard let stmt else {
+            throw DatabaseError.statement(sql: sql, message: "empty SQL statement")
+        }
+        if tail != nil {
+            sqlite3_finalize(stmt)
+            throw DatabaseError.statement(sql: sql, message: "one SQL string may hold only one statement here")
+        }
+        cache[sql] = stmt
+        return stmt
+    }
+
+    /// Runs one statement. Returns its rows (when `collect`), and the number of rows it changed
+    /// (`sqlite3_changes`) or, for a read-only statement, the number of rows it returned.
+    @discardableResult
+    func run(_ sql: String, _ binds: [SQLValue] = [], collect: Bool = false) throws -> (rows: [SQLRow], count: Int) {
+        let stmt = try prepared(sql)
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        let expected = Int(sqlite3_bind_parameter_count(stmt))
+        guard expected == binds.count else {
+            throw DatabaseError.statement(sql: sql, message: "the statement has \(expected) placeholders but \(binds.count) values were bound")
+        }
+        for (i, value) in binds.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .text(let s): rc = sqlite3_bind_text(stmt, index, s, Int32(s.utf8.count), SQLITE_TRANSIENT)
+            }
+            if rc != SQLITE_OK { throw error(rc, sql) }
+        }
+        var rows: [SQLRow] = []
+        var names: [String]?
+        var returned = 0
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc, sql) }
+            returned += 1
+            guard collect else { continue }
+            let n = sqlite3_column_count(stmt)
+            if names == nil {
+                names = (0..<n).map { sqlite3_column_name(stmt, $0).map { String(cString: $0) } ?? "" }
+            }
+            var values: [SQLValue] = []
+            values.reserveCapacity(Int(n))
+            for c in 0..<n {
+                switch sqlite3_column_type(stmt, c) {
+                case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
+                case SQLITE_FLOAT: values.append(.int(Int64(exactly: sqlite3_column_double(stmt, c).rounded(.towardZero)) ?? 0))
+                case SQLITE_NULL: values.append(.null)
+                case SQLITE_BLOB:
+                    let bytes = sqlite3_column_blob(stmt, c)
+                    let count = Int(sqlite3_column_bytes(stmt, c))
+                    values.append(.text(bytes.map {
+                        String(decoding: UnsafeRawBufferPointer(start: $0, count: count), as: UTF8.self)
+                    } ?? ""))
+                default: // SQLITE_TEXT
+                    let text = sqlite3_column_text(stmt, c)
+                    let count = Int(sqlite3_column_bytes(stmt, c))
+                    values.append(.text(text.map {
+                        String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+                    } ?? ""))
+                }
+            }
+            rows.append(SQLRow(columns: names!, values: values))
+        }
+        let count = sqlite3_stmt_readonly(stmt) != 0 ? returned : Int(sqlite3_changes(db))
+        return (rows, count)
+    }
+
+    func query(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow] {
+        do {
+            return try run(sql, binds, collect: true).rows
+        } catch let e as SQLiteError {
+            throw e.databaseError
+        }
+    }
+
+    private func error(_ rc: Int32, _ sql: String) -> SQLiteError {
+        guard let db else { return SQLiteError(code: rc, message: "connection closed", sql: sql) }
+        return SQLiteError(code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), sql: sql)
+    }
+
+    private func finalizeAll() {
+        for stmt in cache.values { sqlite3_finalize(stmt) }
+        cache.removeAll()
+    }
+
+    /// Finalizes the cached statements and closes the connection.
+    func close() {
+        guard let handle = db else { return }
+        finalizeAll()
+        if sqlite3_close(handle) != SQLITE_OK {
+            // Statements not from the cache are still open (a bug); let SQLite close when they go.
+            sqlite3_close_v2(handle)
+        }
+        db = nil
+    }
+}
+
+/// A failed SQLite call, with its extended result code.
+struct SQLiteError: Error {
+    var code: Int32
+    var message: String
+    var sql: String
+
+    var isUniqueViolation: Bool {
+        code == SQLITE_CONSTRAINT_UNIQUE_CODE || code == SQLITE_CONSTRAINT_PRIMARYKEY_CODE
+    }
+    var databaseError: DatabaseError {
+        .statement(sql: sql, message: isUniqueViolation ? "unique violation: \(message)" : message)
+    }
+}
+
+// MARK: - Readers
+
+/// Read-only connections, each used by one caller at a time.
+final class SQLiteReaderPool: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var idle: [SQLiteConnection]
+    private let all: [SQLiteConnection]
+    private var closed = false
+
+    init(_ connections: [SQLiteConnection]) {
+        idle = connections
+        all = connections
+    }
+
+    func withConnection<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        condition.lock()
+        while idle.isEmpty && !closed { condition.wait() }
+        if closed {
+            condition.unlock()
+            throw DatabaseError.connection("the SQLite database is closed")
+        }
+        let connection = idle.removeLast()
+        condition.unlock()
+        defer {
+            condition.lock()
+            idle.append(connection)
+            condition.broadcast()
+            condition.unlock()
+        }
+        return try body(connection)
+    }
+
+    /// Waits for running reads, then closes every connection.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        while idle.count < all.count { condition.wait() }
+        condition.unlock()
+        all.forEach { $0.close() }
+    }
+}
+
+// MARK: - Writer
+
+/// The writer connection and the thread that owns it.
+final class SQLiteWriter: @unchecked Sendable {
+    enum Job {
+        case write(WritePlan, CheckedContinuation<Void, any Error>)
+        case batch([WritePlan], CheckedContinuation<[GuardFailure?], any Error>)
+        case script([String], CheckedContinuation<Void, any Error>)
+        case read(String, [SQLValue], CheckedContinuation<[SQLRow], any Error>)
+
+        func fail(_ error: any Error) {
+            switch self {
+            case .write(_, let c): c.resume(throwing: error)
+            case .batch(_, let c): c.resume(throwing: error)
+            case .script(_, let c): c.resume(throwing: error)
+            case .read(_, _, let c): c.resume(throwing: error)
+            }
+        }
+    }
+
+    static let maxGroup = 512
+    static let maxBatchChunk = 1000
+
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var queue: [Job] = []
+    private var stopping = false
+    private var finished = false
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    private var transactions = 0
+    private var plansCommitted = 0
+
+    /// Used only by the writer thread.
+    private let connection: SQLiteConnection
+
+    init(connection: SQLiteConnection, name: String) {
+        self.connection = connection
+        let thread = Thread { [self] in self.loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    var stats: (transactions: Int, plans: Int) {
+        condition.lock(); defer { condition.unlock() }
+        return (transactions, plansCommitted)
+    }
+
+    func enqueue(_ job: Job) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            job.fail(DatabaseError.connection("the SQLite database is closed"))
+            return
+        }
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Asks the thread to finish the queued jobs and close the connection; `waiter` resumes then.
+    func stop(waiter: CheckedContinuation<Void, Never>?) {
+        condition.lock()
+        stopping = true
+        if finished {
+            condition.unlock()
+            waiter?.resume()
+            return
+        }
+        if let waiter { stopWaiters.append(waiter) }
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty {
+                condition.unlock()
+                break
+            }
+            let jobs = queue
+            queue.removeAll(keepingCapacity: true)
+            condition.unlock()
+            process(jobs)
+        }
+        connection.close()
+        condition.lock()
+        finished = true
+        let waiters = stopWaiters
+        stopWaiters.removeAll()
+        condition.unlock()
+        waiters.forEach { $0.resume() }
+    }
+
+    private func process(_ jobs: [Job]) {
+        var i = 0
+        while i < jobs.count {
+            switch jobs[i] {
+            case .write:
+                var plans: [WritePlan] = []
+                var continuations: [CheckedContinuation<Void, any Error>] = []
+                while i < jobs.count, plans.count < Self.maxGroup, case .write(let plan, let c) = jobs[i] {
+                    plans.append(plan)
+                    continuations.append(c)
+                    i += 1
+                }
+                let results = runGroup(plans)
+                for (c, result) in zip(continuations, results) { c.resume(with: result) }
+                continue
+            case .batch(let plans, let c):
+                c.resume(with: Result { try runBatch(plans) })
+            case .script(let statements, let c):
+                c.resume(with: Result { try runScript(statements) })
+            case .read(let sql, let binds, let c):
+                c.resume(with: Result { try connection.query(sql, binds) })
+            }
+            i += 1
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs one plan's statements, checking guards. Throws `GuardFailure` or `SQLiteError`.
+    private func runPlan(_ plan: WritePlan) throws {
+        for statement in plan.statements {
+            let count: Int
+            do {
+                count = try connection.run(statement.sql, statement.binds).count
+            } catch let e as SQLiteError where e.isUniqueViolation && statement.expectRows != nil {
+                throw statement.failure ?? .taken("unique violation: \(e.message)")
+            }
+            if let expected = statement.expectRows, count != expected {
+                throw statement.failure
+                    ?? .conflict("expected \(expected) changed rows, got \(count): \(statement.sql.prefix(120))")
+            }
+        }
+    }
+
+    private func execControl(_ sql: String) throws {
+        try connection.run(sql)
+    }
+
+    /// Rolls the open transaction back, if any, ignoring errors (used on the failure paths).
+    private func rollbackQuietly() {
+        if connection.inTransaction { try? execControl("ROLLBACK") }
+    }
+
+    /// Runs plans in one transaction, each in a savepoint. With `abortOnError`, the first error
+    /// that is not a `GuardFailure` rolls the whole transaction back and is thrown; otherwise it
+    /// fails only its own plan. Returns per-plan results, committed.
+    private func runTransaction(_ plans: [WritePlan], abortOnError: Bool) throws -> [Result<Void, any Error>] {
+        var results = [Result<Void, any Error>](repeating: .success(()), count: plans.count)
+        try execControl("BEGIN IMMEDIATE")
+        var started = 0 // the first plan of the current transaction
+        var index = 0
+        while index < plans.count {
+            do {
+                try execControl("SAVEPOINT p")
+                do {
+                    try runPlan(plans[index])
+                    try execControl("RELEASE p")
+                } catch {
+                    if connection.inTransaction {
+                        try execControl("ROLLBACK TO p")
+                        try execControl("RELEASE p")
+                    }
+                    throw error
+                }
+            } catch let failure as GuardFailure {
+                results[index] = .failure(failure)
+            } catch {
+                let mapped = (error as? SQLiteError)?.databaseError ?? error
+                if abortOnError {
+                    rollbackQuietly()
+                    throw DatabaseError.statement(
+                        sql: (error as? SQLiteError)?.sql ?? "",
+                        message: "plan \(index) failed, its chunk of plans was rolled back: \(String(describing: mapped))")
+                }
+                results[index] = .failure(mapped)
+                if !connection.inTransaction {
+                    // SQLite rolled the whole transaction back (disk full, I/O error...): the
+                    // plans before this one in the group are lost too. Go on in a new one.
+                    let lost = DatabaseError.statement(sql: "COMMIT", message: "transaction rolled back by SQLite: \(mapped)")
+                    for j in started..<index where (try? results[j].get()) != nil { results[j] = .failure(lost) }
+                    started = index + 1
+                    if index + 1 < plans.count { try execControl("BEGIN IMMEDIATE") }
+                }
+            }
+            index += 1
+        }
+        if connection.inTransaction {
+            do {
+                try execControl("COMMIT")
+            } catch {
+                rollbackQuietly()
+                throw (error as? SQLiteError)?.databaseError ?? error
+            }
+        }
+        return results
+    }
+
+    /// Group commit: one transaction for concurrent writes; a failing plan fails alone.
+    private func runGroup(_ plans: [WritePlan]) -> [Result<Void, any Error>] {
+        do {
+            let results = try runTransaction(plans, abortOnError: false)
+            record(plans: results.count(where: { (try? $0.get()) != nil }))
+            return results
+        } catch {
+            rollbackQuietly()
+            let mapped = (error as? SQLiteError)?.databaseError ?? error
+            return plans.map { _ in .failure(mapped) }
+        }
+    }
+
+    private func runBatch(_ plans: [WritePlan]) throws -> [GuardFailure?] {
+        var out: [GuardFailure?] = []
+        out.reserveCapacity(plans.count)
+        var start = 0
+        while start < plans.count {
+            let end = min(start + Self.maxBatchChunk, plans.count)
+            let results: [Result<Void, any Error>]
+            do {
+                results = try runTransaction(Array(plans[start..<end]), abortOnError: true)
+            } catch {
+                rollbackQuietly()
+                if case DatabaseError.statement(let sql, let message) = error {
+                    throw DatabaseError.statement(sql: sql, message: "batch: \(message) (plans before \(start) are committed)")
+                }
+                throw (error as? SQLiteError)?.databaseError ?? error
+            }
+            for result in results {
+                switch result {
+                case .success: out.append(nil)
+                case .failure(let e as GuardFailure): out.append(e)
+                case .failure(let e): throw e
+                }
+            }
+            record(plans: results.count(where: { (try? $0.get()) != nil }))
+            start = end
+        }
+        return out
+    }
+
+    private func runScript(_ statements: [String]) throws {
+        do {
+            try execControl("BEGIN IMMEDIATE")
+            for sql in statements { try connection.exec(sql) }
+            try execControl("COMMIT")
+            record(plans: 0)
+        } catch {
+            rollbackQuietly()
+            throw (error as? SQLiteError)?.databaseError ?? error
+        }
+    }
+
+    private func record(plans: Int) {
+        condition.lock()
+        transactions += 1
+        plansCommitted += plans
+        condition.unlock()
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import PatronCore
+
+public struct RecordedEvent: Codable, Sendable, Equatable {
+    public var memberId: MemberID
+    public var eventId: EventID
+    public var kind: EventKind
+    public var occurredAt: Timestamp
+    public var outcome: EventOutcome
+    public var standing: MemberStanding
+}
+
+extension Store {
+    /// Accepts one event for one member: decides it with the engine under the program version in
+    /// force at its time, and writes the event, its effects and the new state in one transaction.
+    /// An event older than what the member's state has seen replays the member's history with it.
+    public func record(program: String, member: MemberID, occurredAt: Timestamp, body: EventBody, idempotencyKey: String?,
+                       requestHash: String, now: Timestamp) async throws -> (event: RecordedEvent, replayed: Bool) {
+        var errors = EventValidator.validate(body)
+        if occurredAt > now.adding(seconds: 300) { errors.append(FieldError(path: "occurredAt", reason: "is in the future (\(occurredAt), now \(now))")) }
+        if occurredAt.seconds < 0 { errors.append(FieldError(path: "occurredAt", reason: "is before 1970")) }
+        guard errors.isEmpty else { throw StoreError.invalid(errors) }
+        let versions = try await self.program(program)
+        let engine = Engine(program: versions)
+
+        for _ in 0..<Self.maxAttempts {
+            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
+                return (try Coding.decode(RecordedEvent.self, r.body), true)
+            }
+            let m = try await loadMember(program: program, id: member)
+            let eventNo = m.lastEventNo + 1
+            let event = MemberEvent(id: EventID(eventNo), occurredAt: occurredAt, body: body)
+            var state = m.state
+            var fx = Effects()
+            let outcome: EventOutcome
+            let isReplay = occurredAt < m.state.asOf
+            do {
+                if isReplay {
+                    let history = try await events(program: program, member: member)
+                    let r = try engine.replay(member: member, registeredAt: m.registeredAt, events: history + [event], until: m.state.asOf, validating: event.id)
+                    state = r.state; fx = r.effects; outcome = r.outcomes[event.id]!
+                } else {
+                    outcome = try engine.apply(&state, event, effects: &fx)
+                }
+            } catch let e as EngineError {
+                throw StoreError.rule(e)
+            }
+            let result = RecordedEvent(memberId: member, eventId: event.id, kind: body.kind, occurredAt: occurredAt, outcome: outcome,
+                                       standing: engine.standing(state, now: now))
+            var plan = WritePlan()
+            updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: eventNo, now: now)
+            plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [.text(program), .int(member.rawValue), .int(eventNo), .text(body.kind.rawValue), .int(occurredAt.seconds), .int(now.seconds),
+                      SQLValue(idempotencyKey), .text(String(decoding: body.payloadJSON(), as: UTF8.self)), .text(Coding.json(outcome))])
+            if case .orderPaid(let o) = body {
+                plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         [.text(program), .text(o.orderId), .int(member.rawValue), .int(eventNo), .int(occurredAt.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store)],
+                         expectRows: 1, else: .taken("order"))
+            }
+            if isReplay { deleteDerived(&plan, program: program, member: member) }
+            writeEffects(&plan, program: program, member: member, fx)
+            rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(result), now: now)
+            do {
+                try await db.write(plan)
+                return (result, false)
+            } catch GuardFailure.taken("order") {
+                if case .orderPaid(let o) = body { throw StoreError.orderTaken(o.orderId) }
+                continue
+            } catch GuardFailure.taken, GuardFailure.conflict { continue }
+        }
+        throw StoreError.busy("member \(member) is receiving too many concurrent writes; try again")
+    }
+
+    /// The member's accepted events, in arrival order.
+    func events(program: String, member: MemberID) async throws -> [MemberEvent] {
+        try await db.query("SELECT event_no, kind, occurred_at, payload FROM events WHERE program_id = ? AND member_id = ? ORDER BY event_no",
+                           [.text(program), .int(member.rawValue)]).map { r in
+            guard let kind = EventKind(rawValue: try r.string("kind")) else { throw DatabaseError.decoding("unknown event kind") }
+            return MemberEvent(id: EventID(try r.int("event_no")), occurredAt: Timestamp(seconds: try r.int("occurred_at")),
+                               body: try EventBody.decode(kind: kind, payload: Data(try r.string("payload").utf8)))
+        }
+    }
+
+    func updateMemberState(_ plan: inout WritePlan, program: String, m: LoadedMember, state: MemberState, lastEventNo: Int64, now: Timestamp) {
+        let t = max(now, state.asOf)
+        plan.add("""
+            UPDATE members SET tier_id = ?, balance = ?, points_available = ?, points_pending = ?, growth_total = ?, state = ?,
+              state_version = state_version + 1, last_event_no = ?, as_of = ?, next_due_at = ?, updated_at = ?
+            WHERE program_id = ? AND member_id = ? AND state_version = ?
+            """, [.text(state.tier.tierId), .int(state.balance), .int(state.available(at: t)), .int(state.pending(at: t)), .int(state.growthTotal),
+                  .text(Coding.compact(state)), .int(lastEventNo), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds),
+                  .text(program), .int(m.id.rawValue), .int(m.stateVersion)],
+            expectRows: 1, else: .conflict("member"))
+    }
+
+    func deleteDerived(_ plan: inout WritePlan, program: String, member: MemberID) {
+        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes"] {
+            plan.add("DELETE FROM \(table) WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
+        }
+    }
+
+    func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects) {
+        let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
+        for e in fx.entries {
+            plan.add("INSERT INTO ledger_entries (program_id, member_id, entry_no, event_no, at, account, points, reason, lot_no, order_id, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
+                      SQLValue(e.lotNo), SQLValue(e.orderId), SQLValue(e.note)])
+        }
+        for l in fx.lots.values.sorted(by: { $0.no < $1.no }) {
+            plan.add("""
+                INSERT INTO lots (program_id, member_id, lot_no, event_no, source, order_id, earned_at, available_at, expires_at, original, remaining)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining
+                """, [p, m, .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
+                      .int(l.availableAt.seconds), SQLValue(l.expiresAt), .int(l.original), .int(l.remaining)])
+        }
+        for g in fx.growth {
+            plan.add("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [p, m, .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)])
+        }
+        for c in fx.tierChanges {
+            plan.add("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)])
+        }
+    }
+}

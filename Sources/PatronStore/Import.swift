@@ -1,0 +1,195 @@
+import Foundation
+import PatronCore
+
+/// One order of a bulk import, with where it came from for error reports.
+public struct ImportOrder: Sendable {
+    public enum Who: Sendable, Hashable { case member(MemberID), identity(Identity) }
+    public var line: Int
+    public var who: Who
+    public var occurredAt: Timestamp
+    public var order: OrderPaid
+    public init(line: Int, who: Who, occurredAt: Timestamp, order: OrderPaid) { self.line = line; self.who = who; self.occurredAt = occurredAt; self.order = order }
+}
+
+public struct ImportReport: Codable, Sendable, Equatable {
+    public struct Rejected: Codable, Sendable, Equatable { public var line: Int; public var reason: String; public init(line: Int, reason: String) { self.line = line; self.reason = reason } }
+    public var ordersImported = 0
+    public var ordersAlreadyThere = 0
+    public var membersCreated = 0
+    public var membersTouched = 0
+    public var rejected: [Rejected] = []
+    public init() {}
+}
+
+extension Store {
+    /// Imports orders in bulk through the engine: each member's orders are folded in memory in
+    /// time order and written with the member's new state in one plan, many members per commit.
+    /// Idempotent per order id: orders already recorded are counted and skipped.
+    public func importOrders(program: String, _ orders: [ImportOrder], registerMissing: Bool, now: Timestamp,
+                             membersPerBatch: Int = 1000, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
+        let versions = try await self.program(program)
+        let engine = Engine(program: versions)
+        var report = ImportReport()
+
+        // 1. Content checks, and one order id once.
+        var valid: [ImportOrder] = []
+        var seen = Set<String>()
+        for o in orders {
+            let errs = EventValidator.validate(.orderPaid(o.order))
+            if !errs.isEmpty { report.rejected.append(.init(line: o.line, reason: errs.map(\.description).joined(separator: "; "))); continue }
+            if o.occurredAt > now.adding(seconds: 300) { report.rejected.append(.init(line: o.line, reason: "occurred_at is in the future")); continue }
+            if !seen.insert(o.order.orderId).inserted { report.rejected.append(.init(line: o.line, reason: "order \(o.order.orderId) appears twice in the file")); continue }
+            valid.append(o)
+        }
+        // 2. Orders already recorded are skipped.
+        let existing = try await existingOrders(program: program, ids: valid.map(\.order.orderId))
+        report.ordersAlreadyThere = valid.filter { existing.contains($0.order.orderId) }.count
+        valid.removeAll { existing.contains($0.order.orderId) }
+
+        // 3. Who is who.
+        let identities = Array(Set(valid.compactMap { if case .identity(let i) = $0.who { return i.normalized } else { return nil } }))
+        let known = try await resolve(program: program, identities)
+        var byMember: [MemberID: [ImportOrder]] = [:]
+        var newMembers: [Identity: MemberID] = [:]
+        for o in valid {
+            switch o.who {
+            case .member(let id): byMember[id, default: []].append(o)
+            case .identity(let raw):
+                let i = raw.normalized
+                if let id = known[i] { byMember[id, default: []].append(o); continue }
+                guard registerMissing else { report.rejected.append(.init(line: o.line, reason: "no member has \(i.kind.rawValue) '\(i.value)'")); continue }
+                if let problem = i.validate(path: "member").first { report.rejected.append(.init(line: o.line, reason: problem.description)); continue }
+                let id = newMembers[i] ?? MemberID(Int64.random(in: 1...(1 << 53)))
+                newMembers[i] = id
+                byMember[id, default: []].append(o)
+            }
+        }
+        let created = Dictionary(uniqueKeysWithValues: newMembers.map { ($1, $0) })
+
+        // 4. Fold and write, a batch of members at a time.
+        let memberIds = byMember.keys.sorted()
+        var done = 0
+        for chunkStart in stride(from: 0, to: memberIds.count, by: membersPerBatch) {
+            let chunk = Array(memberIds[chunkStart..<min(chunkStart + membersPerBatch, memberIds.count)])
+            let loaded = try await loadMembers(program: program, ids: chunk.filter { created[$0] == nil })
+            var plans: [WritePlan] = []
+            var planOrders: [[ImportOrder]] = []
+            var planCreates: [Bool] = []
+            for id in chunk {
+                let mine = byMember[id]!.sorted { ($0.occurredAt, $0.line) < ($1.occurredAt, $1.line) }
+                var plan = WritePlan()
+                var state: MemberState
+                var lastNo: Int64
+                var m: LoadedMember? = nil
+                if let identity = created[id] {
+                    let registeredAt = mine[0].occurredAt
+                    state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+                    lastNo = 0
+                    insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, now: now)
+                    plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             [.text(program), .text(identity.kind.rawValue), .text(identity.value), .int(id.rawValue), .int(now.seconds)],
+                             expectRows: 1, else: .taken("identity"))
+                    m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
+                } else if let lm = loaded[id] {
+                    m = lm; state = lm.state; lastNo = lm.lastEventNo
+                } else {
+                    for o in mine { report.rejected.append(.init(line: o.line, reason: "member \(id) does not exist")) }
+                    continue
+                }
+                var fx = Effects()
+                var accepted: [(ImportOrder, MemberEvent, EventOutcome)] = []
+                let late = mine[0].occurredAt < state.asOf
+                var history: [MemberEvent] = late ? try await events(program: program, member: id) : []
+                for o in mine {
+                    let e = MemberEvent(id: EventID(lastNo + 1), occurredAt: o.occurredAt, body: .orderPaid(o.order))
+                    do {
+                        if late {
+                            let r = try engine.replay(member: id, registeredAt: m!.registeredAt, events: history + [e], until: m!.state.asOf, validating: e.id)
+                            state = r.state; fx = r.effects
+                            history.append(e)
+                            accepted.append((o, e, r.outcomes[e.id]!))
+                        } else {
+                            var s = state
+                            var f = fx
+                            let out = try engine.apply(&s, e, effects: &f)
+                            state = s; fx = f
+                            accepted.append((o, e, out))
+                        }
+                        lastNo += 1
+                    } catch let err as EngineError {
+                        report.rejected.append(.init(line: o.line, reason: "\(err)"))
+                    }
+                }
+                if accepted.isEmpty && created[id] == nil { continue }
+                updateMemberState(&plan, program: program, m: m!, state: state, lastEventNo: lastNo, now: now)
+                for (o, e, out) in accepted {
+                    plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [.text(program), .int(id.rawValue), .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),
+                              .text("import:\(o.order.orderId)"), .text(String(decoding: e.body.payloadJSON(), as: UTF8.self)), .text(Coding.json(out))])
+                    plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             [.text(program), .text(o.order.orderId), .int(id.rawValue), .int(e.id.rawValue), .int(o.occurredAt.seconds), .int(o.order.paidMinor),
+                              SQLValue(o.order.channel), SQLValue(o.order.store)], expectRows: 1, else: .taken("order"))
+                }
+                if late { deleteDerived(&plan, program: program, member: id) }
+                writeEffects(&plan, program: program, member: id, fx)
+                plans.append(plan)
+                planOrders.append(accepted.map(\.0))
+                planCreates.append(created[id] != nil)
+            }
+            let results = try await db.writeBatch(plans)
+            for ((failure, os), creates) in zip(zip(results, planOrders), planCreates) {
+                if let failure {
+                    for o in os { report.rejected.append(.init(line: o.line, reason: "not written: \(failure) (another writer changed the member, or the order id belongs to another member); import again")) }
+                } else {
+                    report.ordersImported += os.count
+                    report.membersTouched += 1
+                    if creates { report.membersCreated += 1 }
+                }
+            }
+            done += chunk.reduce(0) { $0 + byMember[$1]!.count }
+            progress?(done)
+        }
+        report.rejected.sort { $0.line < $1.line }
+        return report
+    }
+
+    func existingOrders(program: String, ids: [String]) async throws -> Set<String> {
+        var found = Set<String>()
+        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let rows = try await db.query("SELECT order_id FROM orders WHERE program_id = ? AND order_id IN (\(marks))", [.text(program)] + chunk.map { .text($0) })
+            for r in rows { found.insert(try r.string("order_id")) }
+        }
+        return found
+    }
+
+    func resolve(program: String, _ identities: [Identity]) async throws -> [Identity: MemberID] {
+        var out: [Identity: MemberID] = [:]
+        let byKind = Dictionary(grouping: identities, by: \.kind)
+        for (kind, list) in byKind {
+            for chunk in stride(from: 0, to: list.count, by: 500).map({ Array(list[$0..<min($0 + 500, list.count)]) }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let rows = try await db.query("SELECT value, member_id FROM identities WHERE program_id = ? AND kind = ? AND value IN (\(marks))",
+                                              [.text(program), .text(kind.rawValue)] + chunk.map { .text($0.value) })
+                for r in rows { out[Identity(kind: kind, value: try r.string("value"))] = MemberID(try r.int("member_id")) }
+            }
+        }
+        return out
+    }
+
+    func loadMembers(program: String, ids: [MemberID]) async throws -> [MemberID: LoadedMember] {
+        var out: [MemberID: LoadedMember] = [:]
+        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let rows = try await db.query("SELECT member_id, registered_at, profile, state, state_version, last_event_no FROM members WHERE program_id = ? AND member_id IN (\(marks))",
+                                          [.text(program)] + chunk.map { .int($0.rawValue) })
+            for r in rows {
+                let id = MemberID(try r.int("member_id"))
+                out[id] = LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
+                                       state: try Coding.decode(MemberState.self, try r.string("state")), stateVersion: try r.int("state_version"),
+                                       lastEventNo: try r.int("last_event_no"))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import PatronCore
+
+public struct MemberRecord: Codable, Sendable, Equatable {
+    public var id: MemberID
+    public var program: String
+    public var registeredAt: Timestamp
+    public var identities: [Identity]
+    public var profile: MemberProfile
+    public var standing: MemberStanding
+}
+
+public struct RegisterMember: Codable, Sendable, Equatable {
+    public var identities: [Identity]
+    public var profile: MemberProfile?
+    public var registeredAt: Timestamp?
+    public init(identities: [Identity], profile: MemberProfile? = nil, registeredAt: Timestamp? = nil) {
+        self.identities = identities; self.profile = profile; self.registeredAt = registeredAt
+    }
+}
+
+public struct UpdateMember: Codable, Sendable, Equatable {
+    public var profile: MemberProfile?
+    public var addIdentities: [Identity]?
+    public init(profile: MemberProfile? = nil, addIdentities: [Identity]? = nil) { self.profile = profile; self.addIdentities = addIdentities }
+}
+
+public struct Page<T: Codable & Sendable>: Codable, Sendable {
+    public var items: [T]
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    public var nextCursor: String?
+}
+
+/// What a stored member row holds for the engine.
+struct LoadedMember {
+    var id: MemberID
+    var registeredAt: Timestamp
+    var profile: MemberProfile
+    var state: MemberState
+    var stateVersion: Int64
+    var lastEventNo: Int64
+}
+
+extension Store {
+    static let maxIdentities = 20
+
+    public func registerMember(program: String, _ req: RegisterMember, idempotencyKey: String?, requestHash: String, now: Timestamp) async throws -> (record: MemberRecord, replayed: Bool) {
+        let versions = try await self.program(program)
+        var errors: [FieldError] = []
+        if req.identities.isEmpty { errors.append(FieldError(path: "identities", reason: "must list at least one identity (phone, email, card, app, wechat or store_customer)")) }
+        if req.identities.count > Self.maxIdentities { errors.append(FieldError(path: "identities", reason: "has \(req.identities.count) items; at most \(Self.maxIdentities) are allowed")) }
+        let ids = req.identities.map(\.normalized)
+        for (i, id) in req.identities.enumerated() { errors += id.validate(path: "identities[\(i)]") }
+        if Set(ids).count != ids.count { errors.append(FieldError(path: "identities", reason: "lists the same identity twice")) }
+        let v = versions.at(now)
+        errors += (req.profile ?? MemberProfile()).validate(path: "profile", today: v.clock.date(now))
+        let registeredAt = req.registeredAt ?? now
+        if registeredAt > now.adding(seconds: 300) { errors.append(FieldError(path: "registeredAt", reason: "is in the future")) }
+        guard errors.isEmpty else { throw StoreError.invalid(errors) }
+
+        for _ in 0..<Self.maxAttempts {
+            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
+                return (try Coding.decode(MemberRecord.self, r.body), true)
+            }
+            let id = MemberID(Int64.random(in: 1...(1 << 53)))
+            let engine = Engine(program: versions)
+            let state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+            let profile = req.profile ?? MemberProfile()
+            let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
+            var plan = WritePlan()
+            insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
+            for ident in ids {
+                plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(id.rawValue), .int(now.seconds)],
+                         expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
+            }
+            rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
+            do {
+                try await db.write(plan)
+                return (record, false)
+            } catch let GuardFailure.taken(what) where what.hasPrefix("identity:") {
+                let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
+                throw StoreError.identityTaken(Identity(kind: IdentityKind(rawValue: parts[1])!, value: parts[2]))
+            } catch GuardFailure.taken, GuardFailure.conflict { continue }
+        }
+        throw StoreError.busy("could not register the member; try again")
+    }
+
+    func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, now: Timestamp) {
+        plan.add("""
+            INSERT INTO members (program_id, member_id, registered_at, name, profile, tier_id, balance, points_available, points_pending, growth_total,
+              state, state_version, last_event_no, as_of, next_due_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 1, 0, ?, NULL, ?) ON CONFLICT DO NOTHING
+            """, [.text(program), .int(id.rawValue), .int(state.registeredAt.seconds), SQLValue(profile.name), .text(Coding.json(profile)),
+                  .text(state.tier.tierId), .text(Coding.compact(state)), .int(state.asOf.seconds), .int(now.seconds)],
+            expectRows: 1, else: .taken("member id"))
+    }
+
+    func loadMember(program: String, id: MemberID) async throws -> LoadedMember {
+        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no FROM members WHERE program_id = ? AND member_id = ?",
+                                      [.text(program), .int(id.rawValue)])
+        guard let r = rows.first else { throw StoreError.memberNotFound(id) }
+        return LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
+                            state: try Coding.decode(MemberState.self, try r.string("state")), stateVersion: try r.int("state_version"),
+                            lastEventNo: try r.int("last_event_no"))
+    }
+
+    func identities(program: String, id: MemberID) async throws -> [Identity] {
+        try await db.query("SELECT kind, value FROM identities WHERE program_id = ? AND member_id = ? ORDER BY kind, value", [.text(program), .int(id.rawValue)]).compactMap { r in
+            IdentityKind(rawValue: try r.string("kind")).map { k in Identity(kind: k, value: (try? r.string("value")) ?? "") }
+        }
+    }
+
+    public func member(program: String, id: MemberID, now: Timestamp) async throws -> MemberRecord {
+        let versions = try await self.program(program)
+        let m = try await loadMember(program: program, id: id)
+        return MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: try await identities(program: program, id: id),
+                            profile: m.profile, standing: Engine(program: versions).standing(m.state, now: now))
+    }
+
+    public func memberId(program: String, identity: Identity) async throws -> MemberID {
+        let n = identity.normalized
+        let rows = try await db.query("SELECT member_id FROM identities WHERE program_id = ? AND kind = ? AND value = ?",
+                                      [.text(program), .text(n.kind.rawValue), .text(n.value)])
+        guard let r = rows.first else { throw StoreError.identityNotFound(n) }
+        return MemberID(try r.int("member_id"))
+    }
+
+    public func updateMember(program: String, id: MemberID, _ req: UpdateMember, idempotencyKey: String?, requestHash: String, now: Timestamp) async throws -> MemberRecord {
+        let versions = try await self.program(program)
+        var errors: [FieldError] = []
+        let adds = (req.addIdentities ?? []).map(\.normalized)
+        for (i, id) in (req.addIdentities ?? []).enumerated() { errors += id.validate(path: "addIdentities[\(i)]") }
+        if adds.count > Self.maxIdentities { errors.append(FieldError(path: "addIdentities", reason: "at most \(Self.maxIdentities) at once")) }
+        if let p = req.profile { errors += p.validate(path: "profile", today: versions.at(now).clock.date(now)) }
+        if req.profile == nil && adds.isEmpty { errors.append(FieldError(path: "", reason: "nothing to change: give profile fields or addIdentities")) }
+        guard errors.isEmpty else { throw StoreError.invalid(errors) }
+        for _ in 0..<Self.maxAttempts {
+            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return try Coding.decode(MemberRecord.self, r.body) }
+            let m = try await loadMember(program: program, id: id)
+            let current = try await identities(program: program, id: id)
+            let profile = req.profile.map { m.profile.merged(with: $0) } ?? m.profile
+            let newIds = adds.filter { !current.contains($0) }
+            if current.count + newIds.count > Self.maxIdentities {
+                throw StoreError.invalid([FieldError(path: "addIdentities", reason: "a member has at most \(Self.maxIdentities) identities")])
+            }
+            var plan = WritePlan()
+            plan.add("UPDATE members SET profile = ?, name = ?, state_version = state_version + 1, updated_at = ? WHERE program_id = ? AND member_id = ? AND state_version = ?",
+                     [.text(Coding.json(profile)), SQLValue(profile.name), .int(now.seconds), .text(program), .int(id.rawValue), .int(m.stateVersion)],
+                     expectRows: 1, else: .conflict("member"))
+            for ident in newIds {
+                plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(id.rawValue), .int(now.seconds)],
+                         expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
+            }
+            let record = MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: (current + newIds).sorted { ($0.kind.rawValue, $0.value) < ($1.kind.rawValue, $1.value) },
+                                      profile: profile, standing: Engine(program: versions).standing(m.state, now: now))
+            rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 200, response: Coding.json(record), now: now)
+            do {
+                try await db.write(plan)
+                return record
+            } catch let GuardFailure.taken(what) where what.hasPrefix("identity:") {
+                let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
+                throw StoreError.identityTaken(Identity(kind: IdentityKind(rawValue: parts[1])!, value: parts[2]))
+            } catch GuardFailure.taken, GuardFailure.conflict { continue }
+        }
+        throw StoreError.busy("the member is being changed by others; try again")
+    }
+
+    public struct MemberSummary: Codable, Sendable, Equatable {
+        public var id: MemberID
+        public var name: String?
+        public var tier: String
+        public var balance: Int64
+        public var pointsAvailable: Int64
+        public var growthTotal: Int64
+        public var registeredAt: Timestamp
+    }
+
+    /// Members in id order, a page at a time; optionally of one tier or with a name starting so.
+    public func listMembers(program: String, cursor: String?, limit: Int, tier: String? = nil, namePrefix: String? = nil) async throws -> Page<MemberSummary> {
+        _ = try await self.program(program)
+        var after: Int64 = 0
+        if let cursor {
+            guard let d = Data(base64Encoded: cursor), let s = String(data: d, encoding: .utf8), s.hasPrefix("m:"), let v = Int64(s.dropFirst(2)) else {
+                throw StoreError.invalid([FieldError(path: "cursor", reason: "is not a cursor this API returned")])
+            }
+            after = v
+        }
+        var sql = "SELECT member_id, name, tier_id, balance, points_available, growth_total, registered_at FROM members WHERE program_id = ? AND member_id > ?"
+        var binds: [SQLValue] = [.text(program), .int(after)]
+        if let tier { sql += " AND tier_id = ?"; binds.append(.text(tier)) }
+        if let namePrefix {
+            let escaped = namePrefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            sql += " AND name LIKE ? ESCAPE '\\'"; binds.append(.text(escaped + "%"))
+        }
+        sql += " ORDER BY member_id LIMIT ?"
+        binds.append(.int(Int64(limit + 1)))
+        let rows = try await db.query(sql, binds)
+        let items = try rows.prefix(limit).map {
+            MemberSummary(id: MemberID(try $0.int("member_id")), name: try $0.stringOrNil("name"), tier: try $0.string("tier_id"), balance: try $0.int("balance"),
+                          pointsAvailable: try $0.int("points_available"), growthTotal: try $0.int("growth_total"), registeredAt: Timestamp(seconds: try $0.int("registered_at")))
+        }
+        let next = rows.count > limit ? items.last.map { Data("m:\($0.id.rawValue)".utf8).base64EncodedString() } : nil
+        return Page(items: items, nextCursor: next)
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+
+/// The schema, as numbered migrations. One text for SQLite and PostgreSQL: integers are BIGINT,
+/// JSON is TEXT, times are seconds since the epoch. Every member-keyed table leads with
+/// (program_id, member_id) so it can be distributed by those columns.
+public enum Schema {
+    public struct Migration: Sendable {
+        public var version: Int64
+        public var name: String
+        public var statements: [String]
+    }
+
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "spine", statements: [
+            """
+            CREATE TABLE programs (
+              program_id TEXT PRIMARY KEY,
+              created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE program_versions (
+              program_id TEXT NOT NULL,
+              version BIGINT NOT NULL,
+              effective_from BIGINT NOT NULL,
+              definition TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, version)
+            )
+            """,
+            """
+            CREATE TABLE api_keys (
+              key_id TEXT PRIMARY KEY,
+              program_id TEXT NOT NULL,
+              secret_hash TEXT NOT NULL,
+              scopes TEXT NOT NULL,
+              name TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              revoked_at BIGINT
+            )
+            """,
+            """
+            CREATE TABLE members (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              registered_at BIGINT NOT NULL,
+              name TEXT,
+              profile TEXT NOT NULL,
+              tier_id TEXT NOT NULL,
+              balance BIGINT NOT NULL,
+              points_available BIGINT NOT NULL,
+              points_pending BIGINT NOT NULL,
+              growth_total BIGINT NOT NULL,
+              state TEXT NOT NULL,
+              state_version BIGINT NOT NULL,
+              last_event_no BIGINT NOT NULL,
+              as_of BIGINT NOT NULL,
+              next_due_at BIGINT,
+              updated_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id)
+            )
+            """,
+            "CREATE INDEX members_due ON members (program_id, next_due_at) WHERE next_due_at IS NOT NULL",
+            "CREATE INDEX members_tier ON members (program_id, tier_id, member_id)",
+            """
+            CREATE TABLE identities (
+              program_id TEXT NOT NULL,
+              kind TEXT NOT NULL,
+              value TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              created_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, kind, value)
+            )
+            """,
+            "CREATE INDEX identities_member ON identities (program_id, member_id)",
+            """
+            CREATE TABLE events (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              event_no BIGINT NOT NULL,
+              kind TEXT NOT NULL,
+              occurred_at BIGINT NOT NULL,
+              recorded_at BIGINT NOT NULL,
+              idempotency_key TEXT,
+              payload TEXT NOT NULL,
+              outcome TEXT NOT NULL,
+              PRIMARY KEY (program_id, member_id, event_no)
+            )
+            """,
+            """
+            CREATE TABLE idempotency (
+              program_id TEXT NOT NULL,
+              idem_key TEXT NOT NULL,
+              request_hash TEXT NOT NULL,
+              status BIGINT NOT NULL,
+              response TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, idem_key)
+            )
+            """,
+            """
+            CREATE TABLE orders (
+              program_id TEXT NOT NULL,
+              order_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              event_no BIGINT NOT NULL,
+              paid_at BIGINT NOT NULL,
+              amount_minor BIGINT NOT NULL,
+              channel TEXT,
+              store TEXT,
+              PRIMARY KEY (program_id, order_id)
+            )
+            """,
+            "CREATE INDEX orders_member ON orders (program_id, member_id, paid_at)",
+            """
+            CREATE TABLE ledger_entries (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              entry_no BIGINT NOT NULL,
+              event_no BIGINT,
+              at BIGINT NOT NULL,
+              account TEXT NOT NULL,
+              points BIGINT NOT NULL,
+              reason TEXT NOT NULL,
+              lot_no BIGINT,
+              order_id TEXT,
+              note TEXT,
+              PRIMARY KEY (program_id, member_id, entry_no)
+            )
+            """,
+            """
+            CREATE TABLE lots (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              lot_no BIGINT NOT NULL,
+              event_no BIGINT NOT NULL,
+              source TEXT NOT NULL,
+              order_id TEXT,
+              earned_at BIGINT NOT NULL,
+              available_at BIGINT NOT NULL,
+              expires_at BIGINT,
+              original BIGINT NOT NULL,
+              remaining BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, lot_no)
+            )
+            """,
+            "CREATE INDEX lots_open_expiry ON lots (program_id, expires_at) WHERE remaining > 0",
+            """
+            CREATE TABLE growth_entries (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              growth_no BIGINT NOT NULL,
+              event_no BIGINT NOT NULL,
+              at BIGINT NOT NULL,
+              counts_at BIGINT NOT NULL,
+              growth BIGINT NOT NULL,
+              reason TEXT NOT NULL,
+              order_id TEXT,
+              PRIMARY KEY (program_id, member_id, growth_no)
+            )
+            """,
+            """
+            CREATE TABLE tier_changes (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              change_no BIGINT NOT NULL,
+              at BIGINT NOT NULL,
+              from_tier TEXT NOT NULL,
+              to_tier TEXT NOT NULL,
+              cause TEXT NOT NULL,
+              event_no BIGINT,
+              qualifying_growth BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, change_no)
+            )
+            """,
+        ]),
+    ]
+
+    public static var latestVersion: Int64 { migrations.last!.version }
+}

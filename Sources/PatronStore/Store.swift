@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+import Logging
+import PatronCore
+
+/// Why the store could not do what was asked. Mapped to HTTP by the server only.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case programNotFound(String)
+    case memberNotFound(MemberID)
+    case identityNotFound(Identity)
+    case identityTaken(Identity)
+    case orderTaken(String)
+    case idempotencyMismatch(String)
+    case invalid([FieldError])
+    case rule(EngineError)
+    case busy(String)
+
+    public var description: String {
+        switch self {
+        case .programNotFound(let p): "program '\(p)' does not exist"
+        case .memberNotFound(let m): "member \(m) does not exist in this program"
+        case .identityNotFound(let i): "no member has \(i.kind.rawValue) '\(i.value)'"
+        case .identityTaken(let i): "\(i.kind.rawValue) '\(i.value)' already belongs to a member of this program"
+        case .orderTaken(let o): "order '\(o)' is already recorded for another member"
+        case .idempotencyMismatch(let k): "Idempotency-Key '\(k)' was used before with a different request"
+        case .invalid(let e): e.map(\.description).joined(separator: "; ")
+        case .rule(let e): "\(e)"
+        case .busy(let m): m
+        }
+    }
+}
+
+enum Coding {
+    static let encoder: JSONEncoder = { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }()
+    static let compactEncoder: JSONEncoder = {
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; e.userInfo[Timestamp.compactKey] = true; return e
+    }()
+    static let decoder = JSONDecoder()
+    static func json<T: Encodable>(_ v: T) -> String { String(decoding: try! encoder.encode(v), as: UTF8.self) }
+    static func compact<T: Encodable>(_ v: T) -> String { String(decoding: try! compactEncoder.encode(v), as: UTF8.self) }
+    static func decode<T: Decodable>(_ t: T.Type, _ s: String) throws -> T { try decoder.decode(t, from: Data(s.utf8)) }
+}
+
+/// Patron's storage: programs, keys, members, events and their effects, on one `Database`.
+public final class Store: Sendable {
+    public let db: any Database
+    let programs = ProgramCache()
+    let logger: Logger
+    /// How often a write is retried when another write to the same member got there first.
+    static let maxAttempts = 64
+
+    public init(db: any Database, logger: Logger = Logger(label: "patron.store")) {
+        self.db = db
+        self.logger = logger
+    }
+
+    /// Opens `postgres://…` with PostgreSQL and anything else as a SQLite file path
+    /// (`sqlite://path` and `file:path` are accepted too).
+    public static func open(_ url: String, synchronousFull: Bool = false, logger: Logger = Logger(label: "patron.store")) async throws -> Store {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            return Store(db: try PostgresDatabase(url: url, logger: logger), logger: logger)
+        }
+        var path = url
+        for prefix in ["sqlite://", "file:"] where path.hasPrefix(prefix) { path = String(path.dropFirst(prefix.count)) }
+        return Store(db: try SQLiteDatabase(path: path, synchronous: synchronousFull ? .full : .normal), logger: logger)
+    }
+
+    public func close() async throws { try await db.close() }
+
+    // MARK: migrations
+
+    /// Brings the database to the current schema; returns the versions applied now.
+    @discardableResult
+    public func migrate() async throws -> [Int64] {
+        try await db.executeScript(["CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"])
+        let applied = Set(try await db.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })
+        var done: [Int64] = []
+        for m in Schema.migrations where !applied.contains(m.version) {
+            let now = Int64(Date().timeIntervalSince1970)
+            try await db.executeScript(m.statements + ["INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(m.version), '\(m.name)', \(now))"])
+            done.append(m.version)
+        }
+        return done
+    }
+
+    public func schemaVersion() async throws -> Int64? {
+        let rows = try await db.query("SELECT MAX(version) AS v FROM schema_migrations", [])
+        return try rows.first?.intOrNil("v")
+    }
+
+    // MARK: idempotency
+
+    public struct Replayed: Sendable {
+        public var status: Int
+        public var body: String
+    }
+
+    /// The stored answer for an idempotency key, if the same request was made before.
+    func idempotent(_ program: String, _ key: String?, hash: String) async throws -> Replayed? {
+        guard let key else { return nil }
+        let rows = try await db.query("SELECT request_hash, status, response FROM idempotency WHERE program_id = ? AND idem_key = ?", [.text(program), .text(key)])
+        guard let r = rows.first else { return nil }
+        guard try r.string("request_hash") == hash else { throw StoreError.idempotencyMismatch(key) }
+        return Replayed(status: Int(try r.int("status")), body: try r.string("response"))
+    }
+
+    func rememberAnswer(_ plan: inout WritePlan, program: String, key: String?, hash: String, status: Int, response: String, now: Timestamp) {
+        guard let key else { return }
+        plan.add("INSERT INTO idempotency (program_id, idem_key, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 [.text(program), .text(key), .text(hash), .int(Int64(status)), .text(response), .int(now.seconds)],
+                 expectRows: 1, else: .taken("idempotency"))
+    }
+
+    public static func hash(_ parts: String...) -> String {
+        var h = SHA256()
+        for p in parts { h.update(data: Data(p.utf8)); h.update(data: Data([0])) }
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Program versions by program, reloaded when a newer version is stored (by any instance).
+actor ProgramCache {
+    private var cache: [String: (version: Int64, versions: ProgramVersions)] = [:]
+    func get(_ key: String, latest: Int64) -> ProgramVersions? {
+        guard let c = cache[key], c.version == latest else { return nil }
+        return c.versions
+    }
+    func put(_ key: String, latest: Int64, _ v: ProgramVersions) { cache[key] = (latest, v) }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import PatronCore
+import PatronServer
+import PatronStore
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Create a demo database (CDNOW purchase history), run the jobs, and serve the API.")
+    @Option(help: "The demo database: a new SQLite file (replaced) or a postgres:// URL.") var database = "./patron-demo.db"
+    @Option(help: "Port to serve on.") var port = 8080
+    @Flag(help: "Build the demo and exit without serving.") var noServe = false
+    @Option(help: "Members to generate when the CDNOW data set is not found.") var generatedMembers = 3000
+
+    func run() async throws {
+        let started = Date()
+        if !database.hasPrefix("postgres") {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+        }
+        var logger = Logger(label: "patron")
+        logger.logLevel = .warning
+        let store = try await Store.open(database, logger: logger)
+        try await store.migrate()
+        let t = now()
+        let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+        let today = clock.date(t)
+        guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: today.year))) else { fatalError("the demo program is invalid") }
+        // The program has been in force for two years, so the shifted history falls under it.
+        _ = try await store.applyProgram(def, effectiveFrom: t.adding(days: -800), now: t)
+        print("demo: program 'demo' (4 tiers, rolling 365-day assessment, double points 11.05–11.11, points lapse at the end of the next year, 7-day pending)")
+
+        let cwd = FileManager.default.currentDirectoryPath
+        var orders: [ImportOrder]
+        if let path = Demo.cdnowCandidates(cwd: cwd).first(where: { FileManager.default.fileExists(atPath: $0) }),
+           let data = FileManager.default.contents(atPath: path) {
+            // Cut off at "now": the last day's noon may still be ahead.
+            orders = Demo.cdnowOrders(text: String(decoding: data, as: UTF8.self), today: clock.date(t.adding(days: -1)), clock: clock)
+            print("demo: importing the CDNOW purchase log (\(orders.count) purchases) from \(path), dates shifted to end yesterday")
+        } else {
+            orders = Demo.generatedOrders(members: generatedMembers, today: clock.date(t.adding(days: -1)), clock: clock)
+            print("demo: the CDNOW data set was not found (looked in \(Demo.cdnowCandidates(cwd: cwd).joined(separator: ", "))); using a generated history of \(orders.count) orders for \(generatedMembers) members instead")
+        }
+        let progress = Progress(total: orders.count, label: "orders")
+        let r = try await store.importOrders(program: "demo", orders, registerMissing: true, now: t, progress: { progress.update($0) })
+        progress.finish()
+        print("demo: imported \(r.ordersImported) orders for \(r.membersCreated) new members; \(r.rejected.count) rejected")
+        let jobs = try await store.runJobs(asOf: t, now: t)
+        print("demo: jobs brought \(jobs.members) members to now: \(jobs.expiredPoints) points lapsed, \(jobs.tierChanges) tier changes")
+        let key = try await store.createKey(program: "demo", name: "demo", scopes: [.read, .write, .admin], now: t)
+        var sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1, tier: "gold").items.first
+        if sample == nil { sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1).items.first }
+        print("demo: ready in \(String(format: "%.1f", Date().timeIntervalSince(started))) s, database \(database)")
+        let base = "http://127.0.0.1:\(port)"
+        print("""
+
+        API key (read, write, admin): \(key.token)
+
+        Try:
+          export PATRON_KEY=\(key.token)
+          curl -s \(base)/v1/program -H "Authorization: Bearer $PATRON_KEY"
+          curl -s '\(base)/v1/members?limit=5&tier=gold' -H "Authorization: Bearer $PATRON_KEY"
+          curl -s '\(base)/v1/members/lookup?kind=card&value=CDNOW-00002' -H "Authorization: Bearer $PATRON_KEY"
+          curl -s \(base)/v1/members/\(sample?.id.description ?? "ID")/ledger -H "Authorization: Bearer $PATRON_KEY"
+          curl -s -X POST \(base)/v1/members/\(sample?.id.description ?? "ID")/events -H "Authorization: Bearer $PATRON_KEY" \\
+               -H 'Content-Type: application/json' -H "Idempotency-Key: demo-$(date +%s)" \\
+               -d '{"type":"order.paid","occurredAt":"\(t.iso8601)","data":{"orderId":"web-'$(date +%s)'","lines":[{"sku":"cd-1","category":"music","quantity":1,"amountMinor":129900,"discountMinor":0}],"discountMinor":0,"channel":"app"}}'
+          curl -s \(base)/openapi.json | head
+        """)
+        if noServe { try await store.close(); return }
+        print("\nserving on \(base) (Ctrl-C to stop)")
+        var slog = Logger(label: "patron")
+        slog.logLevel = .info
+        let app = PatronApp.build(store: store, host: "127.0.0.1", port: port, logger: slog)
+        try await app.runService()
+        try await store.close()
+    }
+}

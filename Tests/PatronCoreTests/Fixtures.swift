@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import PatronCore
+
+/// 2026-01-01T00:00:00+08:00, the fixed clock of the tests.
+let t0 = Timestamp(iso8601: "2026-01-01T00:00:00+08:00")!
+func at(_ s: String) -> Timestamp { Timestamp(iso8601: s)! }
+func days(_ n: Int) -> Int64 { Int64(n) * 86_400 }
+
+func programJSON(assessment: String = #"{"kind": "lifetime"}"#, expiry: String = #"{"kind": "none"}"#, pendingDays: Int = 0,
+                 extraEarning: String = "", shortfall: String = "negativeBalance", activities: String = "[]") -> String {
+    """
+    {
+      "key": "test", "name": {"zh-CN": "测试", "en": "Test"}, "currency": "CNY", "timeZone": "Asia/Shanghai",
+      "tiers": [
+        {"id": "basic", "name": {"zh-CN": "普通", "en": "Basic"}, "threshold": 0},
+        {"id": "silver", "name": {"zh-CN": "白银", "en": "Silver"}, "threshold": 1000},
+        {"id": "gold", "name": {"zh-CN": "黄金", "en": "Gold"}, "threshold": 5000},
+        {"id": "diamond", "name": {"zh-CN": "钻石", "en": "Diamond"}, "threshold": 20000}
+      ],
+      "assessment": \(assessment),
+      "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1} \(extraEarning)},
+      "activities": \(activities),
+      "expiry": \(expiry),
+      "pendingDays": \(pendingDays),
+      "refund": {"shortfall": "\(shortfall)"}
+    }
+    """
+}
+
+func parseProgram(_ json: String) throws -> ProgramDefinition {
+    let doc = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+    switch ProgramParser.parse(doc) {
+    case .success(let p): return p
+    case .failure(let f): throw f
+    }
+}
+
+/// A member driven through the engine the way the store drives it: each event applied at its
+/// time, with the effects collected, and the whole history kept for replays and audits.
+struct Harness {
+    var engine: Engine
+    var state: MemberState
+    var entries: [LedgerEntry] = []
+    var lots: [Int: Lot] = [:]
+    var tierChanges: [TierChange] = []
+    var growth: [GrowthEntry] = []
+    var events: [MemberEvent] = []
+    var nextId: Int64 = 1
+
+    init(_ p: ProgramDefinition, registeredAt: Timestamp = t0) {
+        engine = Engine(program: ProgramVersions(single: p))
+        state = MemberState(memberId: MemberID(1), registeredAt: registeredAt, baseTier: p.tiers[0].id)
+    }
+    init(versions: ProgramVersions, registeredAt: Timestamp = t0) {
+        engine = Engine(program: versions)
+        state = MemberState(memberId: MemberID(1), registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+    }
+
+    mutating func absorb(_ fx: Effects) {
+        entries += fx.entries; growth += fx.growth; tierChanges += fx.tierChanges
+        for (k, v) in fx.lots { lots[k] = v }
+    }
+
+    @discardableResult
+    mutating func send(_ body: EventBody, at t: Timestamp) throws -> EventOutcome {
+        let e = MemberEvent(id: EventID(nextId), occurredAt: t, body: body)
+        nextId += 1
+        if t < state.asOf {
+            // A late event: the store replays the member's whole history.
+            let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id)
+            events.append(e)
+            state = r.state
+            entries = []; lots = [:]; tierChanges = []; growth = []
+            absorb(r.effects)
+            return r.outcomes[e.id]!
+        }
+        var s = state
+        var fx = Effects()
+        let out = try engine.apply(&s, e, effects: &fx)
+        state = s
+        absorb(fx)
+        events.append(e)
+        return out
+    }
+    mutating func advance(to t: Timestamp) {
+        var fx = Effects()
+        engine.advance(&state, to: t, effects: &fx)
+        absorb(fx)
+    }
+    mutating func order(_ id: String, _ amountMinor: Int64, at t: Timestamp, category: String? = nil, channel: String? = nil) throws -> EventOutcome {
+        try send(.orderPaid(OrderPaid(orderId: id, lines: [OrderLine(sku: "sku-\(id)", category: category, amountMinor: amountMinor)], channel: channel)), at: t)
+    }
+    func audit() -> [LedgerAudit.Problem] { LedgerAudit.check(state: state, entries: entries, lots: Array(lots.values)) }
+    var tier: String { state.tier.tierId }
+}
+
+/// SplitMix64: a small deterministic generator for generated tests.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

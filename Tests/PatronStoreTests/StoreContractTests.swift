@@ -1,0 +1,265 @@
+import Foundation
+import PatronCore
+@testable import PatronStore
+import Testing
+
+let t0 = Timestamp(iso8601: "2026-03-01T10:00:00+08:00")!
+
+func testProgram(key: String = "shop", expiryDays: Int = 30, pendingDays: Int = 0) -> ProgramDefinition {
+    let json = """
+    {"key": "\(key)", "name": {"zh-CN": "商店", "en": "Shop"}, "currency": "CNY", "timeZone": "Asia/Shanghai",
+     "tiers": [{"id": "basic", "name": "Basic", "threshold": 0}, {"id": "silver", "name": "Silver", "threshold": 1000}, {"id": "gold", "name": "Gold", "threshold": 5000}],
+     "assessment": {"kind": "rolling", "windowDays": 90, "downgrade": "oneTier", "graceDays": 10},
+     "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1}},
+     "activities": [{"id": "check_in", "points": 5, "growth": 1, "limit": "daily"}],
+     "expiry": {"kind": "afterDays", "days": \(expiryDays)}, "pendingDays": \(pendingDays)}
+    """
+    let doc = try! JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+    guard case .success(let p) = ProgramParser.parse(doc) else { fatalError("test program invalid") }
+    return p
+}
+
+func order(_ id: String, _ amountMinor: Int64) -> EventBody {
+    .orderPaid(OrderPaid(orderId: id, lines: [OrderLine(sku: "sku", category: "c", amountMinor: amountMinor)]))
+}
+
+/// A store on a fresh database with the test program and one member.
+func withStore(_ backend: Backend, program: ProgramDefinition = testProgram(), _ body: (Store, MemberID) async throws -> Void) async throws {
+    try await backend.withDatabase { db in
+        let store = Store(db: db)
+        try await store.migrate()
+        _ = try await store.applyProgram(program, effectiveFrom: t0.adding(days: -365), now: t0)
+        let m = try await store.registerMember(program: program.key, RegisterMember(identities: [Identity(kind: .phone, value: "+86 138-0000-0001")],
+                                                                                    profile: MemberProfile(name: "Li Lei"), registeredAt: t0), idempotencyKey: nil, requestHash: "h", now: t0)
+        try await body(store, m.record.id)
+    }
+}
+
+@Suite struct StoreContractTests {
+    @Test(arguments: Backend.allCases)
+    func migrationsAreIdempotent(_ backend: Backend) async throws {
+        try await backend.withDatabase { (db: any Database) async throws in
+            let store = Store(db: db)
+            #expect(try await store.migrate() == [1])
+            #expect(try await store.migrate() == [])
+            #expect(try await store.schemaVersion() == Schema.latestVersion)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func membersIdentitiesAndPages(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            #expect(try await store.memberId(program: "shop", identity: Identity(kind: .phone, value: "+8613800000001")) == first)
+            await #expect(throws: StoreError.identityTaken(Identity(kind: .phone, value: "+8613800000001"))) {
+                _ = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .phone, value: "+86 13800000001")]), idempotencyKey: nil, requestHash: "x", now: t0)
+            }
+            await #expect(throws: StoreError.self) {
+                _ = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .email, value: "not-an-email")]), idempotencyKey: nil, requestHash: "x", now: t0)
+            }
+            var ids = [first]
+            for i in 2...7 {
+                ids.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C\(i)")], profile: MemberProfile(name: "Han \(i)")),
+                                                          idempotencyKey: "reg-\(i)", requestHash: "r\(i)", now: t0).record.id)
+            }
+            // The same key and body gives the first answer.
+            let again = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C2")]), idempotencyKey: "reg-2", requestHash: "r2", now: t0)
+            #expect(again.replayed && again.record.id == ids[1])
+            await #expect(throws: StoreError.idempotencyMismatch("reg-2")) {
+                _ = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C99")]), idempotencyKey: "reg-2", requestHash: "other", now: t0)
+            }
+            var seen: [MemberID] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try await store.listMembers(program: "shop", cursor: cursor, limit: 3)
+                seen += page.items.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            #expect(seen == ids.sorted())
+            #expect(try await store.listMembers(program: "shop", cursor: nil, limit: 10, namePrefix: "Han").items.count == 6)
+            let updated = try await store.updateMember(program: "shop", id: first, UpdateMember(profile: MemberProfile(city: "Hangzhou"), addIdentities: [Identity(kind: .wechat, value: "o-abc")]),
+                                                       idempotencyKey: nil, requestHash: "u", now: t0)
+            #expect(updated.profile.name == "Li Lei" && updated.profile.city == "Hangzhou")
+            #expect(try await store.memberId(program: "shop", identity: Identity(kind: .wechat, value: "o-abc")) == first)
+            // Another program never sees this one's members.
+            _ = try await store.applyProgram(testProgram(key: "other"), now: t0)
+            await #expect(throws: StoreError.memberNotFound(first)) { _ = try await store.member(program: "other", id: first, now: t0) }
+            await #expect(throws: StoreError.self) { _ = try await store.memberId(program: "other", identity: Identity(kind: .wechat, value: "o-abc")) }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func eventsAreIdempotentAndRefusalsWriteNothing(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let a = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: order("o1", 120_000), idempotencyKey: "k1", requestHash: "h1", now: t0.adding(days: 1))
+            #expect(a.event.outcome.pointsEarned == 1200 && a.event.standing.tier.id == "silver" && !a.replayed)
+            let again = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: order("o1", 120_000), idempotencyKey: "k1", requestHash: "h1", now: t0.adding(days: 2))
+            #expect(again.replayed && again.event == a.event)
+            await #expect(throws: StoreError.idempotencyMismatch("k1")) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: order("o1", 5), idempotencyKey: "k1", requestHash: "h2", now: t0.adding(days: 2))
+            }
+            await #expect(throws: StoreError.rule(.duplicateOrder("o1"))) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: order("o1", 120_000), idempotencyKey: "k-other", requestHash: "h3", now: t0.adding(days: 2))
+            }
+            let before = try await store.allEntries(program: "shop", member: m)
+            await #expect(throws: StoreError.rule(.insufficientPoints(available: 1200, requested: 5000))) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 2), body: .pointsRedeemed(PointsRedeemed(points: 5000, purpose: "mall")),
+                                           idempotencyKey: "k2", requestHash: "h", now: t0.adding(days: 2))
+            }
+            await #expect(throws: StoreError.self) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 2), body: order("bad", -5), idempotencyKey: "k3", requestHash: "h", now: t0.adding(days: 2))
+            }
+            await #expect(throws: StoreError.memberNotFound(MemberID(42))) {
+                _ = try await store.record(program: "shop", member: MemberID(42), occurredAt: t0, body: order("x", 5), idempotencyKey: "k4", requestHash: "h", now: t0)
+            }
+            #expect(try await store.allEntries(program: "shop", member: m) == before)
+            // A refused key can be used again once the request is fixed.
+            let ok = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 2), body: .pointsRedeemed(PointsRedeemed(points: 200, purpose: "mall")),
+                                            idempotencyKey: "k2", requestHash: "h-fixed", now: t0.adding(days: 2))
+            #expect(ok.event.standing.balance == 1000)
+            // The order id belongs to this member: another member cannot record it.
+            let other = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C-2")]), idempotencyKey: nil, requestHash: "", now: t0).record.id
+            await #expect(throws: StoreError.orderTaken("o1")) {
+                _ = try await store.record(program: "shop", member: other, occurredAt: t0.adding(days: 3), body: order("o1", 100), idempotencyKey: "k5", requestHash: "h", now: t0.adding(days: 3))
+            }
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+            #expect(try await store.tierHistory(program: "shop", member: m).map(\.to) == ["silver"])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func lateEventsReplayToTheSameResult(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let times = [5, 1, 9, 3, 7].map { t0.adding(days: $0) }
+            for (i, t) in times.enumerated() {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t, body: order("o\(i)", 30_000), idempotencyKey: "k\(i)", requestHash: "h\(i)", now: t0.adding(days: 10))
+            }
+            let late = try await store.member(program: "shop", id: m, now: t0.adding(days: 10))
+            // The same orders in time order, on a second member.
+            let m2 = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "B")], registeredAt: t0), idempotencyKey: nil, requestHash: "", now: t0).record.id
+            for (i, t) in times.enumerated().sorted(by: { $0.element < $1.element }) {
+                _ = try await store.record(program: "shop", member: m2, occurredAt: t, body: order("p\(i)", 30_000), idempotencyKey: "q\(i)", requestHash: "h\(i)", now: t0.adding(days: 10))
+            }
+            let inOrder = try await store.member(program: "shop", id: m2, now: t0.adding(days: 10))
+            #expect(late.standing == inOrder.standing)
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+            #expect(try await store.lots(program: "shop", member: m).map(\.remaining) == [300, 300, 300, 300, 300])
+            #expect(try await store.allEntries(program: "shop", member: m).count == 5)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func jobsExpireAndAssessOnceOnly(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            _ = try await store.record(program: "shop", member: m, occurredAt: t0, body: order("o1", 600_000), idempotencyKey: "k1", requestHash: "h", now: t0)
+            let first = try await store.runJobs(asOf: t0.adding(days: 40), now: t0.adding(days: 40))
+            #expect(first.expiredPoints == 6000)
+            let second = try await store.runJobs(asOf: t0.adding(days: 40), now: t0.adding(days: 40))
+            #expect(second == JobReport())
+            let assessed = try await store.runJobs(asOf: t0.adding(days: 101), now: t0.adding(days: 101))
+            #expect(assessed.tierChanges == 1)
+            let member = try await store.member(program: "shop", id: m, now: t0.adding(days: 101))
+            #expect(member.standing.tier.id == "silver")
+            #expect(member.standing.balance == 0)
+            #expect(try await store.allEntries(program: "shop", member: m).last?.reason == .expiry)
+            #expect(try await store.tierHistory(program: "shop", member: m).map(\.cause) == [.upgrade, .assessment])
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+        }
+    }
+
+    /// Random events sent to the store, each one twice; the ledger is audited as it goes.
+    @Test(arguments: Backend.allCases)
+    func generatedEventsKeepTheLedgerTrue(_ backend: Backend) async throws {
+        try await withStore(backend, program: testProgram(expiryDays: 20, pendingDays: 2)) { store, m in
+            var rng = SeededRandom(seed: 99)
+            var t = t0
+            var orders: [String] = []
+            for i in 0..<120 {
+                let late = Int.random(in: 0..<5, using: &rng) == 0
+                let when = late ? t.adding(seconds: -Int64.random(in: 0...(86_400 * 10), using: &rng)) : t.adding(seconds: Int64.random(in: 0...(86_400 * 2), using: &rng))
+                if !late { t = when }
+                let body: EventBody
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0..<4: orders.append("o\(i)"); body = order("o\(i)", Int64.random(in: 0...80_000, using: &rng))
+                case 4..<6 where !orders.isEmpty: body = .orderRefunded(OrderRefunded(orderId: orders.randomElement(using: &rng)!))
+                case 6: body = .activity(ActivityDone(activity: "check_in"))
+                default: body = .pointsRedeemed(PointsRedeemed(points: Int64.random(in: 1...600, using: &rng), purpose: "gen"))
+                }
+                let now = max(t, when)
+                var first: RecordedEvent? = nil
+                do { first = try await store.record(program: "shop", member: m, occurredAt: max(when, t0), body: body, idempotencyKey: "g\(i)", requestHash: "h\(i)", now: now).event } catch is StoreError {}
+                let entriesAfterFirst = try await store.allEntries(program: "shop", member: m)
+                if let first {
+                    let second = try await store.record(program: "shop", member: m, occurredAt: max(when, t0), body: body, idempotencyKey: "g\(i)", requestHash: "h\(i)", now: now)
+                    #expect(second.replayed && second.event == first)
+                }
+                #expect(try await store.allEntries(program: "shop", member: m) == entriesAfterFirst, "a duplicate changed the ledger")
+                let problems = try await store.audit(program: "shop", member: m)
+                #expect(problems.isEmpty, "\(problems)")
+                if !problems.isEmpty { return }
+            }
+            _ = try await store.runJobs(asOf: t.adding(days: 200), now: t.adding(days: 200))
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+        }
+    }
+
+    /// 16 clients spend from one member at once: never more than the balance, every request answered.
+    @Test(arguments: Backend.allCases)
+    func concurrentSpendsNeverOverspend(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            _ = try await store.record(program: "shop", member: m, occurredAt: t0, body: order("o1", 100_000), idempotencyKey: "k0", requestHash: "h", now: t0)
+            let results = await withTaskGroup(of: Result<Int64, any Error>.self) { group in
+                for i in 0..<16 {
+                    group.addTask {
+                        do {
+                            let r = try await store.record(program: "shop", member: m, occurredAt: t0.adding(seconds: 60), body: .pointsRedeemed(PointsRedeemed(points: 150, purpose: "race")),
+                                                           idempotencyKey: "spend-\(i)", requestHash: "h", now: t0.adding(seconds: 60))
+                            return .success(r.event.outcome.pointsSpent)
+                        } catch { return .failure(error) }
+                    }
+                }
+                var all: [Result<Int64, any Error>] = []
+                for await r in group { all.append(r) }
+                return all
+            }
+            #expect(results.count == 16)
+            let spent = results.compactMap { try? $0.get() }.reduce(0, +)
+            #expect(spent == 900) // 6 × 150 fit in 1000
+            for case .failure(let e) in results { #expect(e as? StoreError == .rule(.insufficientPoints(available: 100, requested: 150)), "\(e)") }
+            #expect(try await store.member(program: "shop", id: m, now: t0.adding(seconds: 60)).standing.balance == 100)
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func bulkImportIsIdempotentPerOrder(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let orders = (0..<300).map { i in
+                ImportOrder(line: i + 2, who: i % 3 == 0 ? .member(m) : .identity(Identity(kind: .card, value: "IMP-\(i % 40)")), occurredAt: t0.adding(seconds: Int64(i) * 3600),
+                            order: OrderPaid(orderId: "imp-\(i)", lines: [OrderLine(sku: "s", amountMinor: Int64(1000 + i))]))
+            } + [ImportOrder(line: 999, who: .identity(Identity(kind: .card, value: "BAD")), occurredAt: t0, order: OrderPaid(orderId: "bad", lines: []))]
+            let r = try await store.importOrders(program: "shop", orders, registerMissing: true, now: t0.adding(days: 20), membersPerBatch: 7)
+            #expect(r.ordersImported == 300)
+            #expect(r.membersCreated == 40) // cards IMP-0…IMP-39 all occur among the i % 3 != 0 rows
+            #expect(r.rejected.map(\.line) == [999])
+            let again = try await store.importOrders(program: "shop", orders, registerMissing: true, now: t0.adding(days: 20))
+            #expect(again.ordersImported == 0 && again.ordersAlreadyThere == 300)
+            let member = try await store.member(program: "shop", id: m, now: t0.adding(days: 20))
+            #expect(member.standing.orderCount == 100)
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+            let other = try await store.memberId(program: "shop", identity: Identity(kind: .card, value: "IMP-1"))
+            #expect(try await store.audit(program: "shop", member: other).isEmpty)
+        }
+    }
+}
+
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
