@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import PatronCore
 import PatronStore
 
@@ -111,6 +112,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch {
             if let p = Problem.from(error) { return try p.response(from: request, context: context) }
+            if error is NIOTooManyBytesError {
+                return try Problem(.contentTooLarge, type: "body-too-large", title: "The request body is too large", detail: "at most \(APIConfig.maxBodyBytes) bytes are accepted")
+                    .response(from: request, context: context)
+            }
             if let h = error as? HTTPError {
                 let p: Problem
                 switch h.status {

@@ -1,0 +1,243 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import PatronCore
+@testable import PatronServer
+import PatronStore
+import Testing
+
+let t0 = Timestamp(iso8601: "2026-11-01T10:00:00+08:00")!
+
+struct Fixture {
+    let store: Store
+    let admin: String, writer: String, reader: String, otherProgram: String
+    let dir: URL
+
+    static func make() async throws -> Fixture {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-api-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = Store(db: try SQLiteDatabase(path: dir.appendingPathComponent("t.db").path))
+        try await store.migrate()
+        guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: 2026))) else { fatalError() }
+        _ = try await store.applyProgram(def, effectiveFrom: t0.adding(days: -30), now: t0)
+        var other = def; other.key = "other"
+        _ = try await store.applyProgram(other, effectiveFrom: t0.adding(days: -30), now: t0)
+        return Fixture(store: store,
+                       admin: try await store.createKey(program: "demo", name: "a", scopes: [.admin], now: t0).token,
+                       writer: try await store.createKey(program: "demo", name: "w", scopes: [.read, .write], now: t0).token,
+                       reader: try await store.createKey(program: "demo", name: "r", scopes: [.read], now: t0).token,
+                       otherProgram: try await store.createKey(program: "other", name: "o", scopes: [.read, .write, .admin], now: t0).token,
+                       dir: dir)
+    }
+
+    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let api = API(store: store, now: { t0 })
+        let app = Application(router: api.router())
+        try await app.test(.router) { client in try await body(client) }
+        try await store.close()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+func headers(_ token: String?, idem: String? = nil, type: String = "application/json") -> HTTPFields {
+    var h = HTTPFields()
+    if let token { h[.authorization] = "Bearer \(token)" }
+    if let idem { h[HTTPField.Name("Idempotency-Key")!] = idem }
+    h[.contentType] = type
+    return h
+}
+
+func body(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
+
+func decodeJSON(_ r: TestResponse) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(buffer: r.body)) }
+
+extension JSONValue {
+    subscript(_ k: String) -> JSONValue? { if case .object(let o) = self { return o[k] }; return nil }
+    var string: String? { if case .string(let s) = self { return s }; return nil }
+    var int: Int64? { if case .int(let i) = self { return i }; return nil }
+    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+}
+
+func register(_ c: any TestClientProtocol, _ token: String, phone: String) async throws -> String {
+    try await c.execute(uri: "/v1/members", method: .post, headers: headers(token),
+                        body: body(#"{"identities": [{"kind": "phone", "value": "\#(phone)"}], "profile": {"name": "韩梅梅", "city": "上海"}}"#)) { r in
+        #expect(r.status == .created)
+        return try decodeJSON(r)["id"]!.string!
+    }
+}
+
+func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08:00") -> String {
+    #"{"type": "order.paid", "occurredAt": "\#(at)", "data": {"orderId": "\#(id)", "lines": [{"sku": "A1", "category": "shoes", "quantity": 1, "amountMinor": \#(amount), "discountMinor": 0}], "discountMinor": 0, "channel": "store"}}"#
+}
+
+@Suite struct APITests {
+    @Test func theOpenAPIDocumentListsExactlyTheRoutes() throws {
+        let doc = try JSONDecoder().decode(JSONValue.self, from: Data(OpenAPI.document.utf8))
+        #expect(doc["openapi"]?.string == "3.1.0")
+        guard case .object(let paths)? = doc["paths"] else { Issue.record("no paths"); return }
+        var documented = Set<String>()
+        for (path, item) in paths { if case .object(let ops) = item { for m in ops.keys { documented.insert("\(m.uppercased()) \(path)") } } }
+        let routed = Set(API.routes.map { "\($0.method.rawValue) \($0.path)" })
+        #expect(documented == routed)
+        // Every $ref points at a schema that exists.
+        guard case .object(let schemas)? = doc["components"]?["schemas"] else { Issue.record("no schemas"); return }
+        let refs = OpenAPI.document.components(separatedBy: "#/components/schemas/").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(!refs.isEmpty)
+        for r in refs { #expect(schemas[r] != nil, "missing schema \(r)") }
+    }
+
+    /// Every route answers with a status its OpenAPI operation documents.
+    @Test func everyRouteAnswersAsDocumented() async throws {
+        let f = try await Fixture.make()
+        let doc = try JSONDecoder().decode(JSONValue.self, from: Data(OpenAPI.document.utf8))
+        try await f.test { c in
+            let id = try await register(c, f.writer, phone: "13800000001")
+            _ = try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "seed"), body: body(orderBody("seed", amount: 300_000)))
+            let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
+                (.get, "/healthz", "/healthz", nil, nil),
+                (.get, "/openapi.json", "/openapi.json", nil, nil),
+                (.get, "/v1/program", "/v1/program", f.reader, nil),
+                (.put, "/v1/program", "/v1/program", f.admin, Demo.programYAML(year: 2026).replacingOccurrences(of: "threshold: 500}", with: "threshold: 600}")),
+                (.post, "/v1/program/validate", "/v1/program/validate", f.reader, Demo.programYAML(year: 2026)),
+                (.post, "/v1/members", "/v1/members", f.writer, #"{"identities": [{"kind": "email", "value": "lilei@example.com"}]}"#),
+                (.get, "/v1/members", "/v1/members?limit=2", f.reader, nil),
+                (.get, "/v1/members/lookup", "/v1/members/lookup?kind=phone&value=13800000001", f.reader, nil),
+                (.get, "/v1/members/{memberId}", "/v1/members/\(id)", f.reader, nil),
+                (.patch, "/v1/members/{memberId}", "/v1/members/\(id)", f.writer, #"{"profile": {"gender": "female", "birthday": "1990-05-20"}}"#),
+                (.post, "/v1/members/{memberId}/events", "/v1/members/\(id)/events", f.writer, #"{"type": "points.redeemed", "occurredAt": "2026-11-01T09:30:00+08:00", "data": {"points": 10, "purpose": "mall"}}"#),
+                (.get, "/v1/members/{memberId}/events", "/v1/members/\(id)/events", f.reader, nil),
+                (.get, "/v1/members/{memberId}/ledger", "/v1/members/\(id)/ledger", f.reader, nil),
+                (.get, "/v1/members/{memberId}/expiries", "/v1/members/\(id)/expiries", f.reader, nil),
+                (.get, "/v1/members/{memberId}/growth", "/v1/members/\(id)/growth", f.reader, nil),
+                (.get, "/v1/members/{memberId}/tier-history", "/v1/members/\(id)/tier-history", f.reader, nil),
+            ]
+            #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
+            for (method, path, uri, token, payload) in calls {
+                let type = payload?.hasPrefix("key:") == true ? "application/yaml" : "application/json"
+                try await c.execute(uri: uri, method: method, headers: headers(token, idem: "call-\(method.rawValue)-\(path)", type: type), body: payload.map(body)) { r in
+                    let documented = doc["paths"]?[path]?[method.rawValue.lowercased()]?["responses"]
+                    #expect(documented?[String(r.status.code)] != nil, "\(method) \(uri) answered \(r.status.code): \(String(buffer: r.body))")
+                    #expect(r.status.code < 300, "\(method) \(uri): \(String(buffer: r.body))")
+                }
+            }
+        }
+    }
+
+    @Test func aMemberEarnsSpendsAndClimbs() async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let id = try await register(c, f.writer, phone: "13800000002")
+            // Double points week (11.05–11.11) is not on yet on 11-01: 3000 yuan earns 3000 points, 3000 growth → gold.
+            try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "o1"), body: body(orderBody("o1", amount: 300_000))) { r in
+                #expect(r.status == .created)
+                let j = try decodeJSON(r)
+                #expect(j["outcome"]?["pointsEarned"]?.int == 3100) // + first purchase 100
+                #expect(j["standing"]?["tier"]?["id"]?.string == "gold")
+                #expect(j["standing"]?["pending"]?.int == 3000)
+                let missing: Int64 = 8000 - 3050
+                #expect(j["standing"]?["missingToNext"]?.int == missing)
+            }
+            // The same request again: the first answer, marked as replayed.
+            try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "o1"), body: body(orderBody("o1", amount: 300_000))) { r in
+                #expect(r.status == .created)
+                #expect(r.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            }
+            try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "o1"), body: body(orderBody("o1", amount: 1))) { r in
+                #expect(r.status == .unprocessableContent)
+                let j = try decodeJSON(r)
+                #expect(j["type"]?.string?.hasSuffix("idempotency-key-reused") == true)
+            }
+            // Pending points cannot be spent: only the first-purchase bonus is available.
+            try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "r1"),
+                                body: body(#"{"type": "points.redeemed", "occurredAt": "2026-11-01T09:30:00+08:00", "data": {"points": 500, "purpose": "mall"}}"#)) { r in
+                #expect(r.status == .conflict)
+                let j = try decodeJSON(r)
+                #expect(j["type"]?.string?.hasSuffix("insufficient-points") == true)
+                #expect(r.headers[.contentType] == "application/problem+json")
+            }
+            try await c.execute(uri: "/v1/members/\(id)/ledger?limit=1", method: .get, headers: headers(f.reader)) { r in
+                let j = try decodeJSON(r)
+                #expect(j["items"]?.array?.count == 1)
+                #expect(j["nextCursor"]?.string != nil)
+            }
+            try await c.execute(uri: "/v1/members/\(id)/tier-history", method: .get, headers: headers(f.reader)) { r in
+                let j = try decodeJSON(r)
+                #expect(j["items"]?.array?.first?["to"]?.string == "gold")
+            }
+        }
+    }
+
+    struct BadInput: Sendable, CustomStringConvertible {
+        var name: String
+        var method: HTTPRequest.Method
+        var path: String // {id} is replaced by a real member id
+        var key: String // admin, writer, reader, other, none, bogus
+        var body: String?
+        var status: Int
+        var field: String?
+        var type: String = "application/json"
+        var description: String { name }
+    }
+
+    static let badInputs: [BadInput] = [
+        .init(name: "malformed JSON", method: .post, path: "/v1/members/{id}/events", key: "writer", body: #"{"type": "order.paid", "#, status: 400, field: "body"),
+        .init(name: "wrong type", method: .post, path: "/v1/members/{id}/events", key: "writer", body: #"{"type": "order.paid", "occurredAt": "2026-11-01T09:00:00+08:00", "data": {"orderId": "x", "lines": [{"sku": "a", "quantity": "two", "amountMinor": 5, "discountMinor": 0}], "discountMinor": 0}}"#, status: 422, field: "data.lines[0].quantity"),
+        .init(name: "negative amount", method: .post, path: "/v1/members/{id}/events", key: "writer", body: orderBody("neg", amount: -100), status: 422, field: "data.lines[0].amountMinor"),
+        .init(name: "absurd amount", method: .post, path: "/v1/members/{id}/events", key: "writer", body: orderBody("big", amount: 99_000_000_000_000), status: 422, field: "data.lines[0].amountMinor"),
+        .init(name: "unknown event type", method: .post, path: "/v1/members/{id}/events", key: "writer", body: #"{"type": "order.teleported", "occurredAt": "2026-11-01T09:00:00+08:00", "data": {}}"#, status: 422, field: "type"),
+        .init(name: "missing occurredAt", method: .post, path: "/v1/members/{id}/events", key: "writer", body: #"{"type": "activity", "data": {"activity": "check_in"}}"#, status: 422, field: "occurredAt"),
+        .init(name: "event in the future", method: .post, path: "/v1/members/{id}/events", key: "writer", body: orderBody("fut", amount: 100, at: "2027-01-01T00:00:00Z"), status: 422, field: "occurredAt"),
+        .init(name: "unknown activity", method: .post, path: "/v1/members/{id}/events", key: "writer", body: #"{"type": "activity", "occurredAt": "2026-11-01T09:00:00+08:00", "data": {"activity": "moon_walk"}}"#, status: 422, field: "data.activity"),
+        .init(name: "unknown member", method: .post, path: "/v1/members/987654321/events", key: "writer", body: orderBody("u", amount: 100), status: 404, field: nil),
+        .init(name: "not a member id", method: .get, path: "/v1/members/abc", key: "reader", body: nil, status: 404, field: nil),
+        .init(name: "another program's member", method: .get, path: "/v1/members/{id}", key: "other", body: nil, status: 404, field: nil),
+        .init(name: "no key", method: .get, path: "/v1/members/{id}", key: "none", body: nil, status: 401, field: nil),
+        .init(name: "bogus key", method: .get, path: "/v1/members/{id}", key: "bogus", body: nil, status: 401, field: nil),
+        .init(name: "read key writes", method: .post, path: "/v1/members/{id}/events", key: "reader", body: orderBody("r", amount: 100), status: 403, field: nil),
+        .init(name: "missing Idempotency-Key", method: .post, path: "/v1/members/{id}/events", key: "writer-no-idem", body: orderBody("n", amount: 100), status: 400, field: "Idempotency-Key"),
+        .init(name: "oversized body", method: .post, path: "/v1/members/{id}/events", key: "writer", body: "{\"pad\": \"" + String(repeating: "x", count: 300_000) + "\"}", status: 413, field: nil),
+        .init(name: "page size too large", method: .get, path: "/v1/members?limit=5000", key: "reader", body: nil, status: 422, field: "limit"),
+        .init(name: "bad cursor", method: .get, path: "/v1/members?cursor=zzz", key: "reader", body: nil, status: 422, field: "cursor"),
+        .init(name: "taken identity", method: .post, path: "/v1/members", key: "writer", body: #"{"identities": [{"kind": "phone", "value": "13800000009"}]}"#, status: 409, field: "identities"),
+        .init(name: "bad e-mail", method: .post, path: "/v1/members", key: "writer", body: #"{"identities": [{"kind": "email", "value": "nope"}]}"#, status: 422, field: "identities[0].value"),
+        .init(name: "unknown identity kind", method: .post, path: "/v1/members", key: "writer", body: #"{"identities": [{"kind": "fax", "value": "1"}]}"#, status: 422, field: "identities[0].kind"),
+        .init(name: "invalid program", method: .put, path: "/v1/program", key: "admin", body: "key: demo\ncurrency: yuan\n", status: 422, field: "currency", type: "application/yaml"),
+        .init(name: "program of another key", method: .put, path: "/v1/program", key: "admin", body: Demo.programYAML(year: 2026).replacingOccurrences(of: "key: demo", with: "key: rival"), status: 422, field: "key", type: "application/yaml"),
+        .init(name: "program without admin scope", method: .put, path: "/v1/program", key: "writer", body: Demo.programYAML(year: 2026), status: 403, field: nil, type: "application/yaml"),
+        .init(name: "unknown route", method: .get, path: "/v1/nothing-here", key: "reader", body: nil, status: 404, field: nil),
+    ]
+
+    @Test(arguments: badInputs)
+    func badInputGetsAClearErrorAndWritesNothing(_ b: BadInput) async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let id = try await register(c, f.writer, phone: "13800000009")
+            func snapshot() async throws -> String {
+                let m = try await f.store.member(program: "demo", id: MemberID(Int64(id)!), now: t0)
+                let entries = try await f.store.allEntries(program: "demo", member: MemberID(Int64(id)!))
+                let program = try await f.store.programVersions("demo").count
+                let members = try await f.store.listMembers(program: "demo", cursor: nil, limit: 200).items.count
+                return "\(m.standing) \(m.profile) \(entries.count) \(program) \(members)"
+            }
+            let before = try await snapshot()
+            let token: String? = switch b.key {
+            case "admin": f.admin; case "writer", "writer-no-idem": f.writer; case "reader": f.reader; case "other": f.otherProgram
+            case "bogus": "ptk_000000000000_000000000000000000000000000000000000000000000000"; default: nil
+            }
+            let idem: String? = b.key == "writer-no-idem" ? nil : "bad-\(b.name)"
+            try await c.execute(uri: b.path.replacingOccurrences(of: "{id}", with: id), method: b.method, headers: headers(token, idem: idem, type: b.type), body: b.body.map(body)) { r in
+                #expect(Int(r.status.code) == b.status, "\(String(buffer: r.body).prefix(300))")
+                #expect(r.headers[.contentType] == "application/problem+json")
+                let j = try decodeJSON(r)
+                #expect(j["status"]?.int == Int64(b.status))
+                #expect(j["detail"]?.string?.isEmpty == false)
+                if let field = b.field {
+                    #expect(j["errors"]?.array?.contains { $0["field"]?.string == field } == true, "\(j)")
+                }
+                #expect(!String(buffer: r.body).contains("SELECT"), "no SQL reaches a client")
+            }
+            #expect(try await snapshot() == before, "the refused request changed something")
+        }
+    }
+}
