@@ -158,3 +158,19 @@ extension API {
         json(["items": try await store.tierHistory(program: key.program, member: try memberId(ctx))])
     }
 }
+
+extension API {
+    /// `POST /bench/bare`: reads and decodes an event exactly as the events route does, then
+    /// answers without touching the database. The benchmark's ceiling for the HTTP layer; only
+    /// registered by `patron serve --bench-routes`.
+    public func addBareRoute(_ router: Router<PatronContext>) {
+        router.post("/bench/bare") { req, ctx -> Response in
+            let data = try await body(req, ctx)
+            let doc = try document(req, data)
+            let env = try decode(EventRequest.self, from: data)
+            let order = try decode(OrderPaid.self, from: try JSONEncoder().encode(env.data), prefix: "data")
+            _ = requestHash(req, doc)
+            return json(["orderId": order.orderId, "status": "decoded"], status: .created)
+        }
+    }
+}

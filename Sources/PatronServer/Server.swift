@@ -36,11 +36,13 @@ public struct JobService: Service {
 public enum PatronApp {
     /// The one wiring point: the API on a store, with the job runner beside it.
     public static func build(store: Store, host: String, port: Int, now: @escaping @Sendable () -> Timestamp = PatronApp.systemNow,
-                             jobsInterval: Duration? = .seconds(30), logger: Logger) -> some ApplicationProtocol {
+                             jobsInterval: Duration? = .seconds(30), benchRoutes: Bool = false, logger: Logger) -> some ApplicationProtocol {
         let api = API(store: store, now: now)
+        let router = api.router()
+        if benchRoutes { api.addBareRoute(router) }
         var services: [any Service] = []
         if let jobsInterval { services.append(JobService(store: store, now: now, interval: jobsInterval, logger: logger)) }
-        return Application(router: api.router(), configuration: .init(address: .hostname(host, port: port), serverName: "patron"),
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "patron"),
                            services: services, logger: logger)
     }
 

@@ -88,7 +88,7 @@ extension Store {
               state_version = state_version + 1, last_event_no = ?, as_of = ?, next_due_at = ?, updated_at = ?
             WHERE program_id = ? AND member_id = ? AND state_version = ?
             """, [.text(state.tier.tierId), .int(state.balance), .int(state.available(at: t)), .int(state.pending(at: t)), .int(state.growthTotal),
-                  .text(Coding.compact(state)), .int(lastEventNo), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds),
+                  .text(Coding.state(state)), .int(lastEventNo), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds),
                   .text(program), .int(m.id.rawValue), .int(m.stateVersion)],
             expectRows: 1, else: .conflict("member"))
     }

@@ -186,7 +186,7 @@ extension Store {
             for r in rows {
                 let id = MemberID(try r.int("member_id"))
                 out[id] = LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
-                                       state: try Coding.decode(MemberState.self, try r.string("state")), stateVersion: try r.int("state_version"),
+                                       state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
                                        lastEventNo: try r.int("last_event_no"))
             }
         }

@@ -92,7 +92,7 @@ extension Store {
               state, state_version, last_event_no, as_of, next_due_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 1, 0, ?, NULL, ?) ON CONFLICT DO NOTHING
             """, [.text(program), .int(id.rawValue), .int(state.registeredAt.seconds), SQLValue(profile.name), .text(Coding.json(profile)),
-                  .text(state.tier.tierId), .text(Coding.compact(state)), .int(state.asOf.seconds), .int(now.seconds)],
+                  .text(state.tier.tierId), .text(Coding.state(state)), .int(state.asOf.seconds), .int(now.seconds)],
             expectRows: 1, else: .taken("member id"))
     }
 
@@ -101,7 +101,7 @@ extension Store {
                                       [.text(program), .int(id.rawValue)])
         guard let r = rows.first else { throw StoreError.memberNotFound(id) }
         return LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
-                            state: try Coding.decode(MemberState.self, try r.string("state")), stateVersion: try r.int("state_version"),
+                            state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
                             lastEventNo: try r.int("last_event_no"))
     }
 

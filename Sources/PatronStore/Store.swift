@@ -39,6 +39,17 @@ enum Coding {
     static func json<T: Encodable>(_ v: T) -> String { String(decoding: try! encoder.encode(v), as: UTF8.self) }
     static func compact<T: Encodable>(_ v: T) -> String { String(decoding: try! compactEncoder.encode(v), as: UTF8.self) }
     static func decode<T: Decodable>(_ t: T.Type, _ s: String) throws -> T { try decoder.decode(t, from: Data(s.utf8)) }
+
+    /// Member state snapshots: `StateCodec`'s binary form in base64 behind a "b1:" tag (JSON is
+    /// still read, for snapshots written before the codec).
+    static func state(_ s: MemberState) -> String { "b1:" + Data(StateCodec.encode(s)).base64EncodedString() }
+    static func state(_ text: String) throws -> MemberState {
+        if text.hasPrefix("b1:") {
+            guard let d = Data(base64Encoded: String(text.dropFirst(3))) else { throw DatabaseError.decoding("member state is not base64") }
+            return try StateCodec.decode([UInt8](d))
+        }
+        return try decode(MemberState.self, text)
+    }
 }
 
 /// Patron's storage: programs, keys, members, events and their effects, on one `Database`.

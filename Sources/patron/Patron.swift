@@ -11,7 +11,7 @@ struct Patron: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patron",
         abstract: "Patron: membership and loyalty operations (会员运营系统).",
-        subcommands: [Serve.self, Migrate.self, ProgramCommand.self, Keys.self, Jobs.self, Import.self, DemoCommand.self]
+        subcommands: [Serve.self, Migrate.self, ProgramCommand.self, Keys.self, Jobs.self, Import.self, DemoCommand.self, Bench.self]
     )
 }
 
@@ -79,12 +79,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 8080
     @Flag(help: "Acknowledge writes only once fsync'd (SQLite synchronous=FULL).") var durable = false
     @Option(help: "Seconds between runs of scheduled work (0: off).") var jobsInterval = 30
+    @Flag(help: .hidden) var benchRoutes = false
 
     func run() async throws {
         let store = try await db.open(synchronousFull: durable)
         var logger = Logger(label: "patron")
         logger.logLevel = .info
-        let app = PatronApp.build(store: store, host: host, port: port, jobsInterval: jobsInterval > 0 ? .seconds(jobsInterval) : nil, logger: logger)
+        let app = PatronApp.build(store: store, host: host, port: port, jobsInterval: jobsInterval > 0 ? .seconds(jobsInterval) : nil, benchRoutes: benchRoutes, logger: logger)
         try await app.runService()
         try await store.close()
     }

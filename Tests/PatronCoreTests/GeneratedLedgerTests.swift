@@ -85,6 +85,7 @@ import Testing
             }
             let problems = h.audit()
             #expect(problems.isEmpty, "seed \(seed): \(problems)")
+            #expect(try StateCodec.decode(StateCodec.encode(h.state)) == h.state, "the stored form of the state round-trips")
             #expect(h.lots.values.allSatisfy { $0.remaining >= 0 })
             if !problems.isEmpty { return }
         }
@@ -134,5 +135,16 @@ import Testing
         #expect(inOrder.state.lots.map(\.remaining) .sorted() == shuffled.state.lots.map(\.remaining).sorted())
         #expect(inOrder.tierChanges.map(\.to) == shuffled.tierChanges.map(\.to))
         #expect(shuffled.audit().isEmpty)
+    }
+}
+
+@Suite struct StateCodecTests {
+    @Test func rejectsDamagedSnapshots() throws {
+        var h = Harness(GeneratedLedgerTests.program)
+        try h.order("a", 10_000, at: t0.adding(days: 1))
+        let bytes = StateCodec.encode(h.state)
+        #expect(throws: StateCodec.Failure.truncated) { try StateCodec.decode(Array(bytes.dropLast(3))) }
+        #expect(throws: StateCodec.Failure.badFormat(9)) { try StateCodec.decode([9] + bytes.dropFirst()) }
+        #expect(throws: (any Error).self) { try StateCodec.decode(bytes + [0]) }
     }
 }

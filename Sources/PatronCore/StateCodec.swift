@@ -1,0 +1,137 @@
+import Foundation
+
+/// A compact binary form of `MemberState` for storage: the snapshot is read and written on every
+/// event, and JSON coding of it was most of the cost of a write. Varints, length-prefixed
+/// strings, a leading format byte. `decode(encode(s)) == s` (tested on generated states).
+public enum StateCodec {
+    static let format: UInt8 = 1
+
+    public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
+
+    public static func encode(_ s: MemberState) -> [UInt8] {
+        var w = ByteWriter()
+        w.bytes.reserveCapacity(64 + s.lots.count * 24 + s.orders.count * 48 + s.window.count * 8)
+        w.u8(format)
+        w.int(s.memberId.rawValue); w.time(s.registeredAt)
+        w.int(Int64(s.lots.count))
+        for l in s.lots {
+            w.int(Int64(l.no)); w.int(l.eventId.rawValue); w.u8(l.source == .purchase ? 0 : l.source == .activity ? 1 : 2); w.optString(l.orderId)
+            w.time(l.earnedAt); w.time(l.availableAt); w.optTime(l.expiresAt); w.int(l.original); w.int(l.remaining)
+        }
+        w.int(s.debt); w.int(s.recordedDebt)
+        w.tier(s.tier)
+        w.int(s.growthTotal)
+        w.int(Int64(s.window.count))
+        for g in s.window { w.time(g.countsAt); w.int(g.growth) }
+        w.int(Int64(s.orders.count))
+        for (id, o) in s.orders.sorted(by: { $0.key < $1.key }) {
+            w.string(id); w.int(o.eventId.rawValue); w.time(o.at)
+            w.int(Int64(o.lines.count))
+            for l in o.lines { w.int(l.quantity); w.int(l.points); w.int(l.growth); w.int(l.refundedQuantity); w.int(l.refundedPoints); w.int(l.refundedGrowth) }
+            w.optInt(o.lotNo.map(Int64.init)); w.tier(o.tierBefore); w.int(o.expiredPoints); w.int(o.paidMinor)
+        }
+        w.int(Int64(s.activities.count))
+        for (id, a) in s.activities.sorted(by: { $0.key < $1.key }) { w.string(id); w.int(Int64(a.count)); w.int(a.lastDay) }
+        w.int(s.dayNumber); w.int(s.dayPoints); w.int(s.dayGrowth)
+        w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
+        w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> MemberState {
+        var r = ByteReader(bytes: bytes)
+        let f = try r.u8()
+        guard f == format else { throw Failure.badFormat(f) }
+        let member = MemberID(try r.int()), registered = try r.time()
+        var s = MemberState(memberId: member, registeredAt: registered, baseTier: "")
+        let lots = try r.count()
+        s.lots.reserveCapacity(lots)
+        for _ in 0..<lots {
+            let no = Int(try r.int()), ev = EventID(try r.int())
+            let src: LotSource = switch try r.u8() { case 0: .purchase; case 1: .activity; default: .adjustment }
+            s.lots.append(Lot(no: no, eventId: ev, source: src, orderId: try r.optString(), earnedAt: try r.time(), availableAt: try r.time(),
+                              expiresAt: try r.optTime(), original: try r.int(), remaining: try r.int()))
+        }
+        s.debt = try r.int(); s.recordedDebt = try r.int()
+        s.tier = try r.tier()
+        s.growthTotal = try r.int()
+        let window = try r.count()
+        s.window.reserveCapacity(window)
+        for _ in 0..<window { s.window.append(WindowGrowth(countsAt: try r.time(), growth: try r.int())) }
+        let orders = try r.count()
+        s.orders.reserveCapacity(orders)
+        for _ in 0..<orders {
+            let id = try r.string(), ev = EventID(try r.int()), at = try r.time()
+            let n = try r.count()
+            var lines: [LineEarning] = []
+            lines.reserveCapacity(n)
+            for _ in 0..<n {
+                lines.append(LineEarning(quantity: try r.int(), points: try r.int(), growth: try r.int(), refundedQuantity: try r.int(),
+                                         refundedPoints: try r.int(), refundedGrowth: try r.int()))
+            }
+            s.orders[id] = OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try r.optInt().map { Int($0) }, tierBefore: try r.tier(),
+                                       expiredPoints: try r.int(), paidMinor: try r.int())
+        }
+        for _ in 0..<(try r.count()) { s.activities[try r.string()] = ActivityMark(count: Int(try r.int()), lastDay: try r.int()) }
+        s.dayNumber = try r.int(); s.dayPoints = try r.int(); s.dayGrowth = try r.int()
+        s.orderCount = Int(try r.int()); s.spentMinor = try r.int(); s.asOf = try r.time(); s.lastEventAt = try r.optTime()
+        s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
+        guard r.atEnd else { throw Failure.badValue("trailing bytes") }
+        return s
+    }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    /// Zig-zag varint: small magnitudes, positive or negative, take few bytes.
+    mutating func int(_ v: Int64) {
+        var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
+        while z >= 0x80 { bytes.append(UInt8(z & 0x7F) | 0x80); z >>= 7 }
+        bytes.append(UInt8(z))
+    }
+    mutating func time(_ t: Timestamp) { int(t.seconds) }
+    mutating func optInt(_ v: Int64?) { if let v { u8(1); int(v) } else { u8(0) } }
+    mutating func optTime(_ t: Timestamp?) { optInt(t?.seconds) }
+    mutating func string(_ s: String) { let u = Array(s.utf8); int(Int64(u.count)); bytes.append(contentsOf: u) }
+    mutating func optString(_ s: String?) { if let s { u8(1); string(s) } else { u8(0) } }
+    mutating func tier(_ t: TierState) { string(t.tierId); time(t.since); optTime(t.assessAt); optTime(t.graceFrom) }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var i = 0
+    var atEnd: Bool { i == bytes.count }
+    mutating func u8() throws -> UInt8 {
+        guard i < bytes.count else { throw StateCodec.Failure.truncated }
+        defer { i += 1 }
+        return bytes[i]
+    }
+    mutating func int() throws -> Int64 {
+        var z: UInt64 = 0, shift: UInt64 = 0
+        while true {
+            let b = try u8()
+            guard shift < 64 else { throw StateCodec.Failure.badValue("varint too long") }
+            z |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { break }
+            shift += 7
+        }
+        return Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+    }
+    mutating func count() throws -> Int {
+        let n = try int()
+        guard n >= 0, n <= bytes.count - i + 1 else { throw StateCodec.Failure.badValue("count \(n)") }
+        return Int(n)
+    }
+    mutating func time() throws -> Timestamp { Timestamp(seconds: try int()) }
+    mutating func optInt() throws -> Int64? { try u8() == 1 ? try int() : nil }
+    mutating func optTime() throws -> Timestamp? { try optInt().map(Timestamp.init) }
+    mutating func string() throws -> String {
+        let n = try count()
+        guard i + n <= bytes.count else { throw StateCodec.Failure.truncated }
+        defer { i += n }
+        return String(decoding: bytes[i..<(i + n)], as: UTF8.self)
+    }
+    mutating func optString() throws -> String? { try u8() == 1 ? try string() : nil }
+    mutating func tier() throws -> TierState { TierState(tierId: try string(), since: try time(), assessAt: try optTime(), graceFrom: try optTime()) }
+}
