@@ -35,6 +35,16 @@ public struct OrderLine: Codable, Sendable, Equatable {
     public init(sku: String, category: String? = nil, quantity: Int64 = 1, amountMinor: Int64, discountMinor: Int64 = 0) {
         self.sku = sku; self.category = category; self.quantity = quantity; self.amountMinor = amountMinor; self.discountMinor = discountMinor
     }
+    enum CodingKeys: String, CodingKey { case sku, category, quantity, amountMinor, discountMinor }
+    /// `quantity` defaults to 1 and `discountMinor` to 0.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sku = try c.decode(String.self, forKey: .sku)
+        category = try c.decodeIfPresent(String.self, forKey: .category)
+        quantity = try c.decodeIfPresent(Int64.self, forKey: .quantity) ?? 1
+        amountMinor = try c.decode(Int64.self, forKey: .amountMinor)
+        discountMinor = try c.decodeIfPresent(Int64.self, forKey: .discountMinor) ?? 0
+    }
 }
 
 public struct OrderPaid: Codable, Sendable, Equatable {
@@ -47,6 +57,17 @@ public struct OrderPaid: Codable, Sendable, Equatable {
     public var store: String?
     public init(orderId: String, currency: String? = nil, lines: [OrderLine], discountMinor: Int64 = 0, channel: String? = nil, store: String? = nil) {
         self.orderId = orderId; self.currency = currency; self.lines = lines; self.discountMinor = discountMinor; self.channel = channel; self.store = store
+    }
+    enum CodingKeys: String, CodingKey { case orderId, currency, lines, discountMinor, channel, store }
+    /// `discountMinor` defaults to 0.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        orderId = try c.decode(String.self, forKey: .orderId)
+        currency = try c.decodeIfPresent(String.self, forKey: .currency)
+        lines = try c.decode([OrderLine].self, forKey: .lines)
+        discountMinor = try c.decodeIfPresent(Int64.self, forKey: .discountMinor) ?? 0
+        channel = try c.decodeIfPresent(String.self, forKey: .channel)
+        store = try c.decodeIfPresent(String.self, forKey: .store)
     }
     public var paidMinor: Int64 { lines.reduce(0) { $0 + $1.amountMinor - $1.discountMinor } - discountMinor }
 }

@@ -128,14 +128,14 @@ public enum OpenAPI {
         "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}}, "profile": {"$ref": "#/components/schemas/Profile"},
         "standing": {"$ref": "#/components/schemas/Standing"}}},
       "MemberPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},
-      "OrderLine": {"type": "object", "required": ["sku", "quantity", "amountMinor", "discountMinor"], "properties": {
-        "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1},
-        "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0}}},
+      "OrderLine": {"type": "object", "required": ["sku", "amountMinor"], "properties": {
+        "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "default": 1},
+        "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0, "default": 0}}},
       "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
         "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed"]},
         "occurredAt": {"type": "string", "format": "date-time"},
         "data": {"oneOf": [
-          {"title": "order.paid", "type": "object", "required": ["orderId", "lines", "discountMinor"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
+          {"title": "order.paid", "type": "object", "required": ["orderId", "lines"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
             "lines": {"type": "array", "items": {"$ref": "#/components/schemas/OrderLine"}}, "discountMinor": {"type": "integer"}, "channel": {"type": "string"}, "store": {"type": "string"}}},
           {"title": "order.refunded", "type": "object", "required": ["orderId"], "properties": {"orderId": {"type": "string"},
             "lines": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer", "minimum": 1}, "quantity": {"type": "integer"}}}}}},

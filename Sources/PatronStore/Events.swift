@@ -51,7 +51,7 @@ extension Store {
             updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: eventNo, now: now)
             plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [.text(program), .int(member.rawValue), .int(eventNo), .text(body.kind.rawValue), .int(occurredAt.seconds), .int(now.seconds),
-                      SQLValue(idempotencyKey), .text(String(decoding: body.payloadJSON(), as: UTF8.self)), .text(Coding.json(outcome))])
+                      SQLValue(idempotencyKey), .text(body.payloadText), .text(outcome.jsonText)])
             if case .orderPaid(let o) = body {
                 plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          [.text(program), .text(o.orderId), .int(member.rawValue), .int(eventNo), .int(occurredAt.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store)],

@@ -125,7 +125,7 @@ extension Store {
                 for (o, e, out) in accepted {
                     plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              [.text(program), .int(id.rawValue), .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),
-                              .text("import:\(o.order.orderId)"), .text(String(decoding: e.body.payloadJSON(), as: UTF8.self)), .text(Coding.json(out))])
+                              .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)])
                     plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                              [.text(program), .text(o.order.orderId), .int(id.rawValue), .int(e.id.rawValue), .int(o.occurredAt.seconds), .int(o.order.paidMinor),
                               SQLValue(o.order.channel), SQLValue(o.order.store)], expectRows: 1, else: .taken("order"))

@@ -219,3 +219,23 @@ import Testing
         #expect(h.audit().isEmpty)
     }
 }
+
+@Suite struct JSONTextTests {
+    @Test func handWrittenJSONDecodesToTheSameValues() throws {
+        var rng = SeededRandom(seed: 5)
+        let odd = ["", "plain", "引号\"和\\反斜杠", "tab\tnew\nline", "\u{01}ctl", "emoji 🎉"]
+        for _ in 0..<300 {
+            let lines = (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+                OrderLine(sku: odd.randomElement(using: &rng)! + "x", category: Bool.random(using: &rng) ? nil : odd.randomElement(using: &rng),
+                          quantity: Int64.random(in: 1...9, using: &rng), amountMinor: Int64.random(in: 0...Int64(1e10), using: &rng), discountMinor: Int64.random(in: 0...9, using: &rng))
+            }
+            let o = OrderPaid(orderId: odd.randomElement(using: &rng)! + "o", currency: Bool.random(using: &rng) ? "CNY" : nil, lines: lines,
+                              discountMinor: Int64.random(in: 0...5, using: &rng), channel: Bool.random(using: &rng) ? nil : "app", store: odd.randomElement(using: &rng))
+            #expect(try JSONDecoder().decode(OrderPaid.self, from: Data(o.jsonText.utf8)) == o)
+            let out = EventOutcome(status: Bool.random(using: &rng) ? .applied : .deferred, pointsEarned: Int64.random(in: -9...9_999, using: &rng),
+                                   growthEarned: 3, pointsSpent: 0, pointsClawedBack: -1, growthClawedBack: 7, tierBefore: "basic", tierAfter: "gold",
+                                   note: Bool.random(using: &rng) ? nil : odd.randomElement(using: &rng))
+            #expect(try JSONDecoder().decode(EventOutcome.self, from: Data(out.jsonText.utf8)) == out)
+        }
+    }
+}

@@ -43,6 +43,8 @@ public final class SQLiteDatabase: Database {
             try connection.exec("PRAGMA journal_mode=WAL")
             try connection.exec("PRAGMA synchronous=\(synchronous.rawValue)")
             try connection.exec("PRAGMA foreign_keys=OFF")
+            // 64 MiB of page cache for the writer: bulk writes touch many index pages.
+            try connection.exec("PRAGMA cache_size=-65536")
         } catch {
             connection.close()
             throw error

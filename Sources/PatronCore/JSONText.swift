@@ -1,0 +1,83 @@
+import Foundation
+
+/// A small JSON writer for the few documents written on every event (the stored event payload
+/// and outcome), where Foundation's encoder was a large share of the cost. Output is ordinary
+/// JSON that `JSONDecoder` reads back into the same types (tested).
+public struct JSONText {
+    public private(set) var text = ""
+    private var needsComma: [Bool] = []
+    public init() { text.reserveCapacity(256) }
+
+    private mutating func separate() {
+        if let last = needsComma.last { if last { text += "," } else { needsComma[needsComma.count - 1] = true } }
+    }
+    public mutating func open() { separate(); text += "{"; needsComma.append(false) }
+    public mutating func close() { text += "}"; needsComma.removeLast() }
+    public mutating func openArray(_ key: String) { keyOnly(key); text += "["; needsComma.append(false) }
+    public mutating func closeArray() { text += "]"; needsComma.removeLast() }
+    mutating func keyOnly(_ k: String) { separate(); Self.quote(k, into: &text); text += ":"; }
+    public mutating func key(_ k: String, _ v: String?) { guard let v else { return }; keyOnly(k); Self.quote(v, into: &text) }
+    public mutating func key(_ k: String, _ v: Int64?) { guard let v else { return }; keyOnly(k); text += String(v) }
+    public mutating func objectKey(_ k: String) { keyOnly(k); text += "{"; needsComma.append(false) }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        var plain = true
+        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { plain = false; break }
+        if plain { out += s } else {
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                default:
+                    if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+extension OrderPaid {
+    /// The stored form of the order (see `JSONText`).
+    public var jsonText: String {
+        var w = JSONText()
+        w.open()
+        w.key("channel", channel); w.key("currency", currency); w.key("discountMinor", discountMinor)
+        w.openArray("lines")
+        for l in lines {
+            w.open()
+            w.key("amountMinor", l.amountMinor); w.key("category", l.category); w.key("discountMinor", l.discountMinor)
+            w.key("quantity", l.quantity); w.key("sku", l.sku)
+            w.close()
+        }
+        w.closeArray()
+        w.key("orderId", orderId); w.key("store", store)
+        w.close()
+        return w.text
+    }
+}
+
+extension EventOutcome {
+    public var jsonText: String {
+        var w = JSONText()
+        w.open()
+        w.key("growthClawedBack", growthClawedBack); w.key("growthEarned", growthEarned); w.key("note", note)
+        w.key("pointsClawedBack", pointsClawedBack); w.key("pointsEarned", pointsEarned); w.key("pointsSpent", pointsSpent)
+        w.key("status", status.rawValue); w.key("tierAfter", tierAfter); w.key("tierBefore", tierBefore)
+        w.close()
+        return w.text
+    }
+}
+
+extension EventBody {
+    /// The stored payload as text: hand-written for orders (the bulk of events), Foundation's
+    /// encoder for the rest.
+    public var payloadText: String {
+        if case .orderPaid(let o) = self { return o.jsonText }
+        return String(decoding: payloadJSON(), as: UTF8.self)
+    }
+}
