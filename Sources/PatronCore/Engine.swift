@@ -31,6 +31,8 @@ public struct ProgramVersions: Sendable {
 public enum EngineError: Error, Sendable, Equatable {
     case insufficientPoints(available: Int64, requested: Int64)
     case unknownActivity(String)
+    /// A `firstOrder` activity is awarded by the first order, not sent as an event.
+    case activityAwardedAutomatically(String)
     case activityLimitReached(activity: String, limit: ActivityLimit)
     case duplicateOrder(String)
     case refundExceedsOrder(line: Int, remaining: Int64, requested: Int64)
@@ -132,7 +134,10 @@ public struct Engine: Sendable {
             }
         case .activity(let a):
             guard let rule = p.activity(a.activity), rule.trigger == .event else {
-                if mode == .validate { throw EngineError.unknownActivity(a.activity) }
+                if mode == .validate {
+                    if p.activity(a.activity) != nil { throw EngineError.activityAwardedAutomatically(a.activity) }
+                    throw EngineError.unknownActivity(a.activity)
+                }
                 out.note = "activity not in the program at this time: nothing awarded"; break
             }
             if !award(&s, rule, event: e.id, at: t, v: v, out: &out, fx: &fx) {
@@ -202,6 +207,14 @@ public struct Engine: Sendable {
             for rule in p.activities where rule.trigger == .firstOrder { _ = award(&s, rule, event: e.id, at: t, v: v, out: &out, fx: &fx) }
         }
         checkUpgrade(&s, p, v: v, at: t, event: e.id, fx: &fx)
+        // Refunds that arrived before the order apply now, at the order's time.
+        if let waiting = s.deferredRefunds.removeValue(forKey: o.orderId) {
+            for d in waiting {
+                var ignored = EventOutcome(status: .applied, tierBefore: s.tier.tierId, tierAfter: s.tier.tierId)
+                let refundEvent = MemberEvent(id: d.eventId, occurredAt: t, body: .orderRefunded(OrderRefunded(orderId: o.orderId, lines: d.lines)))
+                try? refund(&s, OrderRefunded(orderId: o.orderId, lines: d.lines), event: refundEvent, v: v, mode: .replay, out: &ignored, fx: &fx)
+            }
+        }
     }
 
     /// Shares the order-level discount among lines in proportion to what each line pays, with
@@ -343,6 +356,7 @@ public struct Engine: Sendable {
     func refund(_ s: inout MemberState, _ r: OrderRefunded, event e: MemberEvent, v: ProgramVersions.Version, mode: Mode, out: inout EventOutcome, fx: inout Effects) throws {
         let p = v.definition, t = e.occurredAt
         guard var rec = s.orders[r.orderId] else {
+            s.deferredRefunds[r.orderId, default: []].append(DeferredRefund(eventId: e.id, at: e.occurredAt, lines: r.lines))
             out.status = .deferred
             out.note = "order \(r.orderId) is not recorded yet; the refund applies when it arrives"
             return
@@ -410,10 +424,18 @@ public struct Engine: Sendable {
         if G != 0 { addGrowth(&s, -G, event: e.id, at: t, countsAt: rec.at, reason: .refund, order: r.orderId, fx: &fx) }
         // A refund that removes the growth an upgrade stood on undoes that upgrade.
         if p.refund.undoUpgrade, G > 0, s.tier.since >= rec.at, let cur = p.tierIndex(s.tier.tierId), let before = p.tierIndex(rec.tierBefore.tierId), cur > before {
-            let q = qualifying(s, p, v: v, at: t)
+            var q = qualifying(s, p, v: v, at: t)
+            if p.assessment.kind == .calendar {
+                // The period just assessed still counts for the tier it kept.
+                let period = p.assessment.period ?? .year
+                let current = periodStart(containing: t, period, v.clock)
+                q = max(q, sum(s, from: periodStart(containing: current.adding(seconds: -1), period, v.clock), until: current))
+            }
             let target = max(Self.supported(q, p), before)
             if target < cur {
-                let restored = target == before ? rec.tierBefore : TierState(tierId: p.tiers[target].id, since: t, assessAt: nextAssessment(after: t, tier: target, v: v), graceFrom: nil)
+                var restored = target == before ? rec.tierBefore : TierState(tierId: p.tiers[target].id, since: t, assessAt: nextAssessment(after: t, tier: target, v: v), graceFrom: nil)
+                // An assessment the restored tier missed while it was away happens now, not in the past.
+                if let a = restored.assessAt, a < t { restored.assessAt = t }
                 changeTier(&s, to: restored, cause: .refund, at: t, event: e.id, q: q, fx: &fx)
                 advance(&s, to: t, effects: &fx)
             }

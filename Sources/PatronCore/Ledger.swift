@@ -117,6 +117,13 @@ struct OrderRecord: Codable, Sendable, Equatable {
     var paidMinor: Int64
 }
 
+/// A refund that arrived before its order: applied when the order is recorded.
+struct DeferredRefund: Codable, Sendable, Equatable {
+    var eventId: EventID
+    var at: Timestamp
+    var lines: [RefundLine]?
+}
+
 struct ActivityMark: Codable, Sendable, Equatable {
     var count: Int
     var lastDay: Int64
@@ -141,6 +148,7 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var growthTotal: Int64 = 0
     var window: [WindowGrowth] = []
     var orders: [String: OrderRecord] = [:]
+    var deferredRefunds: [String: [DeferredRefund]] = [:]
     var activities: [String: ActivityMark] = [:]
     var dayNumber: Int64 = .min
     var dayPoints: Int64 = 0

@@ -136,7 +136,9 @@ public enum ProgramParser {
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
             s.count == 3 && s.utf8.allSatisfy { $0 >= 65 && $0 <= 90 } }, patternText: "an ISO 4217 code in capitals, e.g. CNY")
         let tzName = r.string(top["timeZone"], "timeZone", maxLength: 64)
-        if let tzName, TimeZone(identifier: tzName) == nil { r.fail("timeZone", "'\(tzName)' is not a known IANA time zone, e.g. Asia/Shanghai") }
+        if let tzName, !(TimeZone.knownTimeZoneIdentifiers.contains(tzName) || tzName == "UTC") || TimeZone(identifier: tzName) == nil {
+            r.fail("timeZone", "'\(tzName)' is not an IANA time zone name such as Asia/Shanghai (abbreviations like CST are ambiguous)")
+        }
         let pointValue = r.permille(top["pointValue"], "pointValue", required: false, min: 0, max: 1_000_000_000) ?? 0
 
         // Tiers
@@ -242,7 +244,9 @@ public enum ProgramParser {
             let nm = o["name"] == nil ? nil : localized(r, o["name"], "\(p).name")
             let pts = r.int(o["points"], "\(p).points", required: false, max: 10_000_000) ?? 0
             let gro = r.int(o["growth"], "\(p).growth", required: false, max: 10_000_000) ?? 0
-            if pts == 0 && gro == 0 && o["points"] != nil { r.fail(p, "awards nothing: give points or growth above 0") }
+            if pts == 0 && gro == 0 && r.errors.allSatisfy({ !$0.path.hasPrefix("\(p).points") && !$0.path.hasPrefix("\(p).growth") }) {
+                r.fail(p, "awards nothing: give points or growth above 0")
+            }
             let limit = r.oneOf(o["limit"], "\(p).limit", ActivityLimit.self, default: .unlimited)
             let trigger = r.oneOf(o["trigger"], "\(p).trigger", ActivityTrigger.self, default: .event)
             if trigger == .firstOrder, limit != .once, o["limit"] != nil { r.fail("\(p).limit", "a firstOrder activity is awarded once; use limit once") }
@@ -255,6 +259,9 @@ public enum ProgramParser {
         var expiry = ExpiryPolicy(kind: .none)
         if let o = r.object(top["expiry"], "expiry", allowed: ["kind", "days", "period", "months"], required: false) {
             let kind = r.oneOf(o["kind"], "expiry.kind", ExpiryKind.self)
+            if kind != .afterDays, o["days"] != nil { r.fail("expiry.days", "only applies to kind afterDays") }
+            if kind != .endOfPeriod, o["period"] != nil { r.fail("expiry.period", "only applies to kind endOfPeriod") }
+            if kind != .endOfPeriod, o["months"] != nil { r.fail("expiry.months", "only applies to kind endOfPeriod") }
             switch kind {
             case .afterDays?: expiry = ExpiryPolicy(kind: .afterDays, days: r.int(o["days"], "expiry.days", min: 1, max: 3660).map(Int.init))
             case .endOfPeriod?:

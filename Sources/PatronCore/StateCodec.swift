@@ -30,6 +30,14 @@ public enum StateCodec {
             for l in o.lines { w.int(l.quantity); w.int(l.points); w.int(l.growth); w.int(l.refundedQuantity); w.int(l.refundedPoints); w.int(l.refundedGrowth) }
             w.optInt(o.lotNo.map(Int64.init)); w.tier(o.tierBefore); w.int(o.expiredPoints); w.int(o.paidMinor)
         }
+        w.int(Int64(s.deferredRefunds.count))
+        for (id, list) in s.deferredRefunds.sorted(by: { $0.key < $1.key }) {
+            w.string(id); w.int(Int64(list.count))
+            for d in list {
+                w.int(d.eventId.rawValue); w.time(d.at)
+                if let lines = d.lines { w.u8(1); w.int(Int64(lines.count)); for l in lines { w.int(Int64(l.line)); w.optInt(l.quantity) } } else { w.u8(0) }
+            }
+        }
         w.int(Int64(s.activities.count))
         for (id, a) in s.activities.sorted(by: { $0.key < $1.key }) { w.string(id); w.int(Int64(a.count)); w.int(a.lastDay) }
         w.int(s.dayNumber); w.int(s.dayPoints); w.int(s.dayGrowth)
@@ -71,6 +79,17 @@ public enum StateCodec {
             }
             s.orders[id] = OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try r.optInt().map { Int($0) }, tierBefore: try r.tier(),
                                        expiredPoints: try r.int(), paidMinor: try r.int())
+        }
+        for _ in 0..<(try r.count()) {
+            let id = try r.string()
+            var list: [DeferredRefund] = []
+            for _ in 0..<(try r.count()) {
+                let ev = EventID(try r.int()), at = try r.time()
+                var lines: [RefundLine]? = nil
+                if try r.u8() == 1 { lines = []; for _ in 0..<(try r.count()) { lines!.append(RefundLine(line: Int(try r.int()), quantity: try r.optInt())) } }
+                list.append(DeferredRefund(eventId: ev, at: at, lines: lines))
+            }
+            s.deferredRefunds[id] = list
         }
         for _ in 0..<(try r.count()) { s.activities[try r.string()] = ActivityMark(count: Int(try r.int()), lastDay: try r.int()) }
         s.dayNumber = try r.int(); s.dayPoints = try r.int(); s.dayGrowth = try r.int()

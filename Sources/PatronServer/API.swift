@@ -216,7 +216,7 @@ public struct API: Sendable {
 }
 
 func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok, replayed: Bool = false) -> Response {
-    let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+    let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     var h = HTTPFields(); h[.contentType] = "application/json"
     if replayed { h[.idempotentReplayed] = "true" }
     return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: (try? e.encode(v)) ?? Data("{}".utf8))))

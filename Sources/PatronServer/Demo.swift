@@ -11,7 +11,7 @@ public enum Demo {
         name: {zh-CN: 样例会员计划, en: Demo loyalty program}
         currency: CNY
         timeZone: Asia/Shanghai
-        pointValue: 0.01          # one point is worth 0.01 yuan (1 fen), for liability reports
+        pointValue: 1             # minor units (fen) one point is worth: 1 point = 0.01 yuan, for liability reports
         tiers:
           - {id: basic,   name: {zh-CN: 普通会员, en: Basic},   threshold: 0}
           - {id: silver,  name: {zh-CN: 白银会员, en: Silver},  threshold: 500}

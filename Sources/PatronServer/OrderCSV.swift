@@ -49,7 +49,7 @@ public enum OrderCSV {
                     return .member(MemberID(v))
                 }
                 guard let kind = IdentityKind(rawValue: parts[0]) else { problems.append("member kind '\(parts[0])' is not one of id, \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))"); return nil }
-                return .identity(Identity(kind: kind, value: parts[1]))
+                return .identity(Identity(kind: kind, value: parts[1]).normalized)
             }()
             let at: Timestamp? = {
                 guard let s = col("occurred_at") else { problems.append("occurred_at is empty"); return nil }

@@ -36,7 +36,7 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(self))))
     }
 
@@ -79,6 +79,8 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
                            detail: "\(requested) points were asked for; \(available) are available", errors: [FieldError(path: "data.points", reason: "exceeds the available \(available)")])
         case .unknownActivity(let a):
             return invalid([FieldError(path: "data.activity", reason: "'\(a)' is not an activity of this program")])
+        case .activityAwardedAutomatically(let a):
+            return invalid([FieldError(path: "data.activity", reason: "'\(a)' is awarded automatically with the member's first order; it cannot be sent as an event")])
         case .activityLimitReached(let a, let limit):
             return Problem(.conflict, type: "activity-limit-reached", title: "The activity was already rewarded",
                            detail: "'\(a)' is rewarded \(limit == .once ? "once per member" : "once a day")", errors: [FieldError(path: "data.activity", reason: "limit \(limit.rawValue) reached")])

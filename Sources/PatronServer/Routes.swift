@@ -29,13 +29,16 @@ extension API {
 
     func getProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let versions = try await store.programVersions(key.program)
-        guard let current = versions.last(where: { $0.effectiveFrom <= now() }) ?? versions.first else { throw StoreError.programNotFound(key.program) }
+        guard !versions.isEmpty else { throw StoreError.programNotFound(key.program) }
+        // The version in force now, chosen as the engine chooses it.
+        let inForce = ProgramVersions(versions.map { .init(version: $0.version, effectiveFrom: $0.effectiveFrom, definition: $0.definition) }).at(now()).version
+        let current = versions.first { $0.version == inForce }!
         return json(ProgramView(program: key.program, current: current, versions: versions.map { .init(version: $0.version, effectiveFrom: $0.effectiveFrom, createdAt: $0.createdAt) }))
     }
 
-    func parseProgramBody(_ req: Request, _ ctx: PatronContext) async throws -> Result<ProgramDefinition, ValidationFailure> {
+    func parseProgramBody(_ req: Request, _ ctx: PatronContext) async throws -> (Result<ProgramDefinition, ValidationFailure>, JSONValue) {
         let doc = try document(req, try await body(req, ctx), yaml: true)
-        return ProgramParser.parse(doc)
+        return (ProgramParser.parse(doc), doc)
     }
 
     func putProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
@@ -44,19 +47,20 @@ extension API {
             guard let t = Timestamp(iso8601: f) else { throw Problem.invalid([FieldError(path: "effectiveFrom", reason: "must be an ISO 8601 date-time")]) }
             from = t
         }
-        switch try await parseProgramBody(req, ctx) {
+        let (parsed, doc) = try await parseProgramBody(req, ctx)
+        switch parsed {
         case .failure(let f): throw Problem.invalid(f.errors, detail: "the program is not valid; nothing was changed")
         case .success(let def):
             guard def.key == key.program else {
                 throw Problem.invalid([FieldError(path: "key", reason: "is '\(def.key)', but this API key belongs to program '\(key.program)'")])
             }
-            let r = try await store.applyProgram(def, effectiveFrom: from, now: now())
+            let r = try await store.applyProgram(def, document: doc, effectiveFrom: from, now: now())
             return json(r.info, status: r.changed ? .created : .ok)
         }
     }
 
     func validateProgram(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        switch try await parseProgramBody(req, ctx) {
+        switch try await parseProgramBody(req, ctx).0 {
         case .failure(let f): return json(ValidationReport(valid: false, errors: f.errors.map { .init(field: $0.path, reason: $0.reason) }, program: nil))
         case .success(let def): return json(ValidationReport(valid: true, errors: [], program: def))
         }
@@ -97,7 +101,8 @@ extension API {
         let data = try await body(req, ctx)
         let doc = try document(req, data)
         let u = try decode(UpdateMember.self, from: data)
-        return json(try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now()))
+        let r = try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now())
+        return json(r.record, replayed: r.replayed)
     }
 
     // MARK: events

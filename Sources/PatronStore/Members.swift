@@ -126,7 +126,7 @@ extension Store {
         return MemberID(try r.int("member_id"))
     }
 
-    public func updateMember(program: String, id: MemberID, _ req: UpdateMember, idempotencyKey: String?, requestHash: String, now: Timestamp) async throws -> MemberRecord {
+    public func updateMember(program: String, id: MemberID, _ req: UpdateMember, idempotencyKey: String?, requestHash: String, now: Timestamp) async throws -> (record: MemberRecord, replayed: Bool) {
         let versions = try await self.program(program)
         var errors: [FieldError] = []
         let adds = (req.addIdentities ?? []).map(\.normalized)
@@ -136,7 +136,7 @@ extension Store {
         if req.profile == nil && adds.isEmpty { errors.append(FieldError(path: "", reason: "nothing to change: give profile fields or addIdentities")) }
         guard errors.isEmpty else { throw StoreError.invalid(errors) }
         for _ in 0..<Self.maxAttempts {
-            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return try Coding.decode(MemberRecord.self, r.body) }
+            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
             let m = try await loadMember(program: program, id: id)
             let current = try await identities(program: program, id: id)
             let profile = req.profile.map { m.profile.merged(with: $0) } ?? m.profile
@@ -158,7 +158,7 @@ extension Store {
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 200, response: Coding.json(record), now: now)
             do {
                 try await db.write(plan)
-                return record
+                return (record, false)
             } catch let GuardFailure.taken(what) where what.hasPrefix("identity:") {
                 let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
                 throw StoreError.identityTaken(Identity(kind: IdentityKind(rawValue: parts[1])!, value: parts[2]))

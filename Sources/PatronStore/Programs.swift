@@ -7,7 +7,10 @@ public struct ProgramVersionInfo: Codable, Sendable, Equatable {
     public var version: Int
     public var effectiveFrom: Timestamp
     public var createdAt: Timestamp
+    /// The validated form the engine runs.
     public var definition: ProgramDefinition
+    /// The document as it was applied (YAML read as JSON): what to edit and apply again.
+    public var document: JSONValue
 }
 
 public enum Scope: String, Codable, Sendable, CaseIterable {
@@ -30,30 +33,37 @@ extension Store {
     // MARK: programs
 
     /// Stores a validated definition as the program's next version, in force from `effectiveFrom`
-    /// (default: now). A definition equal to the latest version stores nothing.
-    public func applyProgram(_ def: ProgramDefinition, effectiveFrom: Timestamp? = nil, now: Timestamp) async throws -> (info: ProgramVersionInfo, changed: Bool) {
+    /// (default: now). A definition equal to the latest version stores nothing. A version cannot
+    /// take effect before the latest one does: history is not rewritten by a new version.
+    public func applyProgram(_ def: ProgramDefinition, document: JSONValue? = nil, effectiveFrom: Timestamp? = nil, now: Timestamp) async throws -> (info: ProgramVersionInfo, changed: Bool) {
         for _ in 0..<Self.maxAttempts {
-            let latest = try await versionRows(def.key).last
-            if let latest, latest.definition == def, effectiveFrom == nil { return (latest, false) }
-            let version = (latest?.version ?? 0) + 1
+            let rows = try await versionRows(def.key)
+            let latest = rows.max { ($0.effectiveFrom, $0.version) < ($1.effectiveFrom, $1.version) }
+            if let latest = rows.last, latest.definition == def, effectiveFrom == nil { return (latest, false) }
+            let version = (rows.last?.version ?? 0) + 1
             let from = effectiveFrom ?? now
+            if let latest, from < latest.effectiveFrom {
+                throw StoreError.invalid([FieldError(path: "effectiveFrom", reason: "is before version \(latest.version)'s \(latest.effectiveFrom); a new version takes effect at or after the latest one")])
+            }
+            let doc = document ?? (try? JSONDecoder().decode(JSONValue.self, from: Coding.encoder.encode(def))) ?? .null
             var plan = WritePlan()
             plan.add("INSERT INTO programs (program_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", [.text(def.key), .int(now.seconds)])
-            plan.add("INSERT INTO program_versions (program_id, version, effective_from, definition, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                     [.text(def.key), .int(Int64(version)), .int(from.seconds), .text(Coding.json(def)), .int(now.seconds)],
+            plan.add("INSERT INTO program_versions (program_id, version, effective_from, definition, document, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [.text(def.key), .int(Int64(version)), .int(from.seconds), .text(Coding.json(def)), .text(Coding.json(doc)), .int(now.seconds)],
                      expectRows: 1, else: .conflict("program version"))
             do {
                 try await db.write(plan)
-                return (ProgramVersionInfo(program: def.key, version: version, effectiveFrom: from, createdAt: now, definition: def), true)
+                return (ProgramVersionInfo(program: def.key, version: version, effectiveFrom: from, createdAt: now, definition: def, document: doc), true)
             } catch GuardFailure.conflict { continue }
         }
         throw StoreError.busy("the program is being changed by someone else; try again")
     }
 
     func versionRows(_ key: String) async throws -> [ProgramVersionInfo] {
-        try await db.query("SELECT version, effective_from, definition, created_at FROM program_versions WHERE program_id = ? ORDER BY version", [.text(key)]).map {
+        try await db.query("SELECT version, effective_from, definition, document, created_at FROM program_versions WHERE program_id = ? ORDER BY version", [.text(key)]).map {
             ProgramVersionInfo(program: key, version: Int(try $0.int("version")), effectiveFrom: Timestamp(seconds: try $0.int("effective_from")),
-                               createdAt: Timestamp(seconds: try $0.int("created_at")), definition: try Coding.decode(ProgramDefinition.self, try $0.string("definition")))
+                               createdAt: Timestamp(seconds: try $0.int("created_at")), definition: try Coding.decode(ProgramDefinition.self, try $0.string("definition")),
+                               document: try Coding.decode(JSONValue.self, try $0.string("document")))
         }
     }
 

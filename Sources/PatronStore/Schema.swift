@@ -24,6 +24,7 @@ public enum Schema {
               version BIGINT NOT NULL,
               effective_from BIGINT NOT NULL,
               definition TEXT NOT NULL,
+              document TEXT NOT NULL,
               created_at BIGINT NOT NULL,
               PRIMARY KEY (program_id, version)
             )

@@ -25,9 +25,10 @@ struct DemoCommand: AsyncParsableCommand {
         let t = now()
         let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
         let today = clock.date(t)
-        guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: today.year))) else { fatalError("the demo program is invalid") }
+        let doc = try YAMLDocument.parse(Demo.programYAML(year: today.year))
+        guard case .success(let def) = ProgramParser.parse(doc) else { fatalError("the demo program is invalid") }
         // The program has been in force for two years, so the shifted history falls under it.
-        _ = try await store.applyProgram(def, effectiveFrom: t.adding(days: -800), now: t)
+        _ = try await store.applyProgram(def, document: doc, effectiveFrom: t.adding(days: -800), now: t)
         print("demo: program 'demo' (4 tiers, rolling 365-day assessment, double points 11.05–11.11, points lapse at the end of the next year, 7-day pending)")
 
         let cwd = FileManager.default.currentDirectoryPath

@@ -32,16 +32,18 @@ struct DatabaseOptions: ParsableArguments {
 
 func now() -> Timestamp { PatronApp.systemNow() }
 
-func readProgram(_ path: String) throws -> Result<ProgramDefinition, ValidationFailure> {
+func readProgram(_ path: String) throws -> Result<ProgramDefinition, ValidationFailure> { try readProgramDocument(path).0 }
+
+func readProgramDocument(_ path: String) throws -> (Result<ProgramDefinition, ValidationFailure>, JSONValue?) {
     guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
     let text = String(decoding: data, as: UTF8.self)
     let doc: JSONValue
     if path.hasSuffix(".json") {
-        do { doc = try JSONDecoder().decode(JSONValue.self, from: data) } catch { return .failure(ValidationFailure([FieldError(path: "", reason: "is not valid JSON: \(error)")])) }
+        do { doc = try JSONDecoder().decode(JSONValue.self, from: data) } catch { return (.failure(ValidationFailure([FieldError(path: "", reason: "is not valid JSON: \(error)")])), nil) }
     } else {
-        do { doc = try YAMLDocument.parse(text) } catch let e as ValidationFailure { return .failure(e) }
+        do { doc = try YAMLDocument.parse(text) } catch let e as ValidationFailure { return (.failure(e), nil) }
     }
-    return ProgramParser.parse(doc)
+    return (ProgramParser.parse(doc), doc)
 }
 
 func printJSON<T: Encodable>(_ v: T) {
@@ -111,7 +113,8 @@ struct ProgramCommand: AsyncParsableCommand {
         @Argument(help: "The program document (.yaml, .yml or .json).") var file: String
         @Option(help: "When the version takes effect (ISO 8601; default now).") var effectiveFrom: String?
         func run() async throws {
-            switch try readProgram(file) {
+            let (parsed, doc) = try readProgramDocument(file)
+            switch parsed {
             case .failure(let f):
                 for e in f.errors { FileHandle.standardError.write(Data("\(file): \(e)\n".utf8)) }
                 throw ExitCode(2)
@@ -119,7 +122,11 @@ struct ProgramCommand: AsyncParsableCommand {
                 var from: Timestamp? = nil
                 if let s = effectiveFrom { guard let t = Timestamp(iso8601: s) else { throw ValidationError("--effective-from: '\(s)' is not ISO 8601") }; from = t }
                 let store = try await db.open()
-                let r = try await store.applyProgram(def, effectiveFrom: from, now: now())
+                let r: (info: ProgramVersionInfo, changed: Bool)
+                do { r = try await store.applyProgram(def, document: doc, effectiveFrom: from, now: now()) } catch StoreError.invalid(let errs) {
+                    for e in errs { FileHandle.standardError.write(Data("\(file): \(e)\n".utf8)) }
+                    throw ExitCode(2)
+                }
                 print(r.changed ? "program \(def.key): stored version \(r.info.version), in force from \(r.info.effectiveFrom)" : "program \(def.key): unchanged (version \(r.info.version))")
                 try await store.close()
             }

@@ -207,7 +207,7 @@ import Testing
         #expect(throws: EngineError.activityLimitReached(activity: "profile_completed", limit: .once)) {
             try h.send(.activity(ActivityDone(activity: "profile_completed")), at: at("2026-01-07T01:00:00+08:00"))
         }
-        #expect(throws: EngineError.unknownActivity("first_purchase")) { try h.send(.activity(ActivityDone(activity: "first_purchase")), at: at("2026-01-07T01:00:00+08:00")) }
+        #expect(throws: EngineError.activityAwardedAutomatically("first_purchase")) { try h.send(.activity(ActivityDone(activity: "first_purchase")), at: at("2026-01-07T01:00:00+08:00")) }
         #expect(try h.order("a", 1_000, at: at("2026-01-08T01:00:00+08:00")).pointsEarned == 60)
         #expect(try h.order("b", 1_000, at: at("2026-01-08T02:00:00+08:00")).pointsEarned == 10)
         try h.send(.pointsAdjusted(PointsAdjusted(points: -100, reason: "correction", staff: "ops-1")), at: at("2026-01-09T00:00:00+08:00"))

@@ -68,7 +68,9 @@ import Testing
         for _ in 0..<150 {
             // Mostly forward in time; one event in six arrives late, up to 20 days back.
             let late = Int.random(in: 0..<6, using: &rng) == 0
-            let when = late ? t.adding(seconds: -Int64.random(in: 0...days(20), using: &rng)) : t.adding(seconds: Int64.random(in: 0...days(3), using: &rng))
+            // Now and then the member goes quiet for months, so tiers are assessed and fall.
+            let quiet = Int.random(in: 0..<30, using: &rng) == 0 ? days(90) : 0
+            let when = late ? t.adding(seconds: -Int64.random(in: 0...days(20), using: &rng)) : t.adding(seconds: quiet + Int64.random(in: 0...days(3), using: &rng))
             if !late { t = when }
             let body = Self.randomEvent(&rng, orders: &orders, t: when, spends: true)
             let before = h

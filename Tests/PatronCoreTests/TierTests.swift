@@ -151,3 +151,50 @@ import Testing
         #expect(try h.order("b", 10_000, at: change).pointsEarned == 200)
     }
 }
+
+@Suite struct ReviewFixesTests {
+    @Test func aRefundThatArrivesBeforeItsOrderAppliesWhenTheOrderComes() throws {
+        var h = Harness(try parseProgram(programJSON()))
+        let r = try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: t0.adding(days: 1))
+        #expect(r.status == .deferred)
+        // The order carries a later time (clocks differ between systems): the refund still applies.
+        try h.order("a", 120_000, at: t0.adding(days: 2))
+        #expect(h.state.balance == 0)
+        #expect(h.state.growthTotal == 0)
+        #expect(h.tier == "basic")
+        #expect(h.audit().isEmpty)
+        #expect(try StateCodec.decode(StateCodec.encode(h.state)) == h.state)
+    }
+
+    @Test func calendarRefundLooksAtThePeriodJustAssessed() throws {
+        let p = try parseProgram(programJSON(assessment: #"{"kind": "calendar", "period": "year", "downgrade": "oneTier", "graceDays": 0}"#))
+        var h = Harness(p)
+        try h.order("a", 600_000, at: at("2026-06-01T10:00:00+08:00")) // gold
+        try h.order("b", 100_000, at: at("2026-06-02T10:00:00+08:00"))
+        h.advance(to: at("2027-01-01T00:00:00+08:00"))
+        #expect(h.tier == "gold")
+        // Refunding the small order in January leaves 2026 at 6000: gold stays.
+        try h.send(.orderRefunded(OrderRefunded(orderId: "b")), at: at("2027-01-05T10:00:00+08:00"))
+        #expect(h.tier == "gold")
+    }
+
+    @Test func anUndoneUpgradeIsNeverDatedBeforeTheRefund() throws {
+        let p = try parseProgram(programJSON(assessment: #"{"kind": "rolling", "windowDays": 30, "downgrade": "toSupported", "graceDays": 0}"#))
+        var h = Harness(p)
+        try h.order("a", 150_000, at: t0.adding(days: 1))      // silver, assessed day 31
+        try h.order("b", 500_000, at: t0.adding(days: 20))     // gold
+        h.advance(to: t0.adding(days: 40))
+        try h.send(.orderRefunded(OrderRefunded(orderId: "b")), at: t0.adding(days: 45))
+        let refund = t0.adding(days: 45)
+        #expect(h.tierChanges.allSatisfy { $0.cause != .refund || $0.at == refund })
+        #expect(h.tierChanges.filter { $0.at > t0.adding(days: 20) }.allSatisfy { $0.at >= refund }, "\(h.tierChanges)")
+        #expect(h.audit().isEmpty)
+    }
+
+    @Test func firstOrderActivitiesCannotBeSentAsEvents() throws {
+        var h = Harness(try parseProgram(programJSON(activities: #"[{"id": "first_purchase", "points": 50, "trigger": "firstOrder"}]"#)))
+        #expect(throws: EngineError.activityAwardedAutomatically("first_purchase")) {
+            try h.send(.activity(ActivityDone(activity: "first_purchase")), at: t0.adding(days: 1))
+        }
+    }
+}

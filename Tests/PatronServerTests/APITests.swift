@@ -19,8 +19,9 @@ struct Fixture {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = Store(db: try SQLiteDatabase(path: dir.appendingPathComponent("t.db").path))
         try await store.migrate()
-        guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: 2026))) else { fatalError() }
-        _ = try await store.applyProgram(def, effectiveFrom: t0.adding(days: -30), now: t0)
+        let doc = try YAMLDocument.parse(Demo.programYAML(year: 2026))
+        guard case .success(let def) = ProgramParser.parse(doc) else { fatalError() }
+        _ = try await store.applyProgram(def, document: doc, effectiveFrom: t0.adding(days: -30), now: t0)
         var other = def; other.key = "other"
         _ = try await store.applyProgram(other, effectiveFrom: t0.adding(days: -30), now: t0)
         return Fixture(store: store,
@@ -120,6 +121,24 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                     #expect(documented?[String(r.status.code)] != nil, "\(method) \(uri) answered \(r.status.code): \(String(buffer: r.body))")
                     #expect(r.status.code < 300, "\(method) \(uri): \(String(buffer: r.body))")
                 }
+            }
+        }
+    }
+
+    @Test func theProgramDocumentRoundTrips() async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let doc = try await c.execute(uri: "/v1/program", method: .get, headers: headers(f.reader)) { r in try decodeJSON(r)["current"]?["document"] }
+            guard case .object(var o)? = doc else { Issue.record("no document"); return }
+            o["pendingDays"] = .int(3)
+            let e = JSONEncoder()
+            try await c.execute(uri: "/v1/program", method: .put, headers: headers(f.admin), body: ByteBuffer(bytes: try e.encode(JSONValue.object(o)))) { r in
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+            }
+            try await c.execute(uri: "/v1/program", method: .get, headers: headers(f.reader)) { r in
+                let j = try decodeJSON(r)
+                #expect(j["current"]?["definition"]?["pendingDays"]?.int == 3)
+                #expect(j["versions"]?.array?.count == 2)
             }
         }
     }

@@ -47,6 +47,26 @@ func withStore(_ backend: Backend, program: ProgramDefinition = testProgram(), _
     }
 
     @Test(arguments: Backend.allCases)
+    func programVersionsMoveForwardOnly(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            var p2 = testProgram()
+            p2.pendingDays = 3
+            let v2 = try await store.applyProgram(p2, effectiveFrom: t0.adding(days: 10), now: t0)
+            #expect(v2.changed && v2.info.version == 2)
+            var p3 = p2
+            p3.pendingDays = 5
+            await #expect(throws: StoreError.self) { _ = try await store.applyProgram(p3, effectiveFrom: t0.adding(days: 5), now: t0) }
+            #expect(try await store.programVersions("shop").count == 2)
+            // The same definition again stores nothing.
+            #expect(try await store.applyProgram(p2, now: t0.adding(days: 11)).changed == false)
+            // Events are decided under the version in force at their time.
+            let versions = try await store.program("shop")
+            #expect(versions.at(t0.adding(days: 9)).definition.pendingDays == 0)
+            #expect(versions.at(t0.adding(days: 10)).definition.pendingDays == 3)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func membersIdentitiesAndPages(_ backend: Backend) async throws {
         try await withStore(backend) { store, first in
             #expect(try await store.memberId(program: "shop", identity: Identity(kind: .phone, value: "+8613800000001")) == first)
@@ -77,7 +97,7 @@ func withStore(_ backend: Backend, program: ProgramDefinition = testProgram(), _
             #expect(seen == ids.sorted())
             #expect(try await store.listMembers(program: "shop", cursor: nil, limit: 10, namePrefix: "Han").items.count == 6)
             let updated = try await store.updateMember(program: "shop", id: first, UpdateMember(profile: MemberProfile(city: "Hangzhou"), addIdentities: [Identity(kind: .wechat, value: "o-abc")]),
-                                                       idempotencyKey: nil, requestHash: "u", now: t0)
+                                                       idempotencyKey: nil, requestHash: "u", now: t0).record
             #expect(updated.profile.name == "Li Lei" && updated.profile.city == "Hangzhou")
             #expect(try await store.memberId(program: "shop", identity: Identity(kind: .wechat, value: "o-abc")) == first)
             // Another program never sees this one's members.
