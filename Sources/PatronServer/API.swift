@@ -208,11 +208,26 @@ public struct API: Sendable {
         return k
     }
 
-    /// A hash of the request: same route and same JSON (any key order or spacing) hash the same.
-    func requestHash(_ req: Request, _ value: JSONValue) -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
-        return Store.hash(req.method.rawValue, req.uri.path, String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self))
+    /// A hash of the request: route and body bytes. A retry sends the same bytes; a different body
+    /// under the same Idempotency-Key is refused.
+    func requestHash(_ req: Request, _ body: Data) -> String {
+        Store.hash(req.method.rawValue, req.uri.path, String(decoding: body, as: UTF8.self))
     }
+
+    /// Checks the body is a JSON object before typed decoding, for a 400 with a clear reason.
+    func requireJSON(_ data: Data) throws {
+        if data.isEmpty { throw Problem.badRequest("body", "is empty; send a JSON object") }
+        do { _ = try JSONSerialization.jsonObject(with: data) } catch {
+            throw Problem.badRequest("body", "is not valid JSON")
+        }
+    }
+}
+
+/// A body already encoded (the stored answer of an idempotent write).
+func rawJSON(_ text: String, status: HTTPResponse.Status, replayed: Bool) -> Response {
+    var h = HTTPFields(); h[.contentType] = "application/json"
+    if replayed { h[.idempotentReplayed] = "true" }
+    return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
 }
 
 func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok, replayed: Bool = false) -> Response {

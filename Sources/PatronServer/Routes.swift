@@ -17,11 +17,26 @@ struct ValidationReport: Codable, Sendable {
     var program: ProgramDefinition?
 }
 
-/// `POST /v1/members/{id}/events`: `{"type": "order.paid", "occurredAt": "…", "data": {…}}`.
+/// `POST /v1/members/{id}/events`: `{"type": "order.paid", "occurredAt": "…", "data": {…}}`,
+/// decoded in one pass: `data` by the type it names, so errors carry paths like `data.lines[0].sku`.
 struct EventRequest: Decodable {
-    var type: String
     var occurredAt: Timestamp
-    var data: JSONValue
+    var body: EventBody
+    enum CodingKeys: String, CodingKey { case type, occurredAt, data }
+    struct UnknownType: Error { var type: String }
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let type = try c.decode(String.self, forKey: .type)
+        guard let kind = EventKind(rawValue: type) else { throw UnknownType(type: type) }
+        occurredAt = try c.decode(Timestamp.self, forKey: .occurredAt)
+        switch kind {
+        case .orderPaid: body = .orderPaid(try c.decode(OrderPaid.self, forKey: .data))
+        case .orderRefunded: body = .orderRefunded(try c.decode(OrderRefunded.self, forKey: .data))
+        case .pointsAdjusted: body = .pointsAdjusted(try c.decode(PointsAdjusted.self, forKey: .data))
+        case .activity: body = .activity(try c.decode(ActivityDone.self, forKey: .data))
+        case .pointsRedeemed: body = .pointsRedeemed(try c.decode(PointsRedeemed.self, forKey: .data))
+        }
+    }
 }
 
 extension API {
@@ -70,9 +85,9 @@ extension API {
 
     func registerMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let data = try await body(req, ctx)
-        let doc = try document(req, data)
+        try requireJSON(data)
         let r = try decode(RegisterMember.self, from: data)
-        let res = try await store.registerMember(program: key.program, r, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now())
+        let res = try await store.registerMember(program: key.program, r, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, data), now: now())
         return json(res.record, status: .created, replayed: res.replayed)
     }
 
@@ -99,9 +114,9 @@ extension API {
     func updateMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
         let data = try await body(req, ctx)
-        let doc = try document(req, data)
+        try requireJSON(data)
         let u = try decode(UpdateMember.self, from: data)
-        let r = try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, doc), now: now())
+        let r = try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, data), now: now())
         return json(r.record, replayed: r.replayed)
     }
 
@@ -111,27 +126,23 @@ extension API {
         let id = try memberId(ctx)
         let idem = try idempotencyKey(req, required: true)
         let data = try await body(req, ctx)
-        let doc = try document(req, data)
-        let env = try decode(EventRequest.self, from: data)
-        guard let kind = EventKind(rawValue: env.type) else {
-            throw Problem.invalid([FieldError(path: "type", reason: "must be one of: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")])
-        }
-        let payload = try JSONEncoder().encode(env.data)
-        let body: EventBody
-        switch kind {
-        case .orderPaid: body = .orderPaid(try decode(OrderPaid.self, from: payload, prefix: "data"))
-        case .orderRefunded: body = .orderRefunded(try decode(OrderRefunded.self, from: payload, prefix: "data"))
-        case .pointsAdjusted: body = .pointsAdjusted(try decode(PointsAdjusted.self, from: payload, prefix: "data"))
-        case .activity: body = .activity(try decode(ActivityDone.self, from: payload, prefix: "data"))
-        case .pointsRedeemed: body = .pointsRedeemed(try decode(PointsRedeemed.self, from: payload, prefix: "data"))
-        }
+        let env = try decodeEvent(data)
         do {
-            let r = try await store.record(program: key.program, member: id, occurredAt: env.occurredAt, body: body, idempotencyKey: idem,
-                                           requestHash: requestHash(req, doc), now: now())
-            return json(r.event, status: .created, replayed: r.replayed)
+            let r = try await store.record(program: key.program, member: id, occurredAt: env.occurredAt, body: env.body, idempotencyKey: idem,
+                                           requestHash: requestHash(req, data), now: now())
+            return rawJSON(r.json, status: .created, replayed: r.replayed)
         } catch StoreError.invalid(let errs) {
             // Field paths of the event body live under "data".
             throw Problem.invalid(errs.map { $0.path == "occurredAt" ? $0 : FieldError(path: "data.\($0.path)", reason: $0.reason) })
+        }
+    }
+
+    func decodeEvent(_ data: Data) throws -> EventRequest {
+        do { return try decode(EventRequest.self, from: data) } catch let u as EventRequest.UnknownType {
+            throw Problem.invalid([FieldError(path: "type", reason: "'\(u.type)' is not one of: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")])
+        } catch let p as Problem where p.statusCode == 400 {
+            try requireJSON(data) // a clear 400 for broken JSON
+            throw p
         }
     }
 
@@ -171,10 +182,9 @@ extension API {
     public func addBareRoute(_ router: Router<PatronContext>) {
         router.post("/bench/bare") { req, ctx -> Response in
             let data = try await body(req, ctx)
-            let doc = try document(req, data)
-            let env = try decode(EventRequest.self, from: data)
-            let order = try decode(OrderPaid.self, from: try JSONEncoder().encode(env.data), prefix: "data")
-            _ = requestHash(req, doc)
+            let env = try decodeEvent(data)
+            _ = requestHash(req, data)
+            guard case .orderPaid(let order) = env.body else { throw Problem.invalid([FieldError(path: "type", reason: "must be order.paid")]) }
             return json(["orderId": order.orderId, "status": "decoded"], status: .created)
         }
     }

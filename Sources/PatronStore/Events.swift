@@ -15,7 +15,7 @@ extension Store {
     /// force at its time, and writes the event, its effects and the new state in one transaction.
     /// An event older than what the member's state has seen replays the member's history with it.
     public func record(program: String, member: MemberID, occurredAt: Timestamp, body: EventBody, idempotencyKey: String?,
-                       requestHash: String, now: Timestamp) async throws -> (event: RecordedEvent, replayed: Bool) {
+                       requestHash: String, now: Timestamp) async throws -> (event: RecordedEvent, json: String, replayed: Bool) {
         var errors = EventValidator.validate(body)
         if occurredAt > now.adding(seconds: 300) { errors.append(FieldError(path: "occurredAt", reason: "is in the future (\(occurredAt), now \(now))")) }
         if occurredAt.seconds < 0 { errors.append(FieldError(path: "occurredAt", reason: "is before 1970")) }
@@ -25,7 +25,7 @@ extension Store {
 
         for _ in 0..<Self.maxAttempts {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
-                return (try Coding.decode(RecordedEvent.self, r.body), true)
+                return (try Coding.decode(RecordedEvent.self, r.body), r.body, true)
             }
             let m = try await loadMember(program: program, id: member)
             let eventNo = m.lastEventNo + 1
@@ -59,10 +59,11 @@ extension Store {
             }
             if isReplay { deleteDerived(&plan, program: program, member: member) }
             writeEffects(&plan, program: program, member: member, fx)
-            rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(result), now: now)
+            let answer = Coding.json(result)
+            rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: answer, now: now)
             do {
                 try await db.write(plan)
-                return (result, false)
+                return (result, answer, false)
             } catch GuardFailure.taken("order") {
                 if case .orderPaid(let o) = body { throw StoreError.orderTaken(o.orderId) }
                 continue

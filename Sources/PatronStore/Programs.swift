@@ -53,6 +53,7 @@ extension Store {
                      expectRows: 1, else: .conflict("program version"))
             do {
                 try await db.write(plan)
+                programs.forget(def.key)
                 return (ProgramVersionInfo(program: def.key, version: version, effectiveFrom: from, createdAt: now, definition: def, document: doc), true)
             } catch GuardFailure.conflict { continue }
         }
@@ -71,13 +72,14 @@ extension Store {
 
     /// The program's versions for the engine; throws `programNotFound`.
     public func program(_ key: String) async throws -> ProgramVersions {
+        if let fresh = programs.fresh(key) { return fresh }
         let latest = try await db.query("SELECT MAX(version) AS v FROM program_versions WHERE program_id = ?", [.text(key)]).first?.intOrNil("v")
         guard let latest else { throw StoreError.programNotFound(key) }
-        if let cached = await programs.get(key, latest: latest) { return cached }
+        if let cached = programs.get(key, latest: latest) { return cached }
         let rows = try await versionRows(key)
         guard !rows.isEmpty else { throw StoreError.programNotFound(key) }
         let v = ProgramVersions(rows.map { .init(version: $0.version, effectiveFrom: $0.effectiveFrom, definition: $0.definition) })
-        await programs.put(key, latest: latest, v)
+        programs.put(key, latest: latest, v)
         return v
     }
 
@@ -103,6 +105,7 @@ extension Store {
 
     /// The key a bearer token stands for, or nil (unknown, revoked or malformed).
     public func authenticate(token: String) async throws -> APIKey? {
+        if let k = keys.get(token) { return k }
         let parts = token.split(separator: "_")
         guard parts.count == 3, parts[0] == "ptk", parts[1].count == 12, parts[2].count == 48 else { return nil }
         let rows = try await db.query("SELECT program_id, secret_hash, scopes, name FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", [.text(String(parts[1]))])
@@ -111,12 +114,14 @@ extension Store {
         let want = Array(try r.string("secret_hash").utf8), got = Array(Store.hash(String(parts[2])).utf8)
         guard want.count == got.count, zip(want, got).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
         let scopes = Set(try r.string("scopes").split(separator: " ").compactMap { Scope(rawValue: String($0)) })
-        return APIKey(keyId: String(parts[1]), program: try r.string("program_id"), scopes: scopes, name: try r.string("name"))
+        let key = APIKey(keyId: String(parts[1]), program: try r.string("program_id"), scopes: scopes, name: try r.string("name"))
+        keys.put(token, key)
+        return key
     }
 
     public func revokeKey(_ keyId: String, now: Timestamp) async throws -> Bool {
         var plan = WritePlan()
         plan.add("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", [.int(now.seconds), .text(keyId)], expectRows: 1, else: .missing("key"))
-        do { try await db.write(plan); return true } catch GuardFailure.missing { return false }
+        do { try await db.write(plan); keys.forget(keyId: keyId); return true } catch GuardFailure.missing { return false }
     }
 }

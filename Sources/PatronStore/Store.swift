@@ -56,6 +56,7 @@ enum Coding {
 public final class Store: Sendable {
     public let db: any Database
     let programs = ProgramCache()
+    let keys = KeyCache()
     let logger: Logger
     /// How often a write is retried when another write to the same member got there first.
     static let maxAttempts = 64
@@ -129,12 +130,42 @@ public final class Store: Sendable {
     }
 }
 
-/// Program versions by program, reloaded when a newer version is stored (by any instance).
-actor ProgramCache {
-    private var cache: [String: (version: Int64, versions: ProgramVersions)] = [:]
-    func get(_ key: String, latest: Int64) -> ProgramVersions? {
-        guard let c = cache[key], c.version == latest else { return nil }
+/// Program versions by program. The newest version number is checked again at most once a
+/// second, so a version stored by another instance is seen within a second.
+final class ProgramCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cache: [String: (version: Int64, versions: ProgramVersions, checked: ContinuousClock.Instant)] = [:]
+    static let recheck = Duration.seconds(1)
+    func fresh(_ key: String) -> ProgramVersions? {
+        lock.lock(); defer { lock.unlock() }
+        guard let c = cache[key], ContinuousClock.now - c.checked < Self.recheck else { return nil }
         return c.versions
     }
-    func put(_ key: String, latest: Int64, _ v: ProgramVersions) { cache[key] = (latest, v) }
+    func get(_ key: String, latest: Int64) -> ProgramVersions? {
+        lock.lock(); defer { lock.unlock() }
+        guard let c = cache[key], c.version == latest else { return nil }
+        cache[key]!.checked = .now
+        return c.versions
+    }
+    func put(_ key: String, latest: Int64, _ v: ProgramVersions) { lock.lock(); cache[key] = (latest, v, .now); lock.unlock() }
+    func forget(_ key: String) { lock.lock(); cache[key] = nil; lock.unlock() }
+}
+
+/// Authenticated API keys for a few seconds, so a request does not hash and look up its key
+/// each time. A revoked key stops working here at once and in other instances within `ttl`.
+final class KeyCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cache: [String: (key: APIKey, until: ContinuousClock.Instant)] = [:]
+    static let ttl = Duration.seconds(10)
+    func get(_ token: String) -> APIKey? {
+        lock.lock(); defer { lock.unlock() }
+        guard let c = cache[token], ContinuousClock.now < c.until else { return nil }
+        return c.key
+    }
+    func put(_ token: String, _ key: APIKey) {
+        lock.lock(); defer { lock.unlock() }
+        if cache.count > 10_000 { cache.removeAll() }
+        cache[token] = (key, .now + Self.ttl)
+    }
+    func forget(keyId: String) { lock.lock(); cache = cache.filter { $0.value.key.keyId != keyId }; lock.unlock() }
 }
