@@ -32,8 +32,12 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
         let days = Int64(floorDiv(seconds, 86_400))
         let rem = seconds - days * 86_400
         let d = CivilDate(dayNumber: days)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", d.year, d.month, d.day,
-                      Int(rem / 3600), Int(rem % 3600 / 60), Int(rem % 60))
+        var b = [UInt8](); b.reserveCapacity(20)
+        func two(_ v: Int) { b.append(UInt8(48 + v / 10 % 10)); b.append(UInt8(48 + v % 10)) }
+        if d.year >= 0 && d.year <= 9999 { two(d.year / 100); two(d.year % 100) } else { b.append(contentsOf: Array(String(d.year).utf8)) }
+        b.append(45); two(d.month); b.append(45); two(d.day); b.append(84)
+        two(Int(rem / 3600)); b.append(58); two(Int(rem % 3600 / 60)); b.append(58); two(Int(rem % 60)); b.append(90)
+        return String(decoding: b, as: UTF8.self)
     }
     public var description: String { iso8601 }
 
@@ -109,7 +113,11 @@ public struct CivilDate: Hashable, Comparable, Sendable, Codable, CustomStringCo
         let idx = year * 12 + (month - 1) + months
         return CivilDate(year: Int(floor(Double(idx) / 12)), month: ((idx % 12) + 12) % 12 + 1, day: 1)
     }
-    public var description: String { String(format: "%04d-%02d-%02d", year, month, day) }
+    public var description: String {
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : String(v) }
+        let y = year >= 0 && year < 10000 ? String(String(year + 10000).dropFirst()) : String(year)
+        return "\(y)-\(two(month))-\(two(day))"
+    }
     public init?(string: String) {
         guard let t = Timestamp(iso8601: string), string.utf8.count == 10 else { return nil }
         self.init(dayNumber: t.seconds / 86_400)

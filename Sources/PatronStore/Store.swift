@@ -126,7 +126,10 @@ public final class Store: Sendable {
     public static func hash(_ parts: String...) -> String {
         var h = SHA256()
         for p in parts { h.update(data: Data(p.utf8)); h.update(data: Data([0])) }
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8](); out.reserveCapacity(64)
+        for b in h.finalize() { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -91,3 +91,17 @@ import Testing
         #expect(ny.startOfDay(CivilDate(year: 2026, month: 3, day: 9)) == at("2026-03-09T00:00:00-04:00"))
     }
 }
+
+@Suite struct FormattingTests {
+    @Test func timestampsAndDatesFormatAndParseBack() {
+        var rng = SeededRandom(seed: 3)
+        for _ in 0..<2000 {
+            let t = Timestamp(seconds: Int64.random(in: -2_000_000_000...4_000_000_000, using: &rng))
+            #expect(Timestamp(iso8601: t.iso8601) == t, "\(t.iso8601)")
+            let d = CivilDate(dayNumber: Int64.random(in: -200_000...200_000, using: &rng))
+            if d.year >= 1000 && d.year <= 9999 { #expect(CivilDate(string: d.description) == d) }
+        }
+        #expect(Timestamp(iso8601: "2026-11-11T00:00:00+08:00")!.iso8601 == "2026-11-10T16:00:00Z")
+        #expect(CivilDate(year: 987, month: 3, day: 9).description == "0987-03-09")
+    }
+}
