@@ -59,7 +59,7 @@ extension Store {
                 if let id = known[i] { byMember[id, default: []].append(o); continue }
                 guard registerMissing else { report.rejected.append(.init(line: o.line, reason: "no member has \(i.kind.rawValue) '\(i.value)'")); continue }
                 if let problem = i.validate(path: "member").first { report.rejected.append(.init(line: o.line, reason: problem.description)); continue }
-                let id = newMembers[i] ?? MemberID(Int64.random(in: 1...(1 << 53)))
+                let id = newMembers[i] ?? memberIds.next(now: now)
                 newMembers[i] = id
                 byMember[id, default: []].append(o)
             }

@@ -62,7 +62,7 @@ extension Store {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
                 return (try Coding.decode(MemberRecord.self, r.body), true)
             }
-            let id = MemberID(Int64.random(in: 1...(1 << 53)))
+            let id = memberIds.next(now: now)
             let engine = Engine(program: versions)
             let state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
             let profile = req.profile ?? MemberProfile()

@@ -57,6 +57,7 @@ public final class Store: Sendable {
     public let db: any Database
     let programs = ProgramCache()
     let keys = KeyCache()
+    let memberIds = MemberIDGenerator()
     let logger: Logger
     /// How often a write is retried when another write to the same member got there first.
     static let maxAttempts = 64
@@ -152,6 +153,22 @@ final class ProgramCache: @unchecked Sendable {
     }
     func put(_ key: String, latest: Int64, _ v: ProgramVersions) { lock.lock(); cache[key] = (latest, v, .now); lock.unlock() }
     func forget(_ key: String) { lock.lock(); cache[key] = nil; lock.unlock() }
+}
+
+/// Member ids that grow with time: seconds since 2024 in the high bits, a counter (from a random
+/// start) in the low 21, within 2^53 so JavaScript clients read them exactly. New members' rows
+/// then land at the end of each (program_id, member_id) index instead of at random pages, which
+/// keeps bulk writes local. Unique across instances with high probability; the insert is guarded.
+final class MemberIDGenerator: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counter = UInt64.random(in: 0..<(1 << 21))
+    static let epoch: Int64 = 1_704_067_200 // 2024-01-01T00:00:00Z
+    func next(now: Timestamp) -> MemberID {
+        lock.lock(); defer { lock.unlock() }
+        counter = (counter + 1) & ((1 << 21) - 1)
+        let seconds = max(1, min(now.seconds - Self.epoch, (1 << 32) - 1))
+        return MemberID(seconds << 21 | Int64(counter))
+    }
 }
 
 /// Authenticated API keys for a few seconds, so a request does not hash and look up its key
