@@ -39,6 +39,7 @@ public struct API: Sendable {
     public static let routes: [RouteSpec] = [
         .init(method: .get, path: "/healthz", scope: nil),
         .init(method: .get, path: "/openapi.json", scope: nil),
+        .init(method: .get, path: "/metrics", scope: nil),
         .init(method: .get, path: "/v1/program", scope: .read),
         .init(method: .put, path: "/v1/program", scope: .admin),
         .init(method: .post, path: "/v1/program/validate", scope: .read),
@@ -57,6 +58,7 @@ public struct API: Sendable {
 
     public func router() -> Router<PatronContext> {
         let router = Router(context: PatronContext.self)
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         for r in Self.routes {
             let hbPath = RouterPath(r.path.replacingOccurrences(of: "{memberId}", with: ":memberId"))
@@ -71,6 +73,10 @@ public struct API: Sendable {
     func handler(_ r: RouteSpec) -> Handler {
         switch (r.method, r.path) {
         case (.get, "/healthz"): return { _, _ in json(["status": "ok"]) }
+        case (.get, "/metrics"): return { _, _ in
+            var h = HTTPFields(); h[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: PatronMetrics.text())))
+        }
         case (.get, "/openapi.json"): return { _, _ in
             var h = HTTPFields(); h[.contentType] = "application/json"
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: OpenAPI.document)))

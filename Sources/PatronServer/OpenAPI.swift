@@ -16,6 +16,7 @@ public enum OpenAPI {
     static let operations: [String: Operation] = [
         "GET /healthz": Operation(summary: "Liveness", response: "Health", errors: []),
         "GET /openapi.json": Operation(summary: "This document", response: "Object", errors: []),
+        "GET /metrics": Operation(summary: "Prometheus metrics (text exposition format)", response: "MetricsText", errors: []),
         "GET /v1/program": Operation(summary: "The program in force now, with its versions", response: "ProgramView", errors: [401, 403, 404]),
         "PUT /v1/program": Operation(summary: "Store a new version of the program (JSON or YAML body); 200 when unchanged",
                                      request: "ProgramDocument", response: "ProgramVersion", success: 201, errors: [400, 401, 403, 413, 422],
@@ -57,8 +58,9 @@ public enum OpenAPI {
                 params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events")),
                                        "description": "The same key with the same body returns the first answer; with another body, 422.", "schema": .object(["type": "string", "maxLength": 200])]))
             }
+            let mediaType = op.response == "MetricsText" ? "text/plain" : "application/json"
             var responses: [String: JSONValue] = [
-                String(op.success): .object(["description": "OK", "content": .object(["application/json": .object(["schema": ref(op.response)])])]),
+                String(op.success): .object(["description": "OK", "content": .object([mediaType: .object(["schema": ref(op.response)])])]),
             ]
             if op.success == 201 && key.hasPrefix("PUT") { responses["200"] = .object(["description": "Unchanged", "content": .object(["application/json": .object(["schema": ref(op.response)])])]) }
             for e in op.errors {
@@ -95,6 +97,7 @@ public enum OpenAPI {
     static let schemas = #"""
     {
       "Object": {"type": "object"},
+      "MetricsText": {"type": "string", "description": "Prometheus text format: patron_events_total, patron_points_earned_total, hb_requests, hb_request_duration, …"},
       "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
       "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},

@@ -130,7 +130,12 @@ extension API {
         do {
             let r = try await store.record(program: key.program, member: id, occurredAt: env.occurredAt, body: env.body, idempotencyKey: idem,
                                            requestHash: requestHash(req, data), now: now())
+            PatronMetrics.recorded(program: key.program, kind: env.body.kind, outcome: r.event.outcome, replayed: r.replayed)
             return rawJSON(r.json, status: .created, replayed: r.replayed)
+        } catch StoreError.rule(let e) {
+            let p = Problem.rule(e)
+            PatronMetrics.refused(program: key.program, type: p.type.split(separator: "/").last.map(String.init) ?? "rule")
+            throw p
         } catch StoreError.invalid(let errs) {
             // Field paths of the event body live under "data".
             throw Problem.invalid(errs.map { $0.path == "occurredAt" ? $0 : FieldError(path: "data.\($0.path)", reason: $0.reason) })

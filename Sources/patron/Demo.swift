@@ -69,7 +69,9 @@ struct DemoCommand: AsyncParsableCommand {
           curl -s \(base)/openapi.json | head
         """)
         if noServe { try await store.close(); return }
-        print("\nserving on \(base) (Ctrl-C to stop)")
+        print("\nserving on \(base) (Ctrl-C to stop); metrics at \(base)/metrics")
+        fflush(nil) // the key and the curl lines must show even when the output is a pipe or a file
+        PatronMetrics.bootstrap()
         var slog = Logger(label: "patron")
         slog.logLevel = .info
         let app = PatronApp.build(store: store, host: "127.0.0.1", port: port, logger: slog)

@@ -8,6 +8,7 @@ import PatronStore
 
 @main
 struct Patron: AsyncParsableCommand {
+
     static let configuration = CommandConfiguration(
         commandName: "patron",
         abstract: "Patron: membership and loyalty operations (会员运营系统).",
@@ -84,6 +85,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: .hidden) var benchRoutes = false
 
     func run() async throws {
+        PatronMetrics.bootstrap()
         let store = try await db.open(synchronousFull: durable)
         var logger = Logger(label: "patron")
         logger.logLevel = .info

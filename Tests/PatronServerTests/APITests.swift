@@ -98,6 +98,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
             let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
                 (.get, "/healthz", "/healthz", nil, nil),
                 (.get, "/openapi.json", "/openapi.json", nil, nil),
+                (.get, "/metrics", "/metrics", nil, nil),
                 (.get, "/v1/program", "/v1/program", f.reader, nil),
                 (.put, "/v1/program", "/v1/program", f.admin, Demo.programYAML(year: 2026).replacingOccurrences(of: "threshold: 500}", with: "threshold: 600}")),
                 (.post, "/v1/program/validate", "/v1/program/validate", f.reader, Demo.programYAML(year: 2026)),
