@@ -102,25 +102,59 @@ extension Store {
 
     func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects) {
         let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
-        for e in fx.entries {
-            plan.add("INSERT INTO ledger_entries (program_id, member_id, entry_no, event_no, at, account, points, reason, lot_no, order_id, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
-                      SQLValue(e.lotNo), SQLValue(e.orderId), SQLValue(e.note)])
-        }
-        for l in fx.lots.values.sorted(by: { $0.no < $1.no }) {
-            plan.add("""
-                INSERT INTO lots (program_id, member_id, lot_no, event_no, source, order_id, earned_at, available_at, expires_at, original, remaining)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining
-                """, [p, m, .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
-                      .int(l.availableAt.seconds), SQLValue(l.expiresAt), .int(l.original), .int(l.remaining)])
-        }
-        for g in fx.growth {
-            plan.add("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [p, m, .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)])
-        }
-        for c in fx.tierChanges {
-            plan.add("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)])
+        RowInsert.ledgerEntries.add(&plan, fx.entries.map { e in
+            [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
+             SQLValue(e.lotNo), SQLValue(e.orderId), SQLValue(e.note)]
+        })
+        RowInsert.lots.add(&plan, fx.lots.values.sorted(by: { $0.no < $1.no }).map { l in
+            [p, m, .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
+             .int(l.availableAt.seconds), SQLValue(l.expiresAt), .int(l.original), .int(l.remaining)]
+        })
+        RowInsert.growthEntries.add(&plan, fx.growth.map { g in
+            [p, m, .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)]
+        })
+        RowInsert.tierChanges.add(&plan, fx.tierChanges.map { c in
+            [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)]
+        })
+    }
+}
+
+/// Multi-row INSERTs: rows go in statements of 32, 8 or 1 rows, so a bulk write runs few
+/// statements while the statement cache holds at most three shapes per table.
+struct RowInsert: Sendable {
+    let shapes: [Int: String]
+    let guardRows: Bool
+    static let sizes = [32, 8, 1]
+
+    init(_ head: String, columns: Int, tail: String = "", guardRows: Bool = false) {
+        let one = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        var shapes: [Int: String] = [:]
+        for n in Self.sizes { shapes[n] = head + " VALUES " + Array(repeating: one, count: n).joined(separator: ", ") + tail }
+        self.shapes = shapes
+        self.guardRows = guardRows
+    }
+
+    /// Adds the rows; with `guardRows` each statement must insert all its rows, or the plan fails
+    /// with `failure`.
+    func add(_ plan: inout WritePlan, _ rows: [[SQLValue]], else failure: GuardFailure? = nil) {
+        var i = 0
+        while i < rows.count {
+            let left = rows.count - i
+            let n = Self.sizes.first { $0 <= left }!
+            var binds: [SQLValue] = []
+            binds.reserveCapacity(n * rows[i].count)
+            for r in rows[i..<(i + n)] { binds.append(contentsOf: r) }
+            plan.add(shapes[n]!, binds, expectRows: guardRows ? n : nil, else: guardRows ? failure : nil)
+            i += n
         }
     }
+
+    static let ledgerEntries = RowInsert("INSERT INTO ledger_entries (program_id, member_id, entry_no, event_no, at, account, points, reason, lot_no, order_id, note)", columns: 11)
+    static let lots = RowInsert("INSERT INTO lots (program_id, member_id, lot_no, event_no, source, order_id, earned_at, available_at, expires_at, original, remaining)",
+                                columns: 11, tail: " ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining")
+    static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
+    static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
+    static let events = RowInsert("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome)", columns: 9)
+    static let orders = RowInsert("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store)", columns: 8,
+                                  tail: " ON CONFLICT DO NOTHING", guardRows: true)
 }

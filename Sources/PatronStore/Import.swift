@@ -122,14 +122,14 @@ extension Store {
                 }
                 if accepted.isEmpty && created[id] == nil { continue }
                 updateMemberState(&plan, program: program, m: m!, state: state, lastEventNo: lastNo, now: now)
-                for (o, e, out) in accepted {
-                    plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [.text(program), .int(id.rawValue), .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),
-                              .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)])
-                    plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                             [.text(program), .text(o.order.orderId), .int(id.rawValue), .int(e.id.rawValue), .int(o.occurredAt.seconds), .int(o.order.paidMinor),
-                              SQLValue(o.order.channel), SQLValue(o.order.store)], expectRows: 1, else: .taken("order"))
-                }
+                let p = SQLValue.text(program), mid = SQLValue.int(id.rawValue)
+                RowInsert.events.add(&plan, accepted.map { o, e, out in
+                    [p, mid, .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),
+                     .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)]
+                })
+                RowInsert.orders.add(&plan, accepted.map { o, e, _ in
+                    [p, .text(o.order.orderId), mid, .int(e.id.rawValue), .int(o.occurredAt.seconds), .int(o.order.paidMinor), SQLValue(o.order.channel), SQLValue(o.order.store)]
+                }, else: .taken("order"))
                 if late { deleteDerived(&plan, program: program, member: id) }
                 writeEffects(&plan, program: program, member: id, fx)
                 plans.append(plan)
