@@ -67,7 +67,9 @@ struct Bench: AsyncParsableCommand {
 
         // 4. HTTP against `patron serve --durable` in its own process.
         let key = try await store.createKey(program: "demo", name: "bench", scopes: [.read, .write], now: now).token
-        let ids = try await store.listMembers(program: "demo", cursor: nil, limit: 200).items.map(\.id)
+        // Requests go to many members, as a store's traffic does (a few hot members would measure
+        // the cost of their ever larger state instead).
+        let ids = try await store.db.query("SELECT member_id FROM members WHERE program_id = ? ORDER BY member_id LIMIT 20000", [.text("demo")]).map { MemberID(try $0.int("member_id")) }.shuffled()
         try await store.close()
         let port = 18_000 + Int.random(in: 0..<2000)
         let server = Process()
