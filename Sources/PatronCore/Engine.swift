@@ -39,6 +39,8 @@ public enum EngineError: Error, Sendable, Equatable {
     case unknownOrderLine(line: Int, lines: Int)
     case currencyMismatch(expected: String, got: String)
     case orderFullyRefunded(String)
+    /// A settlement larger than the recorded debt.
+    case settlementExceedsDebt(debt: Int64, requested: Int64)
 }
 
 /// What the ledger, growth and tier history gained from one step.
@@ -147,6 +149,19 @@ public struct Engine: Sendable {
         case .pointsRedeemed(let r):
             try spend(&s, r.points, event: e.id, at: t, reason: .redemption, note: r.purpose, mode: mode, fx: &fx)
             out.pointsSpent = r.points
+        case .debtSettled(let d):
+            var amount = d.points
+            if amount > s.recordedDebt {
+                if mode == .validate { throw EngineError.settlementExceedsDebt(debt: s.recordedDebt, requested: d.points) }
+                amount = s.recordedDebt
+            }
+            guard amount > 0 else { out.note = "no recorded debt to settle"; break }
+            if d.method == .points {
+                try spend(&s, amount, event: e.id, at: t, reason: .debtSettlement, note: d.reason, mode: mode, fx: &fx)
+                out.pointsSpent = amount
+            }
+            s.recordedDebt -= amount
+            entry(&s, fx: &fx, event: e.id, at: t, account: .debt, points: -amount, reason: .debtSettlement, lot: nil, order: nil, note: "\(d.method.rawValue): \(d.reason)")
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }

@@ -106,12 +106,24 @@ public struct PointsRedeemed: Codable, Sendable, Equatable {
     public init(points: Int64, purpose: String, reference: String? = nil) { self.points = points; self.purpose = purpose; self.reference = reference }
 }
 
+/// Staff settle points owed under the `recordDebt` refund policy: with points from the balance,
+/// paid in money, or waived.
+public struct DebtSettled: Codable, Sendable, Equatable {
+    public enum Method: String, Codable, Sendable, CaseIterable { case points, money, waived }
+    public var points: Int64
+    public var method: Method
+    public var reason: String
+    public var staff: String
+    public init(points: Int64, method: Method, reason: String, staff: String) { self.points = points; self.method = method; self.reason = reason; self.staff = staff }
+}
+
 public enum EventKind: String, Codable, Sendable, CaseIterable {
     case orderPaid = "order.paid"
     case orderRefunded = "order.refunded"
     case pointsAdjusted = "points.adjusted"
     case activity = "activity"
     case pointsRedeemed = "points.redeemed"
+    case debtSettled = "debt.settled"
 }
 
 public enum EventBody: Sendable, Equatable {
@@ -120,11 +132,12 @@ public enum EventBody: Sendable, Equatable {
     case pointsAdjusted(PointsAdjusted)
     case activity(ActivityDone)
     case pointsRedeemed(PointsRedeemed)
+    case debtSettled(DebtSettled)
 
     public var kind: EventKind {
         switch self {
         case .orderPaid: .orderPaid; case .orderRefunded: .orderRefunded; case .pointsAdjusted: .pointsAdjusted
-        case .activity: .activity; case .pointsRedeemed: .pointsRedeemed
+        case .activity: .activity; case .pointsRedeemed: .pointsRedeemed; case .debtSettled: .debtSettled
         }
     }
     /// The body as stored: kind plus the payload's JSON.
@@ -136,6 +149,7 @@ public enum EventBody: Sendable, Equatable {
         case .pointsAdjusted(let x): return try! e.encode(x)
         case .activity(let x): return try! e.encode(x)
         case .pointsRedeemed(let x): return try! e.encode(x)
+        case .debtSettled(let x): return try! e.encode(x)
         }
     }
     public static func decode(kind: EventKind, payload: Data) throws -> EventBody {
@@ -146,6 +160,7 @@ public enum EventBody: Sendable, Equatable {
         case .pointsAdjusted: return .pointsAdjusted(try d.decode(PointsAdjusted.self, from: payload))
         case .activity: return .activity(try d.decode(ActivityDone.self, from: payload))
         case .pointsRedeemed: return .pointsRedeemed(try d.decode(PointsRedeemed.self, from: payload))
+        case .debtSettled: return .debtSettled(try d.decode(DebtSettled.self, from: payload))
         }
     }
 }
@@ -205,6 +220,9 @@ public enum EventValidator {
         case .pointsRedeemed(let r):
             if r.points < 1 || r.points > maxPoints { errs.append(.init(path: "points", reason: "must be between 1 and \(maxPoints), got \(r.points)")) }
             text(r.purpose, "purpose", required: true, max: 200); text(r.reference, "reference", required: false)
+        case .debtSettled(let d):
+            if d.points < 1 || d.points > maxPoints { errs.append(.init(path: "points", reason: "must be between 1 and \(maxPoints), got \(d.points)")) }
+            text(d.reason, "reason", required: true, max: 500); text(d.staff, "staff", required: true)
         }
         return errs
     }

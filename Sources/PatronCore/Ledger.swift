@@ -32,7 +32,7 @@ public struct Lot: Codable, Sendable, Equatable {
 }
 
 public enum EntryReason: String, Codable, Sendable, CaseIterable {
-    case purchase, activity, adjustment, redemption, expiry, refund, debtRepayment
+    case purchase, activity, adjustment, redemption, expiry, refund, debtRepayment, debtSettlement
 }
 public enum Account: String, Codable, Sendable { case points, debt }
 

@@ -29,7 +29,7 @@ public enum OpenAPI {
                                             query: [("kind", "phone, email, card, app, wechat or store_customer"), ("value", "the identity")]),
         "GET /v1/members/{memberId}": Operation(summary: "A member with standing: tier, progress, points, expiries", response: "Member", errors: [401, 403, 404]),
         "PATCH /v1/members/{memberId}": Operation(summary: "Change profile fields or add identities", request: "UpdateMember", response: "Member", errors: [400, 401, 403, 404, 409, 413, 422], idempotency: true),
-        "POST /v1/members/{memberId}/events": Operation(summary: "Record an event (order.paid, order.refunded, points.adjusted, activity, points.redeemed)",
+        "POST /v1/members/{memberId}/events": Operation(summary: "Record an event (order.paid, order.refunded, points.adjusted, activity, points.redeemed, debt.settled)",
                                                         request: "EventRequest", response: "RecordedEvent", success: 201, errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
         "GET /v1/members/{memberId}/events": Operation(summary: "The member's events, newest first", response: "EventPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
         "GET /v1/members/{memberId}/ledger": Operation(summary: "Points ledger entries, newest first", response: "LedgerPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
@@ -135,7 +135,7 @@ public enum OpenAPI {
         "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "default": 1},
         "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0, "default": 0}}},
       "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
-        "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed"]},
+        "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed", "debt.settled"]},
         "occurredAt": {"type": "string", "format": "date-time"},
         "data": {"oneOf": [
           {"title": "order.paid", "type": "object", "required": ["orderId", "lines"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
@@ -144,7 +144,9 @@ public enum OpenAPI {
             "lines": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer", "minimum": 1}, "quantity": {"type": "integer"}}}}}},
           {"title": "points.adjusted", "type": "object", "required": ["points", "reason", "staff"], "properties": {"points": {"type": "integer"}, "reason": {"type": "string"}, "staff": {"type": "string"}}},
           {"title": "activity", "type": "object", "required": ["activity"], "properties": {"activity": {"type": "string"}}},
-          {"title": "points.redeemed", "type": "object", "required": ["points", "purpose"], "properties": {"points": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}, "reference": {"type": "string"}}}
+          {"title": "points.redeemed", "type": "object", "required": ["points", "purpose"], "properties": {"points": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}, "reference": {"type": "string"}}},
+          {"title": "debt.settled", "type": "object", "required": ["points", "method", "reason", "staff"], "description": "settles points owed under the recordDebt refund policy",
+            "properties": {"points": {"type": "integer", "minimum": 1}, "method": {"type": "string", "enum": ["points", "money", "waived"]}, "reason": {"type": "string"}, "staff": {"type": "string"}}}
         ]}}},
       "RecordedEvent": {"type": "object", "properties": {"memberId": {"type": "string"}, "eventId": {"type": "string"}, "kind": {"type": "string"},
         "occurredAt": {"type": "string"}, "outcome": {"type": "object"}, "standing": {"$ref": "#/components/schemas/Standing"}}},

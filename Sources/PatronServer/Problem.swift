@@ -94,6 +94,9 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             return invalid([FieldError(path: "data.lines", reason: "line \(line) does not exist; the order has \(lines) lines")])
         case .currencyMismatch(let expected, let got):
             return invalid([FieldError(path: "data.currency", reason: "is \(got); this program counts \(expected)")])
+        case .settlementExceedsDebt(let debt, let requested):
+            return Problem(.conflict, type: "settlement-exceeds-debt", title: "More than the member owes",
+                           detail: "\(requested) points were to be settled; the member owes \(debt)", errors: [FieldError(path: "data.points", reason: "exceeds the recorded debt \(debt)")])
         case .orderFullyRefunded(let o):
             return Problem(.conflict, type: "order-fully-refunded", title: "The order is already fully refunded", detail: "order '\(o)' has nothing left to refund")
         }

@@ -35,6 +35,7 @@ struct EventRequest: Decodable {
         case .pointsAdjusted: body = .pointsAdjusted(try c.decode(PointsAdjusted.self, forKey: .data))
         case .activity: body = .activity(try c.decode(ActivityDone.self, forKey: .data))
         case .pointsRedeemed: body = .pointsRedeemed(try c.decode(PointsRedeemed.self, forKey: .data))
+        case .debtSettled: body = .debtSettled(try c.decode(DebtSettled.self, forKey: .data))
         }
     }
 }

@@ -167,6 +167,28 @@ import Testing
         #expect(h.audit().isEmpty)
     }
 
+    @Test func recordedDebtIsSettledWithPointsMoneyOrWaived() throws {
+        var h = Harness(try parseProgram(programJSON(shortfall: "recordDebt")))
+        try h.order("a", 10_000, at: t0.adding(days: 1))
+        try h.send(.pointsRedeemed(PointsRedeemed(points: 100, purpose: "mall")), at: t0.adding(days: 2))
+        try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: t0.adding(days: 3))
+        #expect(h.state.recordedDebt == 100)
+        try h.order("b", 5_000, at: t0.adding(days: 4))
+        #expect(throws: EngineError.insufficientPoints(available: 50, requested: 60)) {
+            try h.send(.debtSettled(DebtSettled(points: 60, method: .points, reason: "collect", staff: "ops")), at: t0.adding(days: 5))
+        }
+        try h.send(.debtSettled(DebtSettled(points: 50, method: .points, reason: "collect", staff: "ops")), at: t0.adding(days: 5))
+        #expect(h.state.balance == 0 && h.state.recordedDebt == 50)
+        #expect(throws: EngineError.settlementExceedsDebt(debt: 50, requested: 80)) {
+            try h.send(.debtSettled(DebtSettled(points: 80, method: .money, reason: "paid at counter", staff: "ops")), at: t0.adding(days: 6))
+        }
+        try h.send(.debtSettled(DebtSettled(points: 30, method: .money, reason: "paid at counter", staff: "ops")), at: t0.adding(days: 6))
+        try h.send(.debtSettled(DebtSettled(points: 20, method: .waived, reason: "goodwill", staff: "manager")), at: t0.adding(days: 7))
+        #expect(h.state.recordedDebt == 0)
+        #expect(h.entries.filter { $0.reason == .debtSettlement }.count == 4) // a points spend and three debt entries
+        #expect(h.audit().isEmpty)
+    }
+
     @Test func partialRefundsReverseExactlyWhatTheLinesEarned() throws {
         var h = Harness(try parseProgram(programJSON()))
         let o = OrderPaid(orderId: "a", lines: [OrderLine(sku: "x", quantity: 3, amountMinor: 10_000), OrderLine(sku: "y", amountMinor: 5_000)])
