@@ -50,6 +50,10 @@ public struct Effects: Sendable, Equatable {
     public var tierChanges: [TierChange] = []
     /// Final values of the lots the step touched, by lot number.
     public var lots: [Int: Lot] = [:]
+    /// Order records created or changed by the step (written to the orders table).
+    public var orders: [String: OrderRecord] = [:]
+    /// Points that lapsed from orders' lots whose records were not loaded, by order id.
+    public var orderLapses: [String: Int64] = [:]
     public init() {}
     public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty }
 }
@@ -96,7 +100,14 @@ public struct Engine: Sendable {
     func expire(_ s: inout MemberState, lotIndex i: Int, at: Timestamp, fx: inout Effects) {
         let l = s.lots[i]
         entry(&s, fx: &fx, event: nil, at: at, points: -l.remaining, reason: .expiry, lot: l.no, order: l.orderId)
-        if let o = l.orderId { s.orders[o]?.expiredPoints += l.remaining }
+        if let o = l.orderId {
+            if s.orders[o] != nil {
+                s.orders[o]!.expiredPoints += l.remaining
+                fx.orders[o] = s.orders[o]
+            } else {
+                fx.orderLapses[o, default: 0] += l.remaining
+            }
+        }
         s.lots[i].remaining = 0
         fx.lots[l.no] = s.lots[i]
     }
@@ -216,6 +227,7 @@ public struct Engine: Sendable {
         s.spentMinor += o.paidMinor
         s.orders[o.orderId] = OrderRecord(eventId: e.id, at: t, lines: o.lines.indices.map { LineEarning(quantity: o.lines[$0].quantity, points: pts[$0], growth: gro[$0]) },
                                           lotNo: lotNo, tierBefore: tierBefore, paidMinor: o.paidMinor)
+        fx.orders[o.orderId] = s.orders[o.orderId]
         out.pointsEarned += P; out.growthEarned += G
         if G != 0 { addGrowth(&s, G, event: e.id, at: t, countsAt: t, reason: .purchase, order: o.orderId, fx: &fx) }
         if firstOrder {
@@ -434,6 +446,7 @@ public struct Engine: Sendable {
             }
         }
         s.orders[r.orderId] = rec
+        fx.orders[r.orderId] = rec
         out.pointsClawedBack = P - lapsed
         out.growthClawedBack = G
         if G != 0 { addGrowth(&s, -G, event: e.id, at: t, countsAt: rec.at, reason: .refund, order: r.orderId, fx: &fx) }

@@ -97,7 +97,7 @@ public struct TierState: Codable, Sendable, Equatable {
     public var graceFrom: Timestamp?
 }
 
-struct LineEarning: Codable, Sendable, Equatable {
+public struct LineEarning: Codable, Sendable, Equatable {
     var quantity: Int64
     var points: Int64
     var growth: Int64
@@ -106,7 +106,9 @@ struct LineEarning: Codable, Sendable, Equatable {
     var refundedGrowth: Int64 = 0
 }
 
-struct OrderRecord: Codable, Sendable, Equatable {
+/// What an order earned, line by line, and what of it was refunded: kept in the orders table,
+/// not in the member state, and handed to the engine when an event names the order.
+public struct OrderRecord: Codable, Sendable, Equatable {
     var eventId: EventID
     var at: Timestamp
     var lines: [LineEarning]
@@ -115,6 +117,8 @@ struct OrderRecord: Codable, Sendable, Equatable {
     /// Points of this order's lot that lapsed unspent: a refund does not claw them back twice.
     var expiredPoints: Int64 = 0
     var paidMinor: Int64
+    /// Adds points of the order's lot that lapsed while the record was not loaded.
+    public mutating func addLapsed(_ points: Int64) { expiredPoints += points }
 }
 
 /// A refund that arrived before its order: applied when the order is recorded.
@@ -147,7 +151,9 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var tier: TierState
     public internal(set) var growthTotal: Int64 = 0
     var window: [WindowGrowth] = []
-    var orders: [String: OrderRecord] = [:]
+    /// Order records the current step has seen: loaded by the store for the order an event names,
+    /// or built during a replay. Not part of the stored snapshot (see `StateCodec`).
+    public internal(set) var orders: [String: OrderRecord] = [:]
     var deferredRefunds: [String: [DeferredRefund]] = [:]
     var activities: [String: ActivityMark] = [:]
     var dayNumber: Int64 = .min
@@ -162,6 +168,11 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var nextLotNo = 1
     public internal(set) var nextGrowthNo = 1
     public internal(set) var nextTierChangeNo = 1
+
+    /// Hands the engine the stored record of an order an event is about to name.
+    public mutating func load(order id: String, _ record: OrderRecord) { orders[id] = record }
+    /// The state as stored: without the per-order records.
+    public var snapshot: MemberState { var s = self; s.orders = [:]; return s }
 
     public init(memberId: MemberID, registeredAt: Timestamp, baseTier: String) {
         self.memberId = memberId

@@ -8,6 +8,22 @@ public enum StateCodec {
 
     public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
 
+    /// One order's record, for the orders table.
+    public static func encode(order o: OrderRecord) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(format)
+        w.order(o)
+        return w.bytes
+    }
+    public static func decodeOrder(_ bytes: [UInt8]) throws -> OrderRecord {
+        var r = ByteReader(bytes: bytes)
+        let f = try r.u8()
+        guard f == format else { throw Failure.badFormat(f) }
+        let o = try r.order()
+        guard r.atEnd else { throw Failure.badValue("trailing bytes") }
+        return o
+    }
+
     public static func encode(_ s: MemberState) -> [UInt8] {
         var w = ByteWriter()
         w.bytes.reserveCapacity(64 + s.lots.count * 24 + s.orders.count * 48 + s.window.count * 8)
@@ -23,13 +39,8 @@ public enum StateCodec {
         w.int(s.growthTotal)
         w.int(Int64(s.window.count))
         for g in s.window { w.time(g.countsAt); w.int(g.growth) }
-        w.int(Int64(s.orders.count))
-        for (id, o) in s.orders.sorted(by: { $0.key < $1.key }) {
-            w.string(id); w.int(o.eventId.rawValue); w.time(o.at)
-            w.int(Int64(o.lines.count))
-            for l in o.lines { w.int(l.quantity); w.int(l.points); w.int(l.growth); w.int(l.refundedQuantity); w.int(l.refundedPoints); w.int(l.refundedGrowth) }
-            w.optInt(o.lotNo.map(Int64.init)); w.tier(o.tierBefore); w.int(o.expiredPoints); w.int(o.paidMinor)
-        }
+        // Order records live in the orders table (see `encode(order:)`), not in the snapshot.
+        w.int(0)
         w.int(Int64(s.deferredRefunds.count))
         for (id, list) in s.deferredRefunds.sorted(by: { $0.key < $1.key }) {
             w.string(id); w.int(Int64(list.count))
@@ -66,19 +77,9 @@ public enum StateCodec {
         let window = try r.count()
         s.window.reserveCapacity(window)
         for _ in 0..<window { s.window.append(WindowGrowth(countsAt: try r.time(), growth: try r.int())) }
-        let orders = try r.count()
-        s.orders.reserveCapacity(orders)
-        for _ in 0..<orders {
-            let id = try r.string(), ev = EventID(try r.int()), at = try r.time()
-            let n = try r.count()
-            var lines: [LineEarning] = []
-            lines.reserveCapacity(n)
-            for _ in 0..<n {
-                lines.append(LineEarning(quantity: try r.int(), points: try r.int(), growth: try r.int(), refundedQuantity: try r.int(),
-                                         refundedPoints: try r.int(), refundedGrowth: try r.int()))
-            }
-            s.orders[id] = OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try r.optInt().map { Int($0) }, tierBefore: try r.tier(),
-                                       expiredPoints: try r.int(), paidMinor: try r.int())
+        for _ in 0..<(try r.count()) {
+            let id = try r.string()
+            s.orders[id] = try r.order()
         }
         for _ in 0..<(try r.count()) {
             let id = try r.string()
@@ -115,6 +116,12 @@ struct ByteWriter {
     mutating func string(_ s: String) { let u = Array(s.utf8); int(Int64(u.count)); bytes.append(contentsOf: u) }
     mutating func optString(_ s: String?) { if let s { u8(1); string(s) } else { u8(0) } }
     mutating func tier(_ t: TierState) { string(t.tierId); time(t.since); optTime(t.assessAt); optTime(t.graceFrom) }
+    mutating func order(_ o: OrderRecord) {
+        int(o.eventId.rawValue); time(o.at)
+        int(Int64(o.lines.count))
+        for l in o.lines { int(l.quantity); int(l.points); int(l.growth); int(l.refundedQuantity); int(l.refundedPoints); int(l.refundedGrowth) }
+        optInt(o.lotNo.map(Int64.init)); tier(o.tierBefore); int(o.expiredPoints); int(o.paidMinor)
+    }
 }
 
 struct ByteReader {
@@ -153,4 +160,14 @@ struct ByteReader {
     }
     mutating func optString() throws -> String? { try u8() == 1 ? try string() : nil }
     mutating func tier() throws -> TierState { TierState(tierId: try string(), since: try time(), assessAt: try optTime(), graceFrom: try optTime()) }
+    mutating func order() throws -> OrderRecord {
+        let ev = EventID(try int()), at = try time()
+        let n = try count()
+        var lines: [LineEarning] = []
+        lines.reserveCapacity(n)
+        for _ in 0..<n {
+            lines.append(LineEarning(quantity: try int(), points: try int(), growth: try int(), refundedQuantity: try int(), refundedPoints: try int(), refundedGrowth: try int()))
+        }
+        return OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try optInt().map { Int($0) }, tierBefore: try tier(), expiredPoints: try int(), paidMinor: try int())
+    }
 }

@@ -31,6 +31,14 @@ extension Store {
             let eventNo = m.lastEventNo + 1
             let event = MemberEvent(id: EventID(eventNo), occurredAt: occurredAt, body: body)
             var state = m.state
+            // The engine needs the record of the order the event names, if it is recorded.
+            var orderId: String? = nil
+            if case .orderPaid(let o) = body { orderId = o.orderId }
+            if case .orderRefunded(let r) = body { orderId = r.orderId }
+            if let orderId, let stored = try await orderRecord(program: program, orderId: orderId) {
+                guard stored.member == member else { throw StoreError.orderTaken(orderId) }
+                state.load(order: orderId, stored.record)
+            }
             var fx = Effects()
             let outcome: EventOutcome
             let isReplay = occurredAt < m.state.asOf
@@ -52,13 +60,10 @@ extension Store {
             plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [.text(program), .int(member.rawValue), .int(eventNo), .text(body.kind.rawValue), .int(occurredAt.seconds), .int(now.seconds),
                       SQLValue(idempotencyKey), .text(body.payloadText), .text(outcome.jsonText)])
-            if case .orderPaid(let o) = body {
-                plan.add("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         [.text(program), .text(o.orderId), .int(member.rawValue), .int(eventNo), .int(occurredAt.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store)],
-                         expectRows: 1, else: .taken("order"))
-            }
+            var newOrders: [(OrderPaid, EventID, Timestamp)] = []
+            if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, event.id, occurredAt)) }
             if isReplay { deleteDerived(&plan, program: program, member: member) }
-            writeEffects(&plan, program: program, member: member, fx)
+            writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders)
             let answer = Coding.json(result)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: answer, now: now)
             do {
@@ -100,8 +105,32 @@ extension Store {
         }
     }
 
-    func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects) {
+    /// The stored record of an order, with the points lapsed since it was last written.
+    func orderRecord(program: String, orderId: String) async throws -> (member: MemberID, record: OrderRecord)? {
+        let rows = try await db.query("SELECT member_id, record, lapsed_points FROM orders WHERE program_id = ? AND order_id = ?", [.text(program), .text(orderId)])
+        guard let r = rows.first else { return nil }
+        var record = try Coding.order(try r.string("record"))
+        record.addLapsed(try r.int("lapsed_points"))
+        return (MemberID(try r.int("member_id")), record)
+    }
+
+    /// Writes the step's effects. `newOrders` are the orders first recorded by this step (inserted,
+    /// guarded: an order id belongs to one member); other changed order records are updated.
+    func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects, newOrders: [(OrderPaid, EventID, Timestamp)] = []) {
         let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
+        var inserted = Set<String>()
+        RowInsert.orders.add(&plan, newOrders.compactMap { o, ev, at in
+            guard let rec = fx.orders[o.orderId] else { return nil }
+            inserted.insert(o.orderId)
+            return [p, .text(o.orderId), m, .int(ev.rawValue), .int(at.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store), .text(Coding.order(rec))]
+        }, else: .taken("order"))
+        for (id, rec) in fx.orders.sorted(by: { $0.key < $1.key }) where !inserted.contains(id) {
+            plan.add("UPDATE orders SET record = ?, lapsed_points = 0 WHERE program_id = ? AND order_id = ? AND member_id = ?",
+                     [.text(Coding.order(rec)), p, .text(id), m])
+        }
+        for (id, n) in fx.orderLapses.sorted(by: { $0.key < $1.key }) where fx.orders[id] == nil {
+            plan.add("UPDATE orders SET lapsed_points = lapsed_points + ? WHERE program_id = ? AND order_id = ? AND member_id = ?", [.int(n), p, .text(id), m])
+        }
         RowInsert.ledgerEntries.add(&plan, fx.entries.map { e in
             [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
              SQLValue(e.lotNo), SQLValue(e.orderId), SQLValue(e.note)]
@@ -155,6 +184,6 @@ struct RowInsert: Sendable {
     static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
     static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
     static let events = RowInsert("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome)", columns: 9)
-    static let orders = RowInsert("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store)", columns: 8,
+    static let orders = RowInsert("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store, record)", columns: 9,
                                   tail: " ON CONFLICT DO NOTHING", guardRows: true)
 }

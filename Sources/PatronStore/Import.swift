@@ -127,11 +127,8 @@ extension Store {
                     [p, mid, .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),
                      .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)]
                 })
-                RowInsert.orders.add(&plan, accepted.map { o, e, _ in
-                    [p, .text(o.order.orderId), mid, .int(e.id.rawValue), .int(o.occurredAt.seconds), .int(o.order.paidMinor), SQLValue(o.order.channel), SQLValue(o.order.store)]
-                }, else: .taken("order"))
                 if late { deleteDerived(&plan, program: program, member: id) }
-                writeEffects(&plan, program: program, member: id, fx)
+                writeEffects(&plan, program: program, member: id, fx, newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) })
                 plans.append(plan)
                 planOrders.append(accepted.map(\.0))
                 planCreates.append(created[id] != nil)

@@ -109,6 +109,8 @@ public enum Schema {
               amount_minor BIGINT NOT NULL,
               channel TEXT,
               store TEXT,
+              record TEXT NOT NULL,
+              lapsed_points BIGINT NOT NULL DEFAULT 0,
               PRIMARY KEY (program_id, order_id)
             )
             """,

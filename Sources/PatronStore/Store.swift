@@ -43,6 +43,11 @@ enum Coding {
     /// Member state snapshots: `StateCodec`'s binary form in base64 behind a "b1:" tag (JSON is
     /// still read, for snapshots written before the codec).
     static func state(_ s: MemberState) -> String { "b1:" + Data(StateCodec.encode(s)).base64EncodedString() }
+    static func order(_ o: OrderRecord) -> String { "b1:" + Data(StateCodec.encode(order: o)).base64EncodedString() }
+    static func order(_ text: String) throws -> OrderRecord {
+        guard text.hasPrefix("b1:"), let d = Data(base64Encoded: String(text.dropFirst(3))) else { throw DatabaseError.decoding("order record is not b1:base64") }
+        return try StateCodec.decodeOrder([UInt8](d))
+    }
     static func state(_ text: String) throws -> MemberState {
         if text.hasPrefix("b1:") {
             guard let d = Data(base64Encoded: String(text.dropFirst(3))) else { throw DatabaseError.decoding("member state is not base64") }

@@ -68,7 +68,7 @@ import Testing
         let o = try h.send(.orderPaid(two), at: at("2026-02-01T09:00:00+08:00"))
         #expect(o.pointsEarned == 500)
         #expect(o.growthEarned == 700)
-        #expect(h.state.orders["a"]!.lines.map(\.points) == [300, 200])
+        #expect(h.orderTable["a"]!.lines.map(\.points) == [300, 200])
         #expect(try h.order("b", 100_000, at: at("2026-02-01T23:59:59+08:00")).pointsEarned == 300) // 800 a day
         #expect(try h.order("c", 100_000, at: at("2026-02-02T00:00:00+08:00")).pointsEarned == 500) // a new local day
     }
@@ -78,7 +78,7 @@ import Testing
         let o = OrderPaid(orderId: "a", lines: [OrderLine(sku: "x", amountMinor: 30_000, discountMinor: 0), OrderLine(sku: "y", amountMinor: 10_000, discountMinor: 0)], discountMinor: 10_000)
         let out = try h.send(.orderPaid(o), at: t0.adding(days: 1))
         #expect(out.pointsEarned == 300)
-        #expect(h.state.orders["a"]!.lines.map(\.points) == [225, 75])
+        #expect(h.orderTable["a"]!.lines.map(\.points) == [225, 75])
     }
 }
 

@@ -47,6 +47,8 @@ struct Harness {
     var growth: [GrowthEntry] = []
     var events: [MemberEvent] = []
     var nextId: Int64 = 1
+    /// The orders table: order records live outside the member state, as in the store.
+    var orderTable: [String: OrderRecord] = [:]
 
     init(_ p: ProgramDefinition, registeredAt: Timestamp = t0) {
         engine = Engine(program: ProgramVersions(single: p))
@@ -60,6 +62,10 @@ struct Harness {
     mutating func absorb(_ fx: Effects) {
         entries += fx.entries; growth += fx.growth; tierChanges += fx.tierChanges
         for (k, v) in fx.lots { lots[k] = v }
+        for (k, v) in fx.orders { orderTable[k] = v }
+        for (k, n) in fx.orderLapses { orderTable[k]?.expiredPoints += n }
+        // What the store keeps of the state: no order records.
+        state = state.snapshot
     }
 
     @discardableResult
@@ -71,11 +77,17 @@ struct Harness {
             let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id)
             events.append(e)
             state = r.state
-            entries = []; lots = [:]; tierChanges = []; growth = []
+            entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]
             absorb(r.effects)
             return r.outcomes[e.id]!
         }
         var s = state
+        // The store loads the record of the order an event names.
+        switch body {
+        case .orderPaid(let o): if let r = orderTable[o.orderId] { s.load(order: o.orderId, r) }
+        case .orderRefunded(let o): if let r = orderTable[o.orderId] { s.load(order: o.orderId, r) }
+        default: break
+        }
         var fx = Effects()
         let out = try engine.apply(&s, e, effects: &fx)
         state = s

@@ -186,6 +186,34 @@ func withStore(_ backend: Backend, program: ProgramDefinition = testProgram(), _
         }
     }
 
+    /// Order records live in the orders table: partial refunds across requests, and points that
+    /// lapsed by a job are not clawed back by a later refund.
+    @Test(arguments: Backend.allCases)
+    func orderRecordsSurviveBetweenRequests(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let two = EventBody.orderPaid(OrderPaid(orderId: "o1", lines: [OrderLine(sku: "a", quantity: 3, amountMinor: 30_000), OrderLine(sku: "b", amountMinor: 10_000)]))
+            _ = try await store.record(program: "shop", member: m, occurredAt: t0, body: two, idempotencyKey: "k1", requestHash: "h", now: t0)
+            let r1 = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: .orderRefunded(OrderRefunded(orderId: "o1", lines: [RefundLine(line: 1, quantity: 1)])),
+                                            idempotencyKey: "k2", requestHash: "h", now: t0.adding(days: 1))
+            #expect(r1.event.outcome.pointsClawedBack == 100)
+            await #expect(throws: StoreError.rule(.refundExceedsOrder(line: 1, remaining: 2, requested: 3))) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: .orderRefunded(OrderRefunded(orderId: "o1", lines: [RefundLine(line: 1, quantity: 3)])),
+                                           idempotencyKey: "k3", requestHash: "h", now: t0.adding(days: 1))
+            }
+            // The job lapses the rest of the lot (30 days); the refund after it takes back no points, only growth.
+            _ = try await store.runJobs(asOf: t0.adding(days: 40), now: t0.adding(days: 40))
+            let r2 = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 41), body: .orderRefunded(OrderRefunded(orderId: "o1")),
+                                            idempotencyKey: "k4", requestHash: "h", now: t0.adding(days: 41))
+            #expect(r2.event.outcome.pointsClawedBack == 0)
+            #expect(r2.event.outcome.growthClawedBack == 300)
+            #expect(r2.event.standing.balance == 0)
+            await #expect(throws: StoreError.rule(.duplicateOrder("o1"))) {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 41), body: two, idempotencyKey: "k5", requestHash: "h", now: t0.adding(days: 41))
+            }
+            #expect(try await store.audit(program: "shop", member: m).isEmpty)
+        }
+    }
+
     /// Random events sent to the store, each one twice; the ledger is audited as it goes.
     @Test(arguments: Backend.allCases)
     func generatedEventsKeepTheLedgerTrue(_ backend: Backend) async throws {
