@@ -54,6 +54,7 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/members/{memberId}/expiries", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/growth", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/tier-history", scope: .read),
+        .init(method: .get, path: "/v1/reports/points-liability", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -100,6 +101,7 @@ public struct API: Sendable {
         case (.get, "/v1/members/{memberId}/expiries"): route = expiries
         case (.get, "/v1/members/{memberId}/growth"): route = growth
         case (.get, "/v1/members/{memberId}/tier-history"): route = tierHistory
+        case (.get, "/v1/reports/points-liability"): route = pointsLiability
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

@@ -36,6 +36,10 @@ public enum OpenAPI {
         "GET /v1/members/{memberId}/expiries": Operation(summary: "Points that lapse, by date", response: "Expiries", errors: [401, 403, 404]),
         "GET /v1/members/{memberId}/growth": Operation(summary: "Growth entries, newest first", response: "GrowthPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
         "GET /v1/members/{memberId}/tier-history": Operation(summary: "Every tier change with its cause", response: "TierHistory", errors: [401, 403, 404]),
+        "GET /v1/reports/points-liability": Operation(summary: "Points liability: outstanding points and their value, expiry schedule by month, breakage; reconciles with the ledger",
+                                                      response: "PointsLiability", errors: [401, 403, 422],
+                                                      query: [("asOf", "instant of the report (default now)"), ("breakageFrom", "start of the breakage period (default a year before breakageUntil)"),
+                                                              ("breakageUntil", "end of the breakage period, exclusive (default asOf)")]),
     ]
 
     static let errorText: [Int: String] = [
@@ -97,6 +101,13 @@ public enum OpenAPI {
     static let schemas = #"""
     {
       "Object": {"type": "object"},
+      "PointsLiability": {"type": "object", "description": "ledgerBalance == outstanding + lapsedAwaitingJobs - debt", "properties": {
+        "program": {"type": "string"}, "asOf": {"type": "string"}, "currency": {"type": "string"}, "outstanding": {"type": "integer"}, "spendable": {"type": "integer"},
+        "pending": {"type": "integer"}, "debt": {"type": "integer"}, "recordedDebt": {"type": "integer"}, "lapsedAwaitingJobs": {"type": "integer"},
+        "ledgerBalance": {"type": "integer"}, "valueMinor": {"type": "integer"},
+        "expirySchedule": {"type": "array", "items": {"type": "object", "properties": {"month": {"type": "string"}, "points": {"type": "integer"}, "valueMinor": {"type": "integer"}}}},
+        "lapsingLater": {"type": "integer"}, "neverLapsing": {"type": "integer"}, "breakageFrom": {"type": "string"}, "breakageUntil": {"type": "string"},
+        "issuedInPeriod": {"type": "integer"}, "lapsedOfIssued": {"type": "integer"}, "breakagePpm": {"type": "integer"}}},
       "MetricsText": {"type": "string", "description": "Prometheus text format: patron_events_total, patron_points_earned_total, hb_requests, hb_request_duration, …"},
       "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
       "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {

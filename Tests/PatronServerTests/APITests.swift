@@ -113,6 +113,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/members/{memberId}/expiries", "/v1/members/\(id)/expiries", f.reader, nil),
                 (.get, "/v1/members/{memberId}/growth", "/v1/members/\(id)/growth", f.reader, nil),
                 (.get, "/v1/members/{memberId}/tier-history", "/v1/members/\(id)/tier-history", f.reader, nil),
+                (.get, "/v1/reports/points-liability", "/v1/reports/points-liability?breakageFrom=2026-01-01", f.reader, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
             for (method, path, uri, token, payload) in calls {

@@ -214,6 +214,55 @@ func withStore(_ backend: Backend, program: ProgramDefinition = testProgram(), _
         }
     }
 
+    /// The points liability reconciles with the ledger to the point.
+    @Test(arguments: Backend.allCases)
+    func pointsLiabilityReconcilesWithTheLedger(_ backend: Backend) async throws {
+        var program = testProgram(expiryDays: 30, pendingDays: 7)
+        program.pointValueMinorPermille = 1000 // one fen a point
+        try await withStore(backend, program: program) { store, m in
+            var members = [m]
+            for i in 0..<4 {
+                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "L\(i)")], registeredAt: t0),
+                                                              idempotencyKey: nil, requestHash: "", now: t0).record.id)
+            }
+            var n = 0
+            func buy(_ id: MemberID, _ d: Int, _ amount: Int64) async throws {
+                n += 1
+                _ = try await store.record(program: "shop", member: id, occurredAt: t0.adding(days: d), body: order("L\(n)", amount),
+                                           idempotencyKey: "l\(n)", requestHash: "h", now: t0.adding(days: d))
+            }
+            for (i, id) in members.enumerated() {
+                let first = n + 1
+                for d in stride(from: 0, to: 50, by: 6 + i) { try await buy(id, d, Int64(10_000 + 1_000 * i)) }
+                // A spend, and a refund of the first order after its points were spent or lapsed.
+                _ = try? await store.record(program: "shop", member: id, occurredAt: t0.adding(days: 50), body: .pointsRedeemed(PointsRedeemed(points: 150, purpose: "mall")),
+                                            idempotencyKey: "s\(i)", requestHash: "h", now: t0.adding(days: 50))
+                _ = try await store.record(program: "shop", member: id, occurredAt: t0.adding(days: 50), body: .orderRefunded(OrderRefunded(orderId: "L\(first)")),
+                                           idempotencyKey: "r\(i)", requestHash: "h", now: t0.adding(days: 50))
+                try await buy(id, 57, 20_000) // still pending at day 60
+            }
+            // Jobs ran to day 45 only: later lapses wait for the next run.
+            _ = try await store.runJobs(asOf: t0.adding(days: 45), now: t0.adding(days: 45))
+            let asOf = t0.adding(days: 60)
+            let r = try await store.pointsLiability(program: "shop", asOf: asOf, breakageFrom: t0, breakageUntil: t0.adding(days: 30))
+            #expect(r.ledgerBalance == r.outstanding + r.lapsedAwaitingJobs - r.debt)
+            var balances: Int64 = 0
+            for id in members { balances += try await store.allEntries(program: "shop", member: id).filter { $0.account == .points }.reduce(0) { $0 + $1.points } }
+            #expect(r.ledgerBalance == balances)
+            #expect(r.outstanding == r.expirySchedule.reduce(0) { $0 + $1.points } + r.lapsingLater + r.neverLapsing)
+            #expect(r.lapsedAwaitingJobs > 0 && r.pending > 0 && r.spendable > 0)
+            #expect(r.valueMinor == r.outstanding - r.debt) // one fen a point
+            #expect(r.issuedInPeriod > 0 && r.lapsedOfIssued > 0 && r.lapsedOfIssued <= r.issuedInPeriod)
+            // After the jobs catch up nothing waits, and the outstanding points are unchanged.
+            _ = try await store.runJobs(asOf: asOf, now: asOf)
+            let after = try await store.pointsLiability(program: "shop", asOf: asOf, breakageFrom: t0, breakageUntil: t0.adding(days: 30))
+            #expect(after.lapsedAwaitingJobs == 0)
+            #expect(after.outstanding == r.outstanding)
+            #expect(after.ledgerBalance == after.outstanding - after.debt)
+            #expect(after.lapsedOfIssued >= r.lapsedOfIssued)
+        }
+    }
+
     /// Random events sent to the store, each one twice; the ledger is audited as it goes.
     @Test(arguments: Backend.allCases)
     func generatedEventsKeepTheLedgerTrue(_ backend: Backend) async throws {
