@@ -597,12 +597,14 @@ public struct Engine: Sendable {
     }
 
     func pruneWindow(_ s: inout MemberState, _ p: ProgramDefinition) {
-        let keepDays: Int
+        var keepDays: Int
         switch p.assessment.kind {
-        case .lifetime: s.window.removeAll(); return
+        case .lifetime: keepDays = 0
         case .rolling: keepDays = (p.assessment.windowDays ?? 365) + p.assessment.graceDays + 2
         case .calendar: keepDays = 2 * 370 + p.assessment.graceDays
         }
+        // The upgrade forecast looks at the last `paceDays`.
+        keepDays = max(keepDays, Self.paceDays + 1)
         let horizon = s.asOf.adding(days: -keepDays)
         if let f = s.window.first, f.countsAt < horizon { s.window.removeAll { $0.countsAt < horizon } }
     }

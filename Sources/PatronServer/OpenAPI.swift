@@ -136,7 +136,10 @@ public enum OpenAPI {
         "debt": {"type": "integer"}, "recordedDebt": {"type": "integer"}, "tier": {"type": "object"}, "tierSince": {"type": "string"}, "nextTier": {"type": "object"},
         "qualifyingGrowth": {"type": "integer"}, "lifetimeGrowth": {"type": "integer"}, "keepingGrowth": {"type": "integer"}, "missingToKeep": {"type": "integer"},
         "missingToNext": {"type": "integer"}, "nextAssessmentAt": {"type": "string"}, "inGrace": {"type": "boolean"}, "orderCount": {"type": "integer"},
-        "spentMinor": {"type": "integer"}, "upcomingExpiries": {"type": "array"}}},
+        "spentMinor": {"type": "integer"}, "upcomingExpiries": {"type": "array"},
+        "upgradeForecast": {"type": "object", "description": "when the next tier is reached at the member's pace (last 90 days; the program's average for members with little history)",
+          "properties": {"outcome": {"type": "string", "enum": ["reached", "notAtThisPace", "notBeforeReset", "noPace"]}, "nextTier": {"type": "string"},
+            "missing": {"type": "integer"}, "date": {"type": "string", "format": "date"}, "pacePerDayMilli": {"type": "integer"}, "basis": {"type": "string", "enum": ["member", "program"]}}}}},
       "Member": {"type": "object", "required": ["id", "program", "identities", "profile", "standing"], "properties": {
         "id": {"type": "string"}, "program": {"type": "string"}, "registeredAt": {"type": "string", "format": "date-time"},
         "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}}, "profile": {"$ref": "#/components/schemas/Profile"},

@@ -63,6 +63,7 @@ public final class Store: Sendable {
     let programs = ProgramCache()
     let keys = KeyCache()
     let memberIds = MemberIDGenerator()
+    let paces = PaceCache()
     let logger: Logger
     /// How often a write is retried when another write to the same member got there first.
     static let maxAttempts = 64
@@ -158,6 +159,19 @@ final class ProgramCache: @unchecked Sendable {
     }
     func put(_ key: String, latest: Int64, _ v: ProgramVersions) { lock.lock(); cache[key] = (latest, v, .now); lock.unlock() }
     func forget(_ key: String) { lock.lock(); cache[key] = nil; lock.unlock() }
+}
+
+/// The program's average growth pace (for the upgrade forecast of members with little history),
+/// recomputed at most every ten minutes.
+final class PaceCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cache: [String: (pace: Int64?, until: ContinuousClock.Instant)] = [:]
+    func get(_ program: String) -> Int64?? {
+        lock.lock(); defer { lock.unlock() }
+        guard let c = cache[program], ContinuousClock.now < c.until else { return nil }
+        return .some(c.pace)
+    }
+    func put(_ program: String, _ pace: Int64?) { lock.lock(); cache[program] = (pace, .now + .seconds(600)); lock.unlock() }
 }
 
 /// Member ids that grow with time: seconds since 2024 in the high bits, a counter (from a random

@@ -198,3 +198,45 @@ import Testing
         }
     }
 }
+
+@Suite struct UpgradeForecastTests {
+    @Test func atTheMembersOwnPaceOnALifetimeProgram() throws {
+        var h = Harness(try parseProgram(programJSON()))
+        // 300 growth in each of three orders over the last 90 days: 900 / 90 = 10 a day.
+        try h.order("a", 30_000, at: t0.adding(days: 10))
+        try h.order("b", 30_000, at: t0.adding(days: 40))
+        try h.order("c", 30_000, at: t0.adding(days: 70))
+        let f = h.engine.standing(h.state, now: t0.adding(days: 80)).upgradeForecast!
+        #expect(f.basis == "member" && f.pacePerDayMilli == 10_000)
+        #expect(f.nextTier == "silver" && f.missing == 100)
+        #expect(f.outcome == .reached)
+        #expect(f.date == ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!).date(t0.adding(days: 90)))
+    }
+
+    @Test func aNewMemberGoesByTheProgramAverageOrNotAtAll() throws {
+        var h = Harness(try parseProgram(programJSON()))
+        try h.order("a", 30_000, at: t0.adding(days: 1))
+        #expect(h.engine.standing(h.state, now: t0.adding(days: 2)).upgradeForecast?.outcome == .noPace)
+        let f = h.engine.standing(h.state, now: t0.adding(days: 2), programPaceMilli: 7_000).upgradeForecast!
+        #expect(f.basis == "program" && f.outcome == .reached && f.missing == 700)
+    }
+
+    @Test func rollingWindowsAndCalendarPeriodsCanPutTheTierOutOfReach() throws {
+        // A 30-day window at 10 a day holds 300: silver (1000) is out of reach at this pace.
+        var r = Harness(try parseProgram(programJSON(assessment: #"{"kind": "rolling", "windowDays": 30, "downgrade": "oneTier"}"#)))
+        try r.order("a", 45_000, at: t0.adding(days: 10))
+        try r.order("b", 45_000, at: t0.adding(days: 60))
+        #expect(r.engine.standing(r.state, now: t0.adding(days: 61)).upgradeForecast?.outcome == .notAtThisPace)
+        // A calendar month: 300 in 90 days is far too slow to make up 700 before the month ends.
+        var c = Harness(try parseProgram(programJSON(assessment: #"{"kind": "calendar", "period": "month", "downgrade": "oneTier"}"#)))
+        try c.order("a", 15_000, at: at("2026-03-01T10:00:00+08:00"))
+        try c.order("b", 15_000, at: at("2026-03-05T10:00:00+08:00"))
+        let f = c.engine.standing(c.state, now: at("2026-03-06T10:00:00+08:00"), programPaceMilli: nil).upgradeForecast!
+        #expect(f.outcome == .notBeforeReset)
+        #expect(f.date == nil)
+        // The top tier has nothing to forecast.
+        var top = Harness(try parseProgram(programJSON()))
+        try top.order("a", 3_000_000, at: t0.adding(days: 1))
+        #expect(top.engine.standing(top.state, now: t0.adding(days: 2)).upgradeForecast == nil)
+    }
+}
