@@ -1,9 +1,11 @@
 import Foundation
 
-public struct MemberID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+/// An integer id that says what it identifies: `MemberID` and `EventID` cannot be mixed up.
+/// JSON carries it as a string (member ids use up to 53 bits; strings keep every client exact).
+public struct NumericID<Tag>: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public var rawValue: Int64
     public init(_ v: Int64) { rawValue = v }
-    public static func < (a: MemberID, b: MemberID) -> Bool { a.rawValue < b.rawValue }
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
     public var description: String { String(rawValue) }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -11,19 +13,12 @@ public struct MemberID: Hashable, Sendable, Codable, Comparable, CustomStringCon
     }
     public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(String(rawValue)) }
 }
-
-/// The arrival sequence number of an event; with the event's time it orders the member's history.
-public struct EventID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
-    public var rawValue: Int64
-    public init(_ v: Int64) { rawValue = v }
-    public static func < (a: EventID, b: EventID) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { String(rawValue) }
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let s = try? c.decode(String.self), let v = Int64(s) { rawValue = v } else { rawValue = try c.decode(Int64.self) }
-    }
-    public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(String(rawValue)) }
-}
+public enum MemberTag {}
+public enum EventTag {}
+public typealias MemberID = NumericID<MemberTag>
+/// The arrival sequence number of an event within its member; with the event's time it orders
+/// the member's history.
+public typealias EventID = NumericID<EventTag>
 
 public struct OrderLine: Codable, Sendable, Equatable {
     public var sku: String

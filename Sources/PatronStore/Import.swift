@@ -86,9 +86,7 @@ extension Store {
                     state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
                     lastNo = 0
                     insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, now: now)
-                    plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                             [.text(program), .text(identity.kind.rawValue), .text(identity.value), .int(id.rawValue), .int(now.seconds)],
-                             expectRows: 1, else: .taken("identity"))
+                    insertIdentities(&plan, program: program, member: id, [identity], now: now)
                     m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
                 } else if let lm = loaded[id] {
                     m = lm; state = lm.state; lastNo = lm.lastEventNo

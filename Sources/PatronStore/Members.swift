@@ -69,21 +69,33 @@ extension Store {
             let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
             var plan = WritePlan()
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
-            for ident in ids {
-                plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(id.rawValue), .int(now.seconds)],
-                         expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
-            }
+            insertIdentities(&plan, program: program, member: id, ids, now: now)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
             do {
                 try await db.write(plan)
                 return (record, false)
-            } catch let GuardFailure.taken(what) where what.hasPrefix("identity:") {
-                let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
-                throw StoreError.identityTaken(Identity(kind: IdentityKind(rawValue: parts[1])!, value: parts[2]))
-            } catch GuardFailure.taken, GuardFailure.conflict { continue }
+            } catch let GuardFailure.taken(what) {
+                if let taken = Self.takenIdentity(what) { throw StoreError.identityTaken(taken) }
+                continue
+            } catch GuardFailure.conflict { continue }
         }
         throw StoreError.busy("could not register the member; try again")
+    }
+
+    /// Identities belong to one member of a program: a taken one fails the plan with a
+    /// `taken("identity:<kind>:<value>")` that `takenIdentity` reads back.
+    func insertIdentities(_ plan: inout WritePlan, program: String, member: MemberID, _ ids: [Identity], now: Timestamp) {
+        for ident in ids {
+            plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(member.rawValue), .int(now.seconds)],
+                     expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
+        }
+    }
+
+    static func takenIdentity(_ what: String) -> Identity? {
+        let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] == "identity", let kind = IdentityKind(rawValue: parts[1]) else { return nil }
+        return Identity(kind: kind, value: parts[2])
     }
 
     func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, now: Timestamp) {
@@ -163,21 +175,17 @@ extension Store {
             plan.add("UPDATE members SET profile = ?, name = ?, state_version = state_version + 1, updated_at = ? WHERE program_id = ? AND member_id = ? AND state_version = ?",
                      [.text(Coding.json(profile)), SQLValue(profile.name), .int(now.seconds), .text(program), .int(id.rawValue), .int(m.stateVersion)],
                      expectRows: 1, else: .conflict("member"))
-            for ident in newIds {
-                plan.add("INSERT INTO identities (program_id, kind, value, member_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(id.rawValue), .int(now.seconds)],
-                         expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
-            }
+            insertIdentities(&plan, program: program, member: id, newIds, now: now)
             let record = MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: (current + newIds).sorted { ($0.kind.rawValue, $0.value) < ($1.kind.rawValue, $1.value) },
                                       profile: profile, standing: Engine(program: versions).standing(m.state, now: now))
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 200, response: Coding.json(record), now: now)
             do {
                 try await db.write(plan)
                 return (record, false)
-            } catch let GuardFailure.taken(what) where what.hasPrefix("identity:") {
-                let parts = what.split(separator: ":", maxSplits: 2).map(String.init)
-                throw StoreError.identityTaken(Identity(kind: IdentityKind(rawValue: parts[1])!, value: parts[2]))
-            } catch GuardFailure.taken, GuardFailure.conflict { continue }
+            } catch let GuardFailure.taken(what) {
+                if let taken = Self.takenIdentity(what) { throw StoreError.identityTaken(taken) }
+                continue
+            } catch GuardFailure.conflict { continue }
         }
         throw StoreError.busy("the member is being changed by others; try again")
     }
