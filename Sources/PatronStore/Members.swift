@@ -71,13 +71,7 @@ extension Store {
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
             insertIdentities(&plan, program: program, member: id, ids, now: now)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
-            do {
-                try await db.write(plan)
-                return (record, false)
-            } catch let GuardFailure.taken(what) {
-                if let taken = Self.takenIdentity(what) { throw StoreError.identityTaken(taken) }
-                continue
-            } catch GuardFailure.conflict { continue }
+            if try await writeMemberPlan(plan) { return (record, false) }
         }
         throw StoreError.busy("could not register the member; try again")
     }
@@ -90,6 +84,18 @@ extension Store {
                      [.text(program), .text(ident.kind.rawValue), .text(ident.value), .int(member.rawValue), .int(now.seconds)],
                      expectRows: 1, else: .taken("identity:\(ident.kind.rawValue):\(ident.value)"))
         }
+    }
+
+    /// Writes a member plan: true when written, false when a concurrent write got there first and
+    /// the caller should read again and retry. A taken identity is the caller's error.
+    func writeMemberPlan(_ plan: WritePlan) async throws -> Bool {
+        do {
+            try await db.write(plan)
+            return true
+        } catch let GuardFailure.taken(what) {
+            if let taken = Self.takenIdentity(what) { throw StoreError.identityTaken(taken) }
+            return false
+        } catch GuardFailure.conflict { return false }
     }
 
     static func takenIdentity(_ what: String) -> Identity? {
@@ -179,13 +185,7 @@ extension Store {
             let record = MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: (current + newIds).sorted { ($0.kind.rawValue, $0.value) < ($1.kind.rawValue, $1.value) },
                                       profile: profile, standing: Engine(program: versions).standing(m.state, now: now))
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 200, response: Coding.json(record), now: now)
-            do {
-                try await db.write(plan)
-                return (record, false)
-            } catch let GuardFailure.taken(what) {
-                if let taken = Self.takenIdentity(what) { throw StoreError.identityTaken(taken) }
-                continue
-            } catch GuardFailure.conflict { continue }
+            if try await writeMemberPlan(plan) { return (record, false) }
         }
         throw StoreError.busy("the member is being changed by others; try again")
     }
