@@ -42,6 +42,22 @@ struct Bench: AsyncParsableCommand {
         try await store.migrate()
         guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: clock.date(now).year))) else { fatalError("demo program invalid") }
         _ = try await store.applyProgram(def, effectiveFrom: now.adding(days: -800), now: now)
+        // The engine alone, without storage: how much of the import is deciding, how much writing.
+        let foldStarted = ContinuousClock.now
+        let engine = Engine(program: try await store.program("demo"))
+        var folded = 0
+        for (who, list) in Dictionary(grouping: generated, by: \.who) {
+            let mine = list.sorted { $0.occurredAt < $1.occurredAt }
+            var state = MemberState(memberId: MemberID(Int64(who.hashValue & 0xFFFFFF)), registeredAt: mine[0].occurredAt, baseTier: "basic")
+            var fx = Effects()
+            for (i, o) in mine.enumerated() {
+                _ = try? engine.apply(&state, MemberEvent(id: EventID(Int64(i + 1)), occurredAt: o.occurredAt, body: .orderPaid(o.order)), effects: &fx)
+                folded += 1
+            }
+        }
+        let foldRate = Double(folded) / (ContinuousClock.now - foldStarted).seconds
+        results["engine_only_orders_per_s"] = foldRate
+        print(String(format: "engine alone, in memory (the same orders, no storage):               %10.0f orders/s", foldRate))
         let started = ContinuousClock.now
         let report = try await store.importOrders(program: "demo", generated, registerMissing: true, now: now)
         let importSeconds = (ContinuousClock.now - started).seconds
