@@ -69,6 +69,7 @@ extension Store {
         // 4. Fold and write, a batch of members at a time.
         let memberIds = byMember.keys.sorted()
         var done = 0
+        var inFlight: (task: Task<[GuardFailure?], any Error>, orders: [[ImportOrder]], creates: [Bool])? = nil
         for chunkStart in stride(from: 0, to: memberIds.count, by: membersPerBatch) {
             let chunk = Array(memberIds[chunkStart..<min(chunkStart + membersPerBatch, memberIds.count)])
             let loaded = try await loadMembers(program: program, ids: chunk.filter { created[$0] == nil })
@@ -131,21 +132,30 @@ extension Store {
                 planOrders.append(accepted.map(\.0))
                 planCreates.append(created[id] != nil)
             }
-            let results = try await db.writeBatch(plans)
-            for ((failure, os), creates) in zip(zip(results, planOrders), planCreates) {
-                if let failure {
-                    for o in os { report.rejected.append(.init(line: o.line, reason: "not written: \(failure) (another writer changed the member, or the order id belongs to another member); import again")) }
-                } else {
-                    report.ordersImported += os.count
-                    report.membersTouched += 1
-                    if creates { report.membersCreated += 1 }
-                }
-            }
+            // The batch is written while the next one is built: the writer thread and the engine
+            // work at the same time. Members are split between batches, so batches never touch
+            // the same member.
+            if let previous = inFlight { account(try await previous.task.value, previous.orders, previous.creates, &report) }
+            let db = self.db
+            inFlight = (Task { try await db.writeBatch(plans) }, planOrders, planCreates)
             done += chunk.reduce(0) { $0 + byMember[$1]!.count }
             progress?(done)
         }
+        if let previous = inFlight { account(try await previous.task.value, previous.orders, previous.creates, &report) }
         report.rejected.sort { $0.line < $1.line }
         return report
+    }
+
+    private func account(_ results: [GuardFailure?], _ planOrders: [[ImportOrder]], _ planCreates: [Bool], _ report: inout ImportReport) {
+        for ((failure, os), creates) in zip(zip(results, planOrders), planCreates) {
+            if let failure {
+                for o in os { report.rejected.append(.init(line: o.line, reason: "not written: \(failure) (another writer changed the member, or the order id belongs to another member); import again")) }
+            } else {
+                report.ordersImported += os.count
+                report.membersTouched += 1
+                if creates { report.membersCreated += 1 }
+            }
+        }
     }
 
     func existingOrders(program: String, ids: [String]) async throws -> Set<String> {
