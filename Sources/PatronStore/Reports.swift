@@ -28,7 +28,8 @@ public struct PointsLiability: Codable, Sendable, Equatable {
     public var ledgerBalance: Int64
     /// `outstanding - debt` valued at the program's point value, in minor units (rounded down).
     public var valueMinor: Int64
-    /// Outstanding points by the month they lapse, for the next 12 months.
+    /// Outstanding points by the month of their last usable day (a lot lapsing at 00:00 on the
+    /// 1st counts in the month before), for the current month and the 11 after it.
     public var expirySchedule: [Month]
     /// Outstanding points that lapse later than the schedule, and that never lapse.
     public var lapsingLater: Int64
@@ -64,9 +65,10 @@ extension Store {
         for i in 0..<12 {
             let first = clock.date(asOf).firstOfMonth(addingMonths: i)
             let end = clock.startOfDay(first.firstOfMonth(addingMonths: 1))
-            let from = max(start, asOf.adding(seconds: 1))
-            let pts = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND expires_at > ? AND expires_at >= ? AND expires_at < ?",
-                                    [p, t, .int(from.seconds), .int(end.seconds)])
+            // Lapse instants in (start, end]: the last usable day falls in this month.
+            let from = max(start, asOf)
+            let pts = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND expires_at > ? AND expires_at <= ?",
+                                    [p, .int(from.seconds), .int(end.seconds)])
             scheduled += pts
             months.append(.init(month: String(first.description.prefix(7)), points: pts, valueMinor: Self.value(pts, v.definition)))
             start = end
