@@ -22,10 +22,8 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
-        if encoder.userInfo[Timestamp.compactKey] as? Bool == true { try c.encode(seconds) } else { try c.encode(iso8601) }
+        try c.encode(iso8601)
     }
-    /// Set to `true` in an encoder's userInfo to write timestamps as integer seconds (stored state).
-    public static let compactKey = CodingUserInfoKey(rawValue: "patron.compactTimestamps")!
 
     /// ISO 8601 in UTC with a `Z`.
     public var iso8601: String {

@@ -32,12 +32,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
 enum Coding {
     static let encoder: JSONEncoder = { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }()
-    static let compactEncoder: JSONEncoder = {
-        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; e.userInfo[Timestamp.compactKey] = true; return e
-    }()
     static let decoder = JSONDecoder()
     static func json<T: Encodable>(_ v: T) -> String { String(decoding: try! encoder.encode(v), as: UTF8.self) }
-    static func compact<T: Encodable>(_ v: T) -> String { String(decoding: try! compactEncoder.encode(v), as: UTF8.self) }
     static func decode<T: Decodable>(_ t: T.Type, _ s: String) throws -> T { try decoder.decode(t, from: Data(s.utf8)) }
 
     /// Member state snapshots: `StateCodec`'s binary form in base64 behind a "b1:" tag (JSON is
