@@ -138,17 +138,15 @@ extension Store {
 
     /// Growth per day × 1000 of the program's members who earned any in the last 90 days.
     public func programPace(_ program: String, now: Timestamp) async throws -> Int64? {
-        if let cached = paces.get(program) { return cached }
-        let rows = try await db.query("""
-            SELECT SUM(growth) AS total, COUNT(DISTINCT member_id) AS members FROM growth_entries
-            WHERE program_id = ? AND counts_at > ? AND counts_at <= ?
-            """, [.text(program), .int(now.adding(days: -Engine.paceDays).seconds), .int(now.seconds)])
-        var pace: Int64? = nil
-        if let r = rows.first, let total = try r.intOrNil("total"), let n = try r.intOrNil("members"), n > 0, total > 0 {
-            pace = total * 1000 / (n * Int64(Engine.paceDays))
+        let db = self.db
+        return paces.value(program) {
+            let rows = try await db.query("""
+                SELECT SUM(growth) AS total, COUNT(DISTINCT member_id) AS members FROM growth_entries
+                WHERE program_id = ? AND counts_at > ? AND counts_at <= ?
+                """, [.text(program), .int(now.adding(days: -Engine.paceDays).seconds), .int(now.seconds)])
+            guard let r = rows.first, let total = try r.intOrNil("total"), let n = try r.intOrNil("members"), n > 0, total > 0 else { return nil }
+            return total * 1000 / (n * Int64(Engine.paceDays))
         }
-        paces.put(program, pace)
-        return pace
     }
 
     public func memberId(program: String, identity: Identity) async throws -> MemberID {

@@ -157,17 +157,36 @@ final class ProgramCache: @unchecked Sendable {
     func forget(_ key: String) { lock.lock(); cache[key] = nil; lock.unlock() }
 }
 
-/// The program's average growth pace (for the upgrade forecast of members with little history),
-/// recomputed at most every ten minutes.
+/// The program's average growth pace (for the upgrade forecast of members with little history).
+/// Computed in the background (the first requests go without it), served for ten minutes, and
+/// refreshed in the background while the old value is still served: no request waits on it.
 final class PaceCache: @unchecked Sendable {
     private let lock = NSLock()
     private var cache: [String: (pace: Int64?, until: ContinuousClock.Instant)] = [:]
-    func get(_ program: String) -> Int64?? {
-        lock.lock(); defer { lock.unlock() }
-        guard let c = cache[program], ContinuousClock.now < c.until else { return nil }
-        return .some(c.pace)
+    private var inFlight: [String: Task<Int64?, any Error>] = [:]
+    static let ttl = Duration.seconds(600)
+
+    func value(_ program: String, compute: @escaping @Sendable () async throws -> Int64?) -> Int64? {
+        lock.withLock {
+            let refresh = { Task { [weak self] () async throws -> Int64? in
+                let v = try await compute()
+                self?.store(program, v)
+                return v
+            } }
+            if let c = cache[program] {
+                if ContinuousClock.now >= c.until && inFlight[program] == nil { inFlight[program] = refresh() }
+                return c.pace
+            }
+            // Nothing yet: start computing, and answer without the average meanwhile rather than make
+            // requests wait on an aggregate over the whole program.
+            if inFlight[program] == nil { inFlight[program] = refresh() }
+            return nil
+        }
     }
-    func put(_ program: String, _ pace: Int64?) { lock.lock(); cache[program] = (pace, .now + .seconds(600)); lock.unlock() }
+
+    private func store(_ program: String, _ pace: Int64?) {
+        lock.withLock { cache[program] = (pace, .now + Self.ttl); inFlight[program] = nil }
+    }
 }
 
 /// Member ids that grow with time: seconds since 2024 in the high bits, a counter (from a random
