@@ -363,12 +363,7 @@ public struct Engine: Sendable {
         for pass in 0..<2 where rest > 0 {
             let order = s.lots.indices.filter { pass == 0 ? s.lots[$0].isAvailable(at: t) : (s.lots[$0].remaining > 0 && !s.lots[$0].isExpired(at: t)) }
                 .sorted { Lot.spendOrder(s.lots[$0], s.lots[$1]) }
-            for i in order where rest > 0 {
-                let take = min(rest, s.lots[i].remaining)
-                s.lots[i].remaining -= take; rest -= take
-                entry(&s, fx: &fx, event: event, at: t, points: -take, reason: reason, lot: s.lots[i].no, order: nil, note: note)
-                fx.lots[s.lots[i].no] = s.lots[i]
-            }
+            rest = drawDown(&s, lots: order, rest, event: event, at: t, reason: reason, order: nil, note: note, fx: &fx)
             if mode == .validate { break }
         }
         if rest > 0 {
@@ -376,6 +371,20 @@ public struct Engine: Sendable {
             s.debt += rest
             entry(&s, fx: &fx, event: event, at: t, points: -rest, reason: reason, lot: nil, order: nil, note: note)
         }
+    }
+
+    /// Takes up to `amount` points from the lots at `indices`, in that order, one entry per lot
+    /// touched; returns what could not be taken.
+    func drawDown(_ s: inout MemberState, lots indices: [Int], _ amount: Int64, event: EventID, at t: Timestamp, reason: EntryReason,
+                  order: String?, note: String?, fx: inout Effects) -> Int64 {
+        var rest = amount
+        for i in indices where rest > 0 {
+            let take = min(rest, s.lots[i].remaining)
+            s.lots[i].remaining -= take; rest -= take
+            entry(&s, fx: &fx, event: event, at: t, points: -take, reason: reason, lot: s.lots[i].no, order: order, note: note)
+            fx.lots[s.lots[i].no] = s.lots[i]
+        }
+        return rest
     }
 
     // MARK: refunds
@@ -429,12 +438,7 @@ public struct Engine: Sendable {
         // The order's own lot first, then the others in spending order, pending ones included.
         var order = s.lots.indices.filter { s.lots[$0].remaining > 0 && s.lots[$0].no != rec.lotNo }.sorted { Lot.spendOrder(s.lots[$0], s.lots[$1]) }
         if let own = s.lots.firstIndex(where: { $0.no == rec.lotNo && $0.remaining > 0 }) { order.insert(own, at: 0) }
-        for i in order where rest > 0 {
-            let take = min(rest, s.lots[i].remaining)
-            s.lots[i].remaining -= take; rest -= take
-            entry(&s, fx: &fx, event: e.id, at: t, points: -take, reason: .refund, lot: s.lots[i].no, order: r.orderId)
-            fx.lots[s.lots[i].no] = s.lots[i]
-        }
+        rest = drawDown(&s, lots: order, rest, event: e.id, at: t, reason: .refund, order: r.orderId, note: nil, fx: &fx)
         if rest > 0 {
             switch p.refund.shortfall {
             case .negativeBalance:

@@ -116,6 +116,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var refund: RefundPolicy
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
+    /// What `points` are worth in minor units at the program's point value (rounded down).
+    public func valueMinor(ofPoints points: Int64) -> Int64 { Int64(Int128(points) * Int128(pointValueMinorPermille) / 1000) }
     public func activity(_ id: String) -> ActivityRule? { activities.first { $0.id == id } }
     public var clock: ProgramClock { ProgramClock(timeZone: TimeZone(identifier: timeZone) ?? .gmt) }
 }

@@ -54,7 +54,7 @@ extension Store {
                 throw StoreError.rule(e)
             }
             let result = RecordedEvent(memberId: member, eventId: event.id, kind: body.kind, occurredAt: occurredAt, outcome: outcome,
-                                       standing: engine.standing(state, now: now, programPaceMilli: try await programPace(program, now: now)))
+                                       standing: engine.standing(state, now: now, programPaceMilli: programPace(program, now: now)))
             var plan = WritePlan()
             updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: eventNo, now: now)
             plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

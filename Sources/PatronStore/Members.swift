@@ -133,11 +133,11 @@ extension Store {
         let versions = try await self.program(program)
         let m = try await loadMember(program: program, id: id)
         return MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: try await identities(program: program, id: id),
-                            profile: m.profile, standing: Engine(program: versions).standing(m.state, now: now, programPaceMilli: try await programPace(program, now: now)))
+                            profile: m.profile, standing: Engine(program: versions).standing(m.state, now: now, programPaceMilli: programPace(program, now: now)))
     }
 
     /// Growth per day × 1000 of the program's members who earned any in the last 90 days.
-    public func programPace(_ program: String, now: Timestamp) async throws -> Int64? {
+    public func programPace(_ program: String, now: Timestamp) -> Int64? {
         let db = self.db
         return paces.value(program) {
             let rows = try await db.query("""

@@ -70,7 +70,7 @@ extension Store {
             let pts = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND expires_at > ? AND expires_at <= ?",
                                     [p, .int(from.seconds), .int(end.seconds)])
             scheduled += pts
-            months.append(.init(month: String(first.description.prefix(7)), points: pts, valueMinor: Self.value(pts, v.definition)))
+            months.append(.init(month: String(first.description.prefix(7)), points: pts, valueMinor: v.definition.valueMinor(ofPoints: pts)))
             start = end
         }
         let outstanding = spendable + pending
@@ -86,13 +86,9 @@ extension Store {
         return PointsLiability(
             program: program, asOf: asOf, currency: v.definition.currency, outstanding: outstanding, spendable: spendable, pending: pending,
             debt: -unassigned, recordedDebt: recorded, lapsedAwaitingJobs: awaiting, ledgerBalance: ledger,
-            valueMinor: Self.value(outstanding + unassigned, v.definition), expirySchedule: months,
+            valueMinor: v.definition.valueMinor(ofPoints: outstanding + unassigned), expirySchedule: months,
             lapsingLater: outstanding - never - scheduled, neverLapsing: never,
             breakageFrom: breakageFrom, breakageUntil: breakageUntil, issuedInPeriod: issued, lapsedOfIssued: lapsed,
             breakagePpm: issued > 0 ? lapsed * 1_000_000 / issued : nil)
-    }
-
-    static func value(_ points: Int64, _ p: ProgramDefinition) -> Int64 {
-        Int64((Int128(points) * Int128(p.pointValueMinorPermille)) / 1000)
     }
 }
