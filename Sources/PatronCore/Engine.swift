@@ -41,6 +41,7 @@ public enum EngineError: Error, Sendable, Equatable {
     case orderFullyRefunded(String)
     /// A settlement larger than the recorded debt.
     case settlementExceedsDebt(debt: Int64, requested: Int64)
+    case benefit(BenefitRefusal)
 }
 
 /// What the ledger, growth and tier history gained from one step.
@@ -54,8 +55,10 @@ public struct Effects: Sendable, Equatable {
     public var orders: [String: OrderRecord] = [:]
     /// Points that lapsed from orders' lots whose records were not loaded, by order id.
     public var orderLapses: [String: Int64] = [:]
+    /// Final values of the benefit grants the step created or changed, by grant number.
+    public var grants: [Int: BenefitGrant] = [:]
     public init() {}
-    public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty && grants.isEmpty }
 }
 
 public enum OutcomeStatus: String, Codable, Sendable { case applied, deferred }
@@ -71,13 +74,19 @@ public struct EventOutcome: Codable, Sendable, Equatable {
     public var tierBefore: String
     public var tierAfter: String
     public var note: String?
+    /// Benefit grants the event created or changed, by number.
+    public var grants: [Int]?
+    /// The discount a benefit gives the order it is used on, in minor units.
+    public var discountMinor: Int64?
 }
 
 /// The pure engine: (state, event, program, now) -> new state and effects.
 public struct Engine: Sendable {
     public enum Mode: Sendable { case validate, replay }
     public let program: ProgramVersions
-    public init(program: ProgramVersions) { self.program = program }
+    /// Makes the write-off codes of claimed benefits.
+    public let codes: CodeMaker
+    public init(program: ProgramVersions, codes: CodeMaker = .unkeyed) { self.program = program; self.codes = codes }
 
     // MARK: the clock
 
@@ -89,9 +98,13 @@ public struct Engine: Sendable {
             for (i, l) in s.lots.enumerated() where l.remaining > 0 {
                 if let e = l.expiresAt, e <= t, next == nil || e < next! { next = e; lotIdx = i }
             }
-            if let a = s.tier.assessAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil }
+            var assessing = false
+            if let a = s.tier.assessAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = true }
+            if let a = s.wallet.nextAllowanceAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = false }
             guard let at = next else { break }
-            if let i = lotIdx { expire(&s, lotIndex: i, at: at, fx: &fx) } else { assess(&s, at: at, fx: &fx) }
+            if let i = lotIdx { expire(&s, lotIndex: i, at: at, fx: &fx) }
+            else if assessing { assess(&s, at: at, fx: &fx) }
+            else { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
         }
         s.lots.removeAll { $0.remaining == 0 }
         if t > s.asOf { s.asOf = t }
@@ -173,10 +186,19 @@ public struct Engine: Sendable {
             }
             s.recordedDebt -= amount
             entry(&s, fx: &fx, event: e.id, at: t, account: .debt, points: -amount, reason: .debtSettlement, lot: nil, order: nil, note: "\(d.method.rawValue): \(d.reason)")
+        case .benefitGranted(let g):
+            do { try staffGrant(&s, g, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .benefitClaimed(let c):
+            do { try claimGrant(&s, c, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .benefitRedeemed(let r):
+            do { try redeem(&s, r, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .benefitReversed(let r):
+            do { try reverse(&s, grant: r.grant, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }
         pruneWindow(&s, p)
+        pruneWallet(&s)
         s.lots.removeAll { $0.remaining == 0 }
         out.tierAfter = s.tier.tierId
         return out
@@ -186,8 +208,8 @@ public struct Engine: Sendable {
     /// `validating` names the one event (new, not yet accepted) whose rule violations throw.
     public func replay(member: MemberID, registeredAt: Timestamp, events: [MemberEvent], until: Timestamp?,
                        validating: EventID? = nil) throws -> (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]) {
-        var s = MemberState(memberId: member, registeredAt: registeredAt, baseTier: program.at(registeredAt).definition.tiers[0].id)
         var fx = Effects()
+        var s = start(member: member, registeredAt: registeredAt, effects: &fx)
         var outs: [EventID: EventOutcome] = [:]
         for e in events.sorted(by: MemberEvent.precedes) {
             outs[e.id] = try apply(&s, e, mode: e.id == validating ? .validate : .replay, effects: &fx)
@@ -451,6 +473,7 @@ public struct Engine: Sendable {
         }
         s.orders[r.orderId] = rec
         fx.orders[r.orderId] = rec
+        if rec.lines.allSatisfy({ $0.refundedQuantity == $0.quantity }) { reverseUses(&s, order: r.orderId, at: t, v: v, out: &out, fx: &fx) }
         out.pointsClawedBack = P - lapsed
         out.growthClawedBack = G
         if G != 0 { addGrowth(&s, -G, event: e.id, at: t, countsAt: rec.at, reason: .refund, order: r.orderId, fx: &fx) }
@@ -595,9 +618,11 @@ public struct Engine: Sendable {
     }
 
     func changeTier(_ s: inout MemberState, to new: TierState, cause: TierChangeCause, at t: Timestamp, event: EventID?, q: Int64, fx: inout Effects) {
-        fx.tierChanges.append(TierChange(no: s.nextTierChangeNo, at: t, from: s.tier.tierId, to: new.tierId, cause: cause, eventId: event, qualifyingGrowth: q))
+        let old = s.tier.tierId
+        fx.tierChanges.append(TierChange(no: s.nextTierChangeNo, at: t, from: old, to: new.tierId, cause: cause, eventId: event, qualifyingGrowth: q))
         s.nextTierChangeNo += 1
         s.tier = new
+        tierChanged(&s, from: old, cause: cause, at: t, event: event, fx: &fx)
     }
 
     func pruneWindow(_ s: inout MemberState, _ p: ProgramDefinition) {

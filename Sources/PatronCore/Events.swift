@@ -119,6 +119,10 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case activity = "activity"
     case pointsRedeemed = "points.redeemed"
     case debtSettled = "debt.settled"
+    case benefitGranted = "benefit.granted"
+    case benefitClaimed = "benefit.claimed"
+    case benefitRedeemed = "benefit.redeemed"
+    case benefitReversed = "benefit.reversed"
 }
 
 public enum EventBody: Sendable, Equatable {
@@ -128,11 +132,17 @@ public enum EventBody: Sendable, Equatable {
     case activity(ActivityDone)
     case pointsRedeemed(PointsRedeemed)
     case debtSettled(DebtSettled)
+    case benefitGranted(BenefitGranted)
+    case benefitClaimed(BenefitClaimed)
+    case benefitRedeemed(BenefitRedeemed)
+    case benefitReversed(BenefitReversed)
 
     public var kind: EventKind {
         switch self {
         case .orderPaid: .orderPaid; case .orderRefunded: .orderRefunded; case .pointsAdjusted: .pointsAdjusted
         case .activity: .activity; case .pointsRedeemed: .pointsRedeemed; case .debtSettled: .debtSettled
+        case .benefitGranted: .benefitGranted; case .benefitClaimed: .benefitClaimed; case .benefitRedeemed: .benefitRedeemed
+        case .benefitReversed: .benefitReversed
         }
     }
     /// The body as stored: kind plus the payload's JSON.
@@ -145,6 +155,10 @@ public enum EventBody: Sendable, Equatable {
         case .activity(let x): return try! e.encode(x)
         case .pointsRedeemed(let x): return try! e.encode(x)
         case .debtSettled(let x): return try! e.encode(x)
+        case .benefitGranted(let x): return try! e.encode(x)
+        case .benefitClaimed(let x): return try! e.encode(x)
+        case .benefitRedeemed(let x): return try! e.encode(x)
+        case .benefitReversed(let x): return try! e.encode(x)
         }
     }
     public static func decode(kind: EventKind, payload: Data) throws -> EventBody {
@@ -156,6 +170,10 @@ public enum EventBody: Sendable, Equatable {
         case .activity: return .activity(try d.decode(ActivityDone.self, from: payload))
         case .pointsRedeemed: return .pointsRedeemed(try d.decode(PointsRedeemed.self, from: payload))
         case .debtSettled: return .debtSettled(try d.decode(DebtSettled.self, from: payload))
+        case .benefitGranted: return .benefitGranted(try d.decode(BenefitGranted.self, from: payload))
+        case .benefitClaimed: return .benefitClaimed(try d.decode(BenefitClaimed.self, from: payload))
+        case .benefitRedeemed: return .benefitRedeemed(try d.decode(BenefitRedeemed.self, from: payload))
+        case .benefitReversed: return .benefitReversed(try d.decode(BenefitReversed.self, from: payload))
         }
     }
 }
@@ -218,6 +236,29 @@ public enum EventValidator {
         case .debtSettled(let d):
             if d.points < 1 || d.points > maxPoints { errs.append(.init(path: "points", reason: "must be between 1 and \(maxPoints), got \(d.points)")) }
             text(d.reason, "reason", required: true, max: 500); text(d.staff, "staff", required: true)
+        case .benefitGranted(let g):
+            text(g.benefit, "benefit", required: true, max: 64)
+            if g.count < 1 || g.count > 100 { errs.append(.init(path: "count", reason: "must be between 1 and 100, got \(g.count)")) }
+            text(g.reason, "reason", required: true, max: 500); text(g.staff, "staff", required: true)
+        case .benefitClaimed(let c):
+            if c.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(c.grant)")) }
+        case .benefitRedeemed(let r):
+            if r.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(r.grant)")) }
+            text(r.orderId, "orderId", required: true)
+            text(r.channel, "channel", required: false, max: 64); text(r.store, "store", required: false, max: 64)
+            if r.amountMinor < 0 || r.amountMinor > maxAmountMinor { errs.append(.init(path: "amountMinor", reason: "must be between 0 and \(maxAmountMinor), got \(r.amountMinor)")) }
+            if let sh = r.shippingMinor, sh < 0 || sh > maxAmountMinor { errs.append(.init(path: "shippingMinor", reason: "must be between 0 and \(maxAmountMinor), got \(sh)")) }
+            if let lines = r.lines {
+                if lines.count > maxLines { errs.append(.init(path: "lines", reason: "has \(lines.count) lines; at most \(maxLines) are allowed")) }
+                for (i, l) in lines.prefix(maxLines).enumerated() {
+                    text(l.sku, "lines[\(i)].sku", required: true); text(l.category, "lines[\(i)].category", required: false, max: 64)
+                    if l.amountMinor < 0 || l.amountMinor > maxAmountMinor { errs.append(.init(path: "lines[\(i)].amountMinor", reason: "must be between 0 and \(maxAmountMinor), got \(l.amountMinor)")) }
+                }
+            }
+            if let c = r.combinedWith, c.count > 20 { errs.append(.init(path: "combinedWith", reason: "lists \(c.count) codes; at most 20 are allowed")) }
+        case .benefitReversed(let r):
+            if r.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(r.grant)")) }
+            text(r.reason, "reason", required: true, max: 500)
         }
         return errs
     }

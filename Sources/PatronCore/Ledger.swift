@@ -168,6 +168,7 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var nextLotNo = 1
     public internal(set) var nextGrowthNo = 1
     public internal(set) var nextTierChangeNo = 1
+    public internal(set) var wallet = Wallet()
 
     /// Hands the engine the stored record of an order an event is about to name.
     public mutating func load(order id: String, _ record: OrderRecord) { orders[id] = record }
@@ -193,6 +194,7 @@ public struct MemberState: Codable, Sendable, Equatable {
     /// the tier is assessed.
     public var nextDueAt: Timestamp? {
         var due: Timestamp? = tier.assessAt
+        if let a = wallet.nextAllowanceAt { due = min(due ?? a, a) }
         for l in lots where l.remaining > 0 {
             if l.availableAt > asOf { due = min(due ?? l.availableAt, l.availableAt) }
             if let e = l.expiresAt { due = min(due ?? e, e) }

@@ -24,7 +24,20 @@ public struct TierDefinition: Codable, Sendable, Equatable {
     public var id: String
     public var name: LocalizedText
     public var threshold: Int64
+    /// Granted once on reaching the tier (upgrade gifts).
     public var benefits: [String]
+    /// Granted on the first day of every period while the tier is held.
+    public var allowances: [Allowance]
+    public init(id: String, name: LocalizedText, threshold: Int64, benefits: [String], allowances: [Allowance] = []) {
+        self.id = id; self.name = name; self.threshold = threshold; self.benefits = benefits; self.allowances = allowances
+    }
+    enum CodingKeys: String, CodingKey { case id, name, threshold, benefits, allowances }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id); name = try c.decode(LocalizedText.self, forKey: .name)
+        threshold = try c.decode(Int64.self, forKey: .threshold); benefits = try c.decode([String].self, forKey: .benefits)
+        allowances = try c.decodeIfPresent([Allowance].self, forKey: .allowances) ?? []
+    }
 }
 
 public struct Assessment: Codable, Sendable, Equatable {
@@ -114,11 +127,37 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var expiry: ExpiryPolicy
     public var pendingDays: Int
     public var refund: RefundPolicy
+    public var benefits: [BenefitDefinition] = []
+    public var benefitPolicy = BenefitPolicy()
+
+    public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
+                assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
+                benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy()) {
+        self.key = key; self.name = name; self.currency = currency; self.timeZone = timeZone; self.pointValueMinorPermille = pointValueMinorPermille
+        self.tiers = tiers; self.assessment = assessment; self.earning = earning; self.activities = activities; self.expiry = expiry
+        self.pendingDays = pendingDays; self.refund = refund; self.benefits = benefits; self.benefitPolicy = benefitPolicy
+    }
+    enum CodingKeys: String, CodingKey {
+        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy
+    }
+    /// Definitions stored before benefits existed read as having none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(key: try c.decode(String.self, forKey: .key), name: try c.decode(LocalizedText.self, forKey: .name),
+                  currency: try c.decode(String.self, forKey: .currency), timeZone: try c.decode(String.self, forKey: .timeZone),
+                  pointValueMinorPermille: try c.decode(Int64.self, forKey: .pointValueMinorPermille), tiers: try c.decode([TierDefinition].self, forKey: .tiers),
+                  assessment: try c.decode(Assessment.self, forKey: .assessment), earning: try c.decode(EarningRules.self, forKey: .earning),
+                  activities: try c.decode([ActivityRule].self, forKey: .activities), expiry: try c.decode(ExpiryPolicy.self, forKey: .expiry),
+                  pendingDays: try c.decode(Int.self, forKey: .pendingDays), refund: try c.decode(RefundPolicy.self, forKey: .refund),
+                  benefits: try c.decodeIfPresent([BenefitDefinition].self, forKey: .benefits) ?? [],
+                  benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy())
+    }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
     /// What `points` are worth in minor units at the program's point value (rounded down).
     public func valueMinor(ofPoints points: Int64) -> Int64 { Int64(Int128(points) * Int128(pointValueMinorPermille) / 1000) }
     public func activity(_ id: String) -> ActivityRule? { activities.first { $0.id == id } }
+    public func benefit(_ id: String) -> BenefitDefinition? { benefits.first { $0.id == id } }
     public var clock: ProgramClock { ProgramClock(timeZone: TimeZone(identifier: timeZone) ?? .gmt) }
 }
 
@@ -132,7 +171,8 @@ public enum ProgramParser {
     public static func parse(_ doc: JSONValue) -> Result<ProgramDefinition, ValidationFailure> {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
-                                              "earning", "activities", "expiry", "pendingDays", "refund"]) ?? [:]
+                                              "earning", "activities", "expiry", "pendingDays", "refund",
+                                              "benefits", "benefitPolicy"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -150,7 +190,7 @@ public enum ProgramParser {
             var seen = Set<String>()
             for (i, v) in arr.enumerated() {
                 let p = "tiers[\(i)]"
-                guard let o = r.object(v, p, allowed: ["id", "name", "threshold", "benefits"]) else { continue }
+                guard let o = r.object(v, p, allowed: ["id", "name", "threshold", "benefits", "allowances"]) else { continue }
                 let id = r.string(o["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
                 let nm = localized(r, o["name"], "\(p).name")
                 let th = r.int(o["threshold"], "\(p).threshold", max: 1_000_000_000_000)
@@ -167,7 +207,9 @@ public enum ProgramParser {
                         r.fail("\(p).threshold", "must be greater than the previous tier's threshold (\(prev.threshold)), got \(th)")
                     }
                 }
-                if let id, let nm, let th { tiers.append(TierDefinition(id: id, name: nm, threshold: th, benefits: benefits)) }
+                let allowances = allowances(r, o["allowances"], "\(p).allowances")
+                if i == 0, !benefits.isEmpty { r.fail("\(p).benefits", "every member starts in the first tier, nobody reaches it: give the first tier allowances instead of upgrade gifts") }
+                if let id, let nm, let th { tiers.append(TierDefinition(id: id, name: nm, threshold: th, benefits: benefits, allowances: allowances)) }
             }
         }
 
@@ -278,12 +320,22 @@ public enum ProgramParser {
             refund.shortfall = r.oneOf(o["shortfall"], "refund.shortfall", ShortfallPolicy.self, default: .negativeBalance) ?? .negativeBalance
             refund.undoUpgrade = r.bool(o["undoUpgrade"], "refund.undoUpgrade", default: true)
         }
+        let benefits = benefits(r, top["benefits"])
+        let known = Set(benefits.map(\.id))
+        for (i, t) in tiers.enumerated() {
+            for (j, b) in t.benefits.enumerated() where !known.contains(b) { r.fail("tiers[\(i)].benefits[\(j)]", "names benefit '\(b)', which is not in benefits") }
+            for (j, a) in t.allowances.enumerated() where !known.contains(a.benefit) { r.fail("tiers[\(i)].allowances[\(j)].benefit", "names benefit '\(a.benefit)', which is not in benefits") }
+        }
+        var benefitPolicy = BenefitPolicy()
+        if let o = r.object(top["benefitPolicy"], "benefitPolicy", allowed: ["revokeOnDowngrade"], required: false) {
+            benefitPolicy.revokeOnDowngrade = r.bool(o["revokeOnDowngrade"], "benefitPolicy.revokeOnDowngrade", default: false)
+        }
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy))
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -4,7 +4,8 @@ import Foundation
 /// event, and JSON coding of it was most of the cost of a write. Varints, length-prefixed
 /// strings, a leading format byte. `decode(encode(s)) == s` (tested on generated states).
 public enum StateCodec {
-    static let format: UInt8 = 1
+    /// 2 adds the benefit wallet; states in format 1 read as having an empty wallet.
+    static let format: UInt8 = 2
 
     public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
 
@@ -18,7 +19,7 @@ public enum StateCodec {
     public static func decodeOrder(_ bytes: [UInt8]) throws -> OrderRecord {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
-        guard f == format else { throw Failure.badFormat(f) }
+        guard f == 1 || f == format else { throw Failure.badFormat(f) }
         let o = try r.order()
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return o
@@ -54,13 +55,14 @@ public enum StateCodec {
         w.int(s.dayNumber); w.int(s.dayPoints); w.int(s.dayGrowth)
         w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
         w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
+        w.wallet(s.wallet)
         return w.bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> MemberState {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
-        guard f == format else { throw Failure.badFormat(f) }
+        guard f == 1 || f == format else { throw Failure.badFormat(f) }
         let member = MemberID(try r.int()), registered = try r.time()
         var s = MemberState(memberId: member, registeredAt: registered, baseTier: "")
         let lots = try r.count()
@@ -96,6 +98,7 @@ public enum StateCodec {
         s.dayNumber = try r.int(); s.dayPoints = try r.int(); s.dayGrowth = try r.int()
         s.orderCount = Int(try r.int()); s.spentMinor = try r.int(); s.asOf = try r.time(); s.lastEventAt = try r.optTime()
         s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
+        if f >= 2 { s.wallet = try r.wallet() }
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return s
     }
@@ -116,6 +119,22 @@ struct ByteWriter {
     mutating func string(_ s: String) { let u = Array(s.utf8); int(Int64(u.count)); bytes.append(contentsOf: u) }
     mutating func optString(_ s: String?) { if let s { u8(1); string(s) } else { u8(0) } }
     mutating func tier(_ t: TierState) { string(t.tierId); time(t.since); optTime(t.assessAt); optTime(t.graceFrom) }
+    mutating func wallet(_ w: Wallet) {
+        int(Int64(w.grants.count))
+        for g in w.grants {
+            int(Int64(g.no)); string(g.benefitId); string(g.cause.rawValue); optString(g.tierId); optInt(g.eventId?.rawValue); time(g.grantedAt)
+            optTime(g.claimBy); optTime(g.claimedAt); optTime(g.useBy); optString(g.code)
+            if let u = g.use {
+                u8(1); int(u.eventId.rawValue); time(u.at); string(u.orderId); int(u.discountMinor); optString(u.channel); optString(u.store)
+            } else { u8(0) }
+            optTime(g.refundedAt); optTime(g.revokedAt); optString(g.note)
+        }
+        int(Int64(w.upgradeGifted.count))
+        for t in w.upgradeGifted.sorted() { string(t) }
+        int(Int64(w.allowanceMarks.count))
+        for (k, t) in w.allowanceMarks.sorted(by: { $0.key < $1.key }) { string(k); time(t) }
+        optTime(w.nextAllowanceAt); int(Int64(w.nextGrantNo))
+    }
     mutating func order(_ o: OrderRecord) {
         int(o.eventId.rawValue); time(o.at)
         int(Int64(o.lines.count))
@@ -160,6 +179,26 @@ struct ByteReader {
     }
     mutating func optString() throws -> String? { try u8() == 1 ? try string() : nil }
     mutating func tier() throws -> TierState { TierState(tierId: try string(), since: try time(), assessAt: try optTime(), graceFrom: try optTime()) }
+    mutating func wallet() throws -> Wallet {
+        var w = Wallet()
+        let n = try count()
+        w.grants.reserveCapacity(n)
+        for _ in 0..<n {
+            let no = Int(try int()), benefit = try string()
+            guard let cause = GrantCause(rawValue: try string()) else { throw StateCodec.Failure.badValue("grant cause") }
+            var g = BenefitGrant(no: no, benefitId: benefit, cause: cause, tierId: try optString(), eventId: try optInt().map(EventID.init), grantedAt: try time())
+            g.claimBy = try optTime(); g.claimedAt = try optTime(); g.useBy = try optTime(); g.code = try optString()
+            if try u8() == 1 {
+                g.use = BenefitUse(eventId: EventID(try int()), at: try time(), orderId: try string(), discountMinor: try int(), channel: try optString(), store: try optString())
+            }
+            g.refundedAt = try optTime(); g.revokedAt = try optTime(); g.note = try optString()
+            w.grants.append(g)
+        }
+        for _ in 0..<(try count()) { w.upgradeGifted.insert(try string()) }
+        for _ in 0..<(try count()) { let k = try string(); w.allowanceMarks[k] = try time() }
+        w.nextAllowanceAt = try optTime(); w.nextGrantNo = Int(try int())
+        return w
+    }
     mutating func order() throws -> OrderRecord {
         let ev = EventID(try int()), at = try time()
         let n = try count()

@@ -67,6 +67,8 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             case .invalid(let errs): return invalid(errs)
             case .busy: return Problem(.serviceUnavailable, type: "busy", title: "Too many concurrent writes", detail: s.description, retryAfter: 1)
             case .rule(let e): return rule(e)
+            case .codeNotFound: return Problem(.notFound, type: "code-not-found", title: "No benefit has this code", detail: s.description,
+                                               errors: [FieldError(path: "code", reason: "is not a code of this program")])
             }
         default: return nil
         }
@@ -99,6 +101,49 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
                            detail: "\(requested) points were to be settled; the member owes \(debt)", errors: [FieldError(path: "data.points", reason: "exceeds the recorded debt \(debt)")])
         case .orderFullyRefunded(let o):
             return Problem(.conflict, type: "order-fully-refunded", title: "The order is already fully refunded", detail: "order '\(o)' has nothing left to refund")
+        case .benefit(let b): return benefit(b)
+        }
+    }
+
+    /// Why a benefit cannot be granted, claimed, used or reversed. Each has its own type, so a
+    /// checkout can tell the member exactly why.
+    static func benefit(_ r: BenefitRefusal) -> Problem {
+        func conflict(_ type: String, _ title: String, _ detail: String, _ field: String? = nil) -> Problem {
+            Problem(.conflict, type: type, title: title, detail: detail, errors: field.map { [FieldError(path: $0, reason: detail)] })
+        }
+        switch r {
+        case .unknownBenefit(let id):
+            return invalid([FieldError(path: "data.benefit", reason: "'\(id)' is not a benefit of this program")])
+        case .unknownGrant(let no):
+            return Problem(.notFound, type: "grant-not-found", title: "No such benefit in the member's wallet", detail: "the member has no grant \(no)")
+        case .notClaimable(let no, let status):
+            return conflict("benefit-not-claimable", "The benefit cannot be claimed", "grant \(no) is \(status.rawValue)")
+        case .claimWindowClosed(let no, let at):
+            return conflict("claim-window-closed", "The time to claim the benefit has passed", "grant \(no) could be claimed until \(at)")
+        case .notClaimed(let no):
+            return conflict("benefit-not-claimed", "The benefit has not been claimed", "grant \(no) must be claimed before it is used")
+        case .alreadyUsed(let no, let at, let order):
+            return conflict("benefit-already-used", "The benefit was already used", "grant \(no) was used at \(at) on order '\(order)'", "code")
+        case .useWindowClosed(let no, let at):
+            return conflict("use-window-closed", "The benefit has expired", "grant \(no) could be used until \(at)", "code")
+        case .notUsable(let no, let status):
+            return conflict("benefit-not-usable", "The benefit cannot be used", "grant \(no) is \(status.rawValue)", "code")
+        case .belowMinimumSpend(let minimum, let amount):
+            return conflict("below-minimum-spend", "The order is below the benefit's minimum spend", "the order's amount \(amount) is below the minimum \(minimum)", "amountMinor")
+        case .noEligibleLines(let cats):
+            return conflict("no-eligible-lines", "No line of the order qualifies", "no line is in the categories \(cats.joined(separator: ", "))", "lines")
+        case .channelNotAccepted(let ch, let accepted):
+            return conflict("channel-not-accepted", "The benefit is not accepted on this channel",
+                            "channel \(ch.map { "'\($0)'" } ?? "(none)") is not one of \(accepted.joined(separator: ", "))", "channel")
+        case .storeNotAccepted(let st, let accepted):
+            return conflict("store-not-accepted", "The benefit is not accepted in this store",
+                            "store \(st.map { "'\($0)'" } ?? "(none)") is not one of \(accepted.joined(separator: ", "))", "store")
+        case .notCombinable(let b, let with):
+            return conflict("not-combinable", "The benefit cannot be combined with others", "'\(b)' cannot be used together with \(with.joined(separator: ", "))", "combinedWith")
+        case .limitReached(let b, let count, let per):
+            return conflict("use-limit-reached", "The member has used this benefit as often as allowed", "'\(b)' can be used \(count) times per \(per.rawValue)")
+        case .notUsed(let no):
+            return conflict("benefit-not-used", "The benefit has no use to reverse", "grant \(no) is not used")
         }
     }
 }

@@ -36,6 +36,10 @@ struct EventRequest: Decodable {
         case .activity: body = .activity(try c.decode(ActivityDone.self, forKey: .data))
         case .pointsRedeemed: body = .pointsRedeemed(try c.decode(PointsRedeemed.self, forKey: .data))
         case .debtSettled: body = .debtSettled(try c.decode(DebtSettled.self, forKey: .data))
+        case .benefitGranted: body = .benefitGranted(try c.decode(BenefitGranted.self, forKey: .data))
+        case .benefitClaimed: body = .benefitClaimed(try c.decode(BenefitClaimed.self, forKey: .data))
+        case .benefitRedeemed: body = .benefitRedeemed(try c.decode(BenefitRedeemed.self, forKey: .data))
+        case .benefitReversed: body = .benefitReversed(try c.decode(BenefitReversed.self, forKey: .data))
         }
     }
 }

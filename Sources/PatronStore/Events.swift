@@ -20,8 +20,7 @@ extension Store {
         if occurredAt > now.adding(seconds: 300) { errors.append(FieldError(path: "occurredAt", reason: "is in the future (\(occurredAt), now \(now))")) }
         if occurredAt.seconds < 0 { errors.append(FieldError(path: "occurredAt", reason: "is before 1970")) }
         guard errors.isEmpty else { throw StoreError.invalid(errors) }
-        let versions = try await self.program(program)
-        let engine = Engine(program: versions)
+        let engine = try await self.engine(program)
 
         for _ in 0..<Self.maxAttempts {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
@@ -100,7 +99,7 @@ extension Store {
     }
 
     func deleteDerived(_ plan: inout WritePlan, program: String, member: MemberID) {
-        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes"] {
+        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes", "benefit_grants"] {
             plan.add("DELETE FROM \(table) WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
         }
     }
@@ -145,6 +144,7 @@ extension Store {
         RowInsert.tierChanges.add(&plan, fx.tierChanges.map { c in
             [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)]
         })
+        RowInsert.benefitGrants.add(&plan, fx.grants.values.sorted { $0.no < $1.no }.map { RowInsert.grantRow(p, m, $0) })
     }
 }
 

@@ -27,8 +27,7 @@ extension Store {
     /// Idempotent per order id: orders already recorded are counted and skipped.
     public func importOrders(program: String, _ orders: [ImportOrder], registerMissing: Bool, now: Timestamp,
                              membersPerBatch: Int = 1000, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
-        let versions = try await self.program(program)
-        let engine = Engine(program: versions)
+        let engine = try await self.engine(program)
         var report = ImportReport()
 
         // 1. Content checks, and one order id once.
@@ -82,9 +81,10 @@ extension Store {
                 var state: MemberState
                 var lastNo: Int64
                 var m: LoadedMember? = nil
+                var fx = Effects()
                 if let identity = created[id] {
                     let registeredAt = mine[0].occurredAt
-                    state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+                    state = engine.start(member: id, registeredAt: registeredAt, effects: &fx)
                     lastNo = 0
                     insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, now: now)
                     insertIdentities(&plan, program: program, member: id, [identity], now: now)
@@ -95,7 +95,6 @@ extension Store {
                     for o in mine { report.rejected.append(.init(line: o.line, reason: "member \(id) does not exist")) }
                     continue
                 }
-                var fx = Effects()
                 var accepted: [(ImportOrder, MemberEvent, EventOutcome)] = []
                 let late = mine[0].occurredAt < state.asOf
                 var history: [MemberEvent] = late ? try await events(program: program, member: id) : []

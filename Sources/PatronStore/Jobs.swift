@@ -19,7 +19,7 @@ extension Store {
     public func runJobs(asOf: Timestamp, now: Timestamp, batchSize: Int = 500, progress: (@Sendable (JobReport) -> Void)? = nil) async throws -> JobReport {
         var total = JobReport()
         for program in try await programKeys() {
-            let engine = Engine(program: try await self.program(program))
+            let engine = try await self.engine(program)
             var rounds = 0
             while rounds < 10_000 {
                 rounds += 1

@@ -63,13 +63,16 @@ extension Store {
                 return (try Coding.decode(MemberRecord.self, r.body), true)
             }
             let id = memberIds.next(now: now)
-            let engine = Engine(program: versions)
-            let state = MemberState(memberId: id, registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+            let engine = try await self.engine(program)
+            var fx = Effects()
+            var state = engine.start(member: id, registeredAt: registeredAt, effects: &fx)
+            if registeredAt < now { engine.advance(&state, to: now, effects: &fx) }
             let profile = req.profile ?? MemberProfile()
             let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
             var plan = WritePlan()
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
             insertIdentities(&plan, program: program, member: id, ids, now: now)
+            writeEffects(&plan, program: program, member: id, fx)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
             if try await writeMemberPlan(plan) { return (record, false) }
         }

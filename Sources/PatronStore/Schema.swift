@@ -177,6 +177,38 @@ public enum Schema {
             )
             """,
         ]),
+        Migration(version: 2, name: "benefits", statements: [
+            // The key of the program's write-off codes (HMAC), made when first needed.
+            "ALTER TABLE programs ADD COLUMN code_secret TEXT",
+            """
+            CREATE TABLE benefit_grants (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              grant_no BIGINT NOT NULL,
+              benefit_id TEXT NOT NULL,
+              cause TEXT NOT NULL,
+              tier_id TEXT,
+              event_no BIGINT,
+              granted_at BIGINT NOT NULL,
+              claim_by BIGINT,
+              claimed_at BIGINT,
+              use_by BIGINT,
+              code TEXT,
+              used_at BIGINT,
+              use_event_no BIGINT,
+              order_id TEXT,
+              discount_minor BIGINT,
+              channel TEXT,
+              store TEXT,
+              refunded_at BIGINT,
+              revoked_at BIGINT,
+              note TEXT,
+              PRIMARY KEY (program_id, member_id, grant_no)
+            )
+            """,
+            "CREATE UNIQUE INDEX benefit_grants_code ON benefit_grants (program_id, code)",
+            "CREATE INDEX benefit_grants_benefit ON benefit_grants (program_id, benefit_id, granted_at)",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

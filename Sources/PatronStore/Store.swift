@@ -14,6 +14,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid([FieldError])
     case rule(EngineError)
     case busy(String)
+    /// No grant of the program has this write-off code.
+    case codeNotFound(String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalid(let e): e.map(\.description).joined(separator: "; ")
         case .rule(let e): "\(e)"
         case .busy(let m): m
+        case .codeNotFound(let c): "no benefit of this program has the code '\(c)'"
         }
     }
 }
@@ -60,6 +63,7 @@ public final class Store: Sendable {
     let keys = KeyCache()
     let memberIds = MemberIDGenerator()
     let paces = PaceCache()
+    let codeMakers = CodeMakers()
     let logger: Logger
     /// How often a write is retried when another write to the same member got there first.
     static let maxAttempts = 64

@@ -7,17 +7,24 @@ let t0 = Timestamp(iso8601: "2026-01-01T00:00:00+08:00")!
 func at(_ s: String) -> Timestamp { Timestamp(iso8601: s)! }
 func days(_ n: Int) -> Int64 { Int64(n) * 86_400 }
 
+let defaultTiers = """
+    [
+      {"id": "basic", "name": {"zh-CN": "普通", "en": "Basic"}, "threshold": 0},
+      {"id": "silver", "name": {"zh-CN": "白银", "en": "Silver"}, "threshold": 1000},
+      {"id": "gold", "name": {"zh-CN": "黄金", "en": "Gold"}, "threshold": 5000},
+      {"id": "diamond", "name": {"zh-CN": "钻石", "en": "Diamond"}, "threshold": 20000}
+    ]
+    """
+
 func programJSON(assessment: String = #"{"kind": "lifetime"}"#, expiry: String = #"{"kind": "none"}"#, pendingDays: Int = 0,
-                 extraEarning: String = "", shortfall: String = "negativeBalance", activities: String = "[]") -> String {
+                 extraEarning: String = "", shortfall: String = "negativeBalance", activities: String = "[]",
+                 tiers: String? = nil, benefits: String = "[]", benefitPolicy: String = "{}") -> String {
     """
     {
       "key": "test", "name": {"zh-CN": "测试", "en": "Test"}, "currency": "CNY", "timeZone": "Asia/Shanghai",
-      "tiers": [
-        {"id": "basic", "name": {"zh-CN": "普通", "en": "Basic"}, "threshold": 0},
-        {"id": "silver", "name": {"zh-CN": "白银", "en": "Silver"}, "threshold": 1000},
-        {"id": "gold", "name": {"zh-CN": "黄金", "en": "Gold"}, "threshold": 5000},
-        {"id": "diamond", "name": {"zh-CN": "钻石", "en": "Diamond"}, "threshold": 20000}
-      ],
+      "tiers": \(tiers ?? defaultTiers),
+      "benefits": \(benefits),
+      "benefitPolicy": \(benefitPolicy),
       "assessment": \(assessment),
       "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1} \(extraEarning)},
       "activities": \(activities),
@@ -45,18 +52,21 @@ struct Harness {
     var lots: [Int: Lot] = [:]
     var tierChanges: [TierChange] = []
     var growth: [GrowthEntry] = []
+    /// The benefit_grants table: every grant's latest form.
+    var grants: [Int: BenefitGrant] = [:]
     var events: [MemberEvent] = []
     var nextId: Int64 = 1
     /// The orders table: order records live outside the member state, as in the store.
     var orderTable: [String: OrderRecord] = [:]
 
     init(_ p: ProgramDefinition, registeredAt: Timestamp = t0) {
-        engine = Engine(program: ProgramVersions(single: p))
-        state = MemberState(memberId: MemberID(1), registeredAt: registeredAt, baseTier: p.tiers[0].id)
+        self.init(versions: ProgramVersions(single: p), registeredAt: registeredAt)
     }
     init(versions: ProgramVersions, registeredAt: Timestamp = t0) {
         engine = Engine(program: versions)
-        state = MemberState(memberId: MemberID(1), registeredAt: registeredAt, baseTier: versions.at(registeredAt).definition.tiers[0].id)
+        var fx = Effects()
+        state = engine.start(member: MemberID(1), registeredAt: registeredAt, effects: &fx)
+        absorb(fx)
     }
 
     mutating func absorb(_ fx: Effects) {
@@ -64,6 +74,7 @@ struct Harness {
         for (k, v) in fx.lots { lots[k] = v }
         for (k, v) in fx.orders { orderTable[k] = v }
         for (k, n) in fx.orderLapses { orderTable[k]?.expiredPoints += n }
+        for (k, g) in fx.grants { grants[k] = g }
         // What the store keeps of the state: no order records.
         state = state.snapshot
     }
@@ -77,7 +88,7 @@ struct Harness {
             let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id)
             events.append(e)
             state = r.state
-            entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]
+            entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]; grants = [:]
             absorb(r.effects)
             return r.outcomes[e.id]!
         }

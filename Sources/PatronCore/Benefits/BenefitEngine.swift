@@ -1,0 +1,184 @@
+import Foundation
+
+extension Engine {
+    /// A new member's state at registration: in the first tier, with that tier's allowances for
+    /// the current period.
+    public func start(member: MemberID, registeredAt t: Timestamp, effects fx: inout Effects) -> MemberState {
+        let v = program.at(t)
+        var s = MemberState(memberId: member, registeredAt: t, baseTier: v.definition.tiers[0].id)
+        refreshAllowances(&s, v: v, at: t, fx: &fx)
+        return s
+    }
+
+    // MARK: granting
+
+    @discardableResult
+    func grant(_ s: inout MemberState, _ b: BenefitDefinition, cause: GrantCause, tier: String?, event: EventID?, at t: Timestamp,
+               v: ProgramVersions.Version, note: String? = nil, fx: inout Effects) -> Int {
+        let no = s.wallet.nextGrantNo
+        s.wallet.nextGrantNo += 1
+        var g = BenefitGrant(no: no, benefitId: b.id, cause: cause, tierId: tier, eventId: event, grantedAt: t, note: note)
+        if b.autoClaim {
+            claim(&g, b, member: s.memberId, at: t, v: v)
+        } else if let w = b.claimWindow {
+            g.claimBy = w.end(start: t, grantedAt: t, clock: v.clock)
+        } else if let w = b.useWindow {
+            // Without a claim window, a fixed use deadline is also the claim deadline.
+            switch w { case .days: break; case .until, .endOfPeriod: g.claimBy = w.end(start: t, grantedAt: t, clock: v.clock) }
+        }
+        s.wallet.grants.append(g)
+        fx.grants[no] = g
+        return no
+    }
+
+    func claim(_ g: inout BenefitGrant, _ b: BenefitDefinition, member: MemberID, at t: Timestamp, v: ProgramVersions.Version) {
+        g.claimedAt = t
+        g.useBy = b.useWindow?.end(start: t, grantedAt: g.grantedAt, clock: v.clock)
+        g.code = codes.code(member: member, grant: g.no)
+    }
+
+    /// What a tier change does to benefits: reaching a tier grants its upgrade gifts once; a fall
+    /// may take back what the lost tiers gave; the new tier's allowances start.
+    func tierChanged(_ s: inout MemberState, from old: String, cause: TierChangeCause, at t: Timestamp, event: EventID?, fx: inout Effects) {
+        let v = program.at(t), p = v.definition
+        guard let to = p.tierIndex(s.tier.tierId) else { return }
+        let from = p.tierIndex(old) ?? 0
+        if to > from {
+            let tier = p.tiers[to]
+            if !s.wallet.upgradeGifted.contains(tier.id) {
+                s.wallet.upgradeGifted.insert(tier.id)
+                for id in tier.benefits { if let b = p.benefit(id) { grant(&s, b, cause: .upgrade, tier: tier.id, event: event, at: t, v: v, fx: &fx) } }
+            }
+        } else if to < from {
+            let lost = Set(p.tiers[(to + 1)...].map(\.id))
+            // A refund that undoes an upgrade undoes its gifts; an assessment takes back only
+            // when the program says so.
+            let undo = cause == .refund
+            if undo || p.benefitPolicy.revokeOnDowngrade {
+                for i in s.wallet.grants.indices {
+                    let g = s.wallet.grants[i]
+                    guard let tid = g.tierId, lost.contains(tid), g.use == nil, g.revokedAt == nil, g.isOpen(at: t) else { continue }
+                    guard undo ? g.cause == .upgrade : true else { continue }
+                    s.wallet.grants[i].revokedAt = t
+                    fx.grants[g.no] = s.wallet.grants[i]
+                }
+            }
+            if undo { s.wallet.upgradeGifted.subtract(lost) }
+        }
+        refreshAllowances(&s, v: v, at: t, fx: &fx)
+    }
+
+    /// Grants the held tier's allowances for the period containing `t` when not yet granted, and
+    /// sets when the next ones are due.
+    func refreshAllowances(_ s: inout MemberState, v: ProgramVersions.Version, at t: Timestamp, fx: inout Effects) {
+        let p = v.definition
+        guard let idx = p.tierIndex(s.tier.tierId) else { s.wallet.nextAllowanceAt = nil; return }
+        let tier = p.tiers[idx]
+        var next: Timestamp? = nil
+        for a in tier.allowances {
+            let period: CalendarPeriod = a.every == .month ? .month : .year
+            let start = periodStart(containing: t, period, v.clock)
+            let key = "\(tier.id)/\(a.benefit)/\(a.every.rawValue)"
+            if s.wallet.allowanceMarks[key] != start, let b = p.benefit(a.benefit) {
+                s.wallet.allowanceMarks[key] = start
+                for _ in 0..<a.count { grant(&s, b, cause: .allowance, tier: tier.id, event: nil, at: t, v: v, fx: &fx) }
+            }
+            let end = periodEnd(containing: t, period, v.clock)
+            next = min(next ?? end, end)
+        }
+        s.wallet.nextAllowanceAt = next
+    }
+
+    // MARK: member actions
+
+    func staffGrant(_ s: inout MemberState, _ g: BenefitGranted, event: EventID, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let b = v.definition.benefit(g.benefit) else { throw EngineError.benefit(.unknownBenefit(g.benefit)) }
+        for _ in 0..<g.count {
+            let no = grant(&s, b, cause: .staff, tier: nil, event: event, at: t, v: v, note: "\(g.staff): \(g.reason)", fx: &fx)
+            out.grants = (out.grants ?? []) + [no]
+        }
+    }
+
+    func claimGrant(_ s: inout MemberState, _ c: BenefitClaimed, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let i = s.wallet.grants.firstIndex(where: { $0.no == c.grant }) else { throw EngineError.benefit(.unknownGrant(c.grant)) }
+        let g = s.wallet.grants[i]
+        let status = g.status(at: t)
+        guard status == .claimable else {
+            if status == .expired, g.claimedAt == nil, let by = g.claimBy { throw EngineError.benefit(.claimWindowClosed(grant: g.no, closedAt: by)) }
+            throw EngineError.benefit(.notClaimable(grant: g.no, status: status))
+        }
+        // A grant outlives program versions: the definition in force now decides the use window.
+        guard let b = v.definition.benefit(g.benefitId) else { throw EngineError.benefit(.unknownBenefit(g.benefitId)) }
+        claim(&s.wallet.grants[i], b, member: s.memberId, at: t, v: v)
+        fx.grants[g.no] = s.wallet.grants[i]
+        out.grants = [g.no]
+    }
+
+    func redeem(_ s: inout MemberState, _ r: BenefitRedeemed, event: EventID, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let i = s.wallet.grants.firstIndex(where: { $0.no == r.grant }) else { throw EngineError.benefit(.unknownGrant(r.grant)) }
+        let g = s.wallet.grants[i]
+        switch g.status(at: t) {
+        case .claimed: break
+        case .claimable: throw EngineError.benefit(.notClaimed(grant: g.no))
+        case .used: throw EngineError.benefit(.alreadyUsed(grant: g.no, at: g.use!.at, orderId: g.use!.orderId))
+        case .expired:
+            if let by = g.useBy, g.claimedAt != nil { throw EngineError.benefit(.useWindowClosed(grant: g.no, closedAt: by)) }
+            throw EngineError.benefit(.notClaimed(grant: g.no))
+        case let other: throw EngineError.benefit(.notUsable(grant: g.no, status: other))
+        }
+        guard let b = v.definition.benefit(g.benefitId) else { throw EngineError.benefit(.unknownBenefit(g.benefitId)) }
+        if let ch = b.channels, !ch.contains(r.channel ?? "") { throw EngineError.benefit(.channelNotAccepted(channel: r.channel, accepted: ch)) }
+        if let st = b.stores, !st.contains(r.store ?? "") { throw EngineError.benefit(.storeNotAccepted(store: r.store, accepted: st)) }
+        // Combining: this benefit with the others named, and with what was already used on the order.
+        let onOrder = s.wallet.grants.filter { $0.use?.orderId == r.orderId && $0.refundedAt == nil }.map(\.benefitId)
+        let others = onOrder + (r.combinedWith ?? []).map { "code \($0)" }
+        if !others.isEmpty {
+            if !b.combinable { throw EngineError.benefit(.notCombinable(benefit: b.id, with: others)) }
+            for id in onOrder { if let ob = v.definition.benefit(id), !ob.combinable { throw EngineError.benefit(.notCombinable(benefit: id, with: [b.id])) } }
+        }
+        if let limit = b.limit {
+            let from = periodStart(containing: t, limit.per, v.clock), until = periodEnd(containing: t, limit.per, v.clock)
+            let used = s.wallet.grants.filter { $0.benefitId == b.id && $0.refundedAt == nil && $0.use.map { $0.at >= from && $0.at < until } ?? false }.count
+            if used >= limit.count { throw EngineError.benefit(.limitReached(benefit: b.id, count: limit.count, per: limit.per)) }
+        }
+        let discount: Int64
+        switch b.discount(for: r) {
+        case .success(let d): discount = d
+        case .failure(let refusal): throw EngineError.benefit(refusal)
+        }
+        s.wallet.grants[i].use = BenefitUse(eventId: event, at: t, orderId: r.orderId, discountMinor: discount, channel: r.channel, store: r.store)
+        fx.grants[g.no] = s.wallet.grants[i]
+        out.grants = [g.no]
+        out.discountMinor = discount
+    }
+
+    func reverse(_ s: inout MemberState, grant no: Int, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let i = s.wallet.grants.firstIndex(where: { $0.no == no }) else { throw EngineError.benefit(.unknownGrant(no)) }
+        let g = s.wallet.grants[i]
+        guard g.use != nil, g.refundedAt == nil else { throw EngineError.benefit(.notUsed(grant: no)) }
+        let back = v.definition.benefit(g.benefitId)?.returnOnReversal ?? false
+        if back, g.useBy.map({ t < $0 }) ?? true {
+            s.wallet.grants[i].use = nil
+        } else {
+            s.wallet.grants[i].refundedAt = t
+        }
+        fx.grants[no] = s.wallet.grants[i]
+        out.grants = [no]
+    }
+
+    /// A whole order refunded takes back the benefits used on it.
+    func reverseUses(_ s: inout MemberState, order: String, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) {
+        for g in s.wallet.grants where g.use?.orderId == order && g.refundedAt == nil {
+            try? reverse(&s, grant: g.no, at: t, v: v, out: &out, fx: &fx)
+        }
+    }
+
+    /// Drops settled grants older than a year and a month from the state (they stay in the
+    /// store's table); per-period limits and reversals look back no further.
+    func pruneWallet(_ s: inout MemberState) {
+        let horizon = s.asOf.adding(days: -400)
+        if s.wallet.grants.contains(where: { g in g.settledAt.map { $0 < horizon } ?? false }) {
+            s.wallet.grants.removeAll { g in g.settledAt.map { $0 < horizon } ?? false }
+        }
+    }
+}
