@@ -56,7 +56,7 @@ public struct Effects: Sendable, Equatable {
     /// Points that lapsed from orders' lots whose records were not loaded, by order id.
     public var orderLapses: [String: Int64] = [:]
     /// Final values of the benefit grants the step created or changed, by grant number.
-    public var grants: [Int: BenefitGrant] = [:]
+    public var grants: [String: BenefitGrant] = [:]
     public init() {}
     public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty && grants.isEmpty }
 }
@@ -75,7 +75,7 @@ public struct EventOutcome: Codable, Sendable, Equatable {
     public var tierAfter: String
     public var note: String?
     /// Benefit grants the event created or changed, by number.
-    public var grants: [Int]?
+    public var grants: [String]?
     /// The discount a benefit gives the order it is used on, in minor units.
     public var discountMinor: Int64?
 }

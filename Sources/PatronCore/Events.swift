@@ -241,9 +241,9 @@ public enum EventValidator {
             if g.count < 1 || g.count > 100 { errs.append(.init(path: "count", reason: "must be between 1 and 100, got \(g.count)")) }
             text(g.reason, "reason", required: true, max: 500); text(g.staff, "staff", required: true)
         case .benefitClaimed(let c):
-            if c.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(c.grant)")) }
+            text(c.grant, "grant", required: true, max: 200)
         case .benefitRedeemed(let r):
-            if r.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(r.grant)")) }
+            text(r.grant, "grant", required: true, max: 200)
             text(r.orderId, "orderId", required: true)
             text(r.channel, "channel", required: false, max: 64); text(r.store, "store", required: false, max: 64)
             if r.amountMinor < 0 || r.amountMinor > maxAmountMinor { errs.append(.init(path: "amountMinor", reason: "must be between 0 and \(maxAmountMinor), got \(r.amountMinor)")) }
@@ -257,7 +257,7 @@ public enum EventValidator {
             }
             if let c = r.combinedWith, c.count > 20 { errs.append(.init(path: "combinedWith", reason: "lists \(c.count) codes; at most 20 are allowed")) }
         case .benefitReversed(let r):
-            if r.grant < 1 { errs.append(.init(path: "grant", reason: "must be a grant number from 1, got \(r.grant)")) }
+            text(r.grant, "grant", required: true, max: 200)
             text(r.reason, "reason", required: true, max: 500)
         }
         return errs

@@ -18,7 +18,7 @@ public struct JSONText {
     mutating func keyOnly(_ k: String) { separate(); Self.quote(k, into: &text); text += ":"; }
     public mutating func key(_ k: String, _ v: String?) { guard let v else { return }; keyOnly(k); Self.quote(v, into: &text) }
     public mutating func key(_ k: String, _ v: Int64?) { guard let v else { return }; keyOnly(k); text += String(v) }
-    public mutating func value(_ v: Int64) { separate(); text += String(v) }
+    public mutating func value(_ v: String) { separate(); Self.quote(v, into: &text) }
     public mutating func objectKey(_ k: String) { keyOnly(k); text += "{"; needsComma.append(false) }
 
     static func quote(_ s: String, into out: inout String) {
@@ -67,7 +67,7 @@ extension EventOutcome {
         var w = JSONText()
         w.open()
         w.key("discountMinor", discountMinor)
-        if let grants { w.openArray("grants"); for g in grants { w.value(Int64(g)) }; w.closeArray() }
+        if let grants { w.openArray("grants"); for g in grants { w.value(g) }; w.closeArray() }
         w.key("growthClawedBack", growthClawedBack); w.key("growthEarned", growthEarned); w.key("note", note)
         w.key("pointsClawedBack", pointsClawedBack); w.key("pointsEarned", pointsEarned); w.key("pointsSpent", pointsSpent)
         w.key("status", status.rawValue); w.key("tierAfter", tierAfter); w.key("tierBefore", tierBefore)

@@ -122,7 +122,7 @@ struct ByteWriter {
     mutating func wallet(_ w: Wallet) {
         int(Int64(w.grants.count))
         for g in w.grants {
-            int(Int64(g.no)); string(g.benefitId); string(g.cause.rawValue); optString(g.tierId); optInt(g.eventId?.rawValue); time(g.grantedAt)
+            string(g.id); string(g.benefitId); string(g.cause.rawValue); optString(g.tierId); optInt(g.eventId?.rawValue); time(g.grantedAt)
             optTime(g.claimBy); optTime(g.claimedAt); optTime(g.useBy); optString(g.code)
             if let u = g.use {
                 u8(1); int(u.eventId.rawValue); time(u.at); string(u.orderId); int(u.discountMinor); optString(u.channel); optString(u.store)
@@ -131,9 +131,11 @@ struct ByteWriter {
         }
         int(Int64(w.upgradeGifted.count))
         for t in w.upgradeGifted.sorted() { string(t) }
+        int(Int64(w.upgradeRounds.count))
+        for (t, n) in w.upgradeRounds.sorted(by: { $0.key < $1.key }) { string(t); int(Int64(n)) }
         int(Int64(w.allowanceMarks.count))
         for (k, t) in w.allowanceMarks.sorted(by: { $0.key < $1.key }) { string(k); time(t) }
-        optTime(w.nextAllowanceAt); int(Int64(w.nextGrantNo))
+        optTime(w.nextAllowanceAt)
     }
     mutating func order(_ o: OrderRecord) {
         int(o.eventId.rawValue); time(o.at)
@@ -184,9 +186,9 @@ struct ByteReader {
         let n = try count()
         w.grants.reserveCapacity(n)
         for _ in 0..<n {
-            let no = Int(try int()), benefit = try string()
+            let id = try string(), benefit = try string()
             guard let cause = GrantCause(rawValue: try string()) else { throw StateCodec.Failure.badValue("grant cause") }
-            var g = BenefitGrant(no: no, benefitId: benefit, cause: cause, tierId: try optString(), eventId: try optInt().map(EventID.init), grantedAt: try time())
+            var g = BenefitGrant(id: id, benefitId: benefit, cause: cause, tierId: try optString(), eventId: try optInt().map(EventID.init), grantedAt: try time())
             g.claimBy = try optTime(); g.claimedAt = try optTime(); g.useBy = try optTime(); g.code = try optString()
             if try u8() == 1 {
                 g.use = BenefitUse(eventId: EventID(try int()), at: try time(), orderId: try string(), discountMinor: try int(), channel: try optString(), store: try optString())
@@ -195,8 +197,9 @@ struct ByteReader {
             w.grants.append(g)
         }
         for _ in 0..<(try count()) { w.upgradeGifted.insert(try string()) }
+        for _ in 0..<(try count()) { let t = try string(); w.upgradeRounds[t] = Int(try int()) }
         for _ in 0..<(try count()) { let k = try string(); w.allowanceMarks[k] = try time() }
-        w.nextAllowanceAt = try optTime(); w.nextGrantNo = Int(try int())
+        w.nextAllowanceAt = try optTime()
         return w
     }
     mutating func order() throws -> OrderRecord {

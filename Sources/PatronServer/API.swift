@@ -54,7 +54,14 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/members/{memberId}/expiries", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/growth", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/tier-history", scope: .read),
+        .init(method: .get, path: "/v1/members/{memberId}/benefits", scope: .read),
+        .init(method: .post, path: "/v1/members/{memberId}/benefits", scope: .write),
+        .init(method: .post, path: "/v1/members/{memberId}/benefits/{grant}/claim", scope: .write),
+        .init(method: .post, path: "/v1/redemptions", scope: .write),
+        .init(method: .get, path: "/v1/redemptions/{code}", scope: .read),
+        .init(method: .post, path: "/v1/redemptions/{code}/reversal", scope: .write),
         .init(method: .get, path: "/v1/reports/points-liability", scope: .read),
+        .init(method: .get, path: "/v1/reports/benefits", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -62,7 +69,7 @@ public struct API: Sendable {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         for r in Self.routes {
-            let hbPath = RouterPath(r.path.replacingOccurrences(of: "{memberId}", with: ":memberId"))
+            let hbPath = RouterPath(r.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
             let handler = self.handler(r)
             router.on(hbPath, method: r.method) { req, ctx in try await handler(req, ctx) }
         }
@@ -102,6 +109,13 @@ public struct API: Sendable {
         case (.get, "/v1/members/{memberId}/growth"): route = growth
         case (.get, "/v1/members/{memberId}/tier-history"): route = tierHistory
         case (.get, "/v1/reports/points-liability"): route = pointsLiability
+        case (.get, "/v1/members/{memberId}/benefits"): route = wallet
+        case (.post, "/v1/members/{memberId}/benefits"): route = grantBenefit
+        case (.post, "/v1/members/{memberId}/benefits/{grant}/claim"): route = claimBenefit
+        case (.post, "/v1/redemptions"): route = redeem
+        case (.get, "/v1/redemptions/{code}"): route = codeStatus
+        case (.post, "/v1/redemptions/{code}/reversal"): route = reverseRedemption
+        case (.get, "/v1/reports/benefits"): route = benefitReport
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

@@ -14,9 +14,17 @@ public enum Demo {
         pointValue: 1             # minor units (fen) one point is worth: 1 point = 0.01 yuan, for liability reports
         tiers:
           - {id: basic,   name: {zh-CN: 普通会员, en: Basic},   threshold: 0}
-          - {id: silver,  name: {zh-CN: 白银会员, en: Silver},  threshold: 500}
-          - {id: gold,    name: {zh-CN: 黄金会员, en: Gold},    threshold: 2000}
-          - {id: diamond, name: {zh-CN: 钻石会员, en: Diamond}, threshold: 8000}
+          - {id: silver,  name: {zh-CN: 白银会员, en: Silver},  threshold: 500, benefits: [silver_welcome]}
+          - id: gold
+            name: {zh-CN: 黄金会员, en: Gold}
+            threshold: 2000
+            benefits: [gold_welcome]
+            allowances: [{benefit: free_shipping, count: 2, every: month}]
+          - id: diamond
+            name: {zh-CN: 钻石会员, en: Diamond}
+            threshold: 8000
+            benefits: [diamond_gift]
+            allowances: [{benefit: free_shipping, count: 4, every: month}, {benefit: free_alteration, count: 1, every: month}, {benefit: presale, every: year}]
         assessment: {kind: rolling, windowDays: 365, downgrade: oneTier, graceDays: 30}
         earning:
           points: {unitMinor: 100, perUnit: 1}     # 1 point per yuan paid
@@ -33,6 +41,17 @@ public enum Demo {
         expiry: {kind: endOfPeriod, period: year, months: 12}
         pendingDays: 7
         refund: {shortfall: negativeBalance, undoUpgrade: true}
+        benefits:
+          - {id: silver_welcome, name: {zh-CN: 白银升级礼 满200减20, en: Silver welcome - 20 off 200}, kind: amountOff, amountMinor: 2000, minSpendMinor: 20000,
+             claim: {days: 30}, use: {days: 30}}
+          - {id: gold_welcome, name: {zh-CN: 黄金升级礼 9折券, en: Gold welcome - 10% off}, kind: percentOff, percent: 10, capMinor: 10000,
+             claim: {days: 30}, use: {days: 30}}
+          - {id: diamond_gift, name: {zh-CN: 钻石专属礼盒, en: Diamond gift box}, kind: gift, giftSku: GIFT-DIAMOND, claim: {days: 60}, use: {days: 90}, stores: [s0, s1, s2]}
+          - {id: free_shipping, name: {zh-CN: 包邮券, en: Free shipping}, kind: freeShipping, autoClaim: true, use: {endOf: month},
+             channels: [app, web], combinable: true}
+          - {id: free_alteration, name: {zh-CN: 免费改衣, en: Free alteration}, kind: service, autoClaim: true, use: {endOf: month}, channels: [store], combinable: true}
+          - {id: presale, name: {zh-CN: 新品优先购, en: Early access to new collections}, kind: priorityAccess, autoClaim: true, use: {endOf: year}, combinable: true}
+          - {id: birthday_coupon, name: {zh-CN: 生日券 无门槛50元, en: Birthday - 50 off}, kind: noMinimum, amountMinor: 5000, claim: {days: 31}, use: {days: 31}}
         """
     }
 

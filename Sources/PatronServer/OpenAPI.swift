@@ -36,6 +36,21 @@ public enum OpenAPI {
         "GET /v1/members/{memberId}/expiries": Operation(summary: "Points that lapse, by date", response: "Expiries", errors: [401, 403, 404]),
         "GET /v1/members/{memberId}/growth": Operation(summary: "Growth entries, newest first", response: "GrowthPage", errors: [401, 403, 404, 422], query: [("cursor", ""), ("limit", "")]),
         "GET /v1/members/{memberId}/tier-history": Operation(summary: "Every tier change with its cause", response: "TierHistory", errors: [401, 403, 404]),
+        "GET /v1/members/{memberId}/benefits": Operation(summary: "The member's benefit wallet: claimable (time left to claim), claimed (time left to use, code), used, expired, revoked",
+                                                         response: "Wallet", errors: [401, 403, 404, 422],
+                                                         query: [("status", "only claimable, claimed, used, expired, revoked or used_refunded")]),
+        "POST /v1/members/{memberId}/benefits": Operation(summary: "Staff grant a benefit of the program (event benefit.granted)", request: "GrantRequest",
+                                                          response: "RecordedEvent", success: 201, errors: [400, 401, 403, 404, 413, 422, 503], idempotency: true),
+        "POST /v1/members/{memberId}/benefits/{grant}/claim": Operation(summary: "Claim a granted benefit (领取): starts its use window and gives its write-off code",
+                                                                        response: "Grant", success: 201, errors: [401, 403, 404, 409, 503], idempotency: true),
+        "POST /v1/redemptions": Operation(summary: "Write off a code on an order (核销): checks windows, minimum spend, channel, store, limits and combining, and answers with the discount; a code is used once",
+                                          request: "RedemptionRequest", response: "RedemptionResult", success: 201, errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/redemptions/{code}": Operation(summary: "What a code is and whether it can be used now", response: "Grant", errors: [401, 403, 404]),
+        "POST /v1/redemptions/{code}/reversal": Operation(summary: "Reverse the use of a code (order cancelled or refunded): back to the wallet within its window, else used_refunded",
+                                                          request: "ReversalRequest", response: "Grant", errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/reports/benefits": Operation(summary: "Benefits granted in a period, per benefit and granting tier: claimed, used, expired, claim and use rates, discounts, and what their users bought",
+                                              response: "BenefitReport", errors: [401, 403, 422],
+                                              query: [("from", "start of the period (default 30 days before until)"), ("until", "end, exclusive (default asOf)"), ("asOf", "instant the grants are counted at (default now)")]),
         "GET /v1/reports/points-liability": Operation(summary: "Points liability: outstanding points and their value, expiry schedule by month, breakage; reconciles with the ledger",
                                                       response: "PointsLiability", errors: [401, 403, 422],
                                                       query: [("asOf", "instant of the report (default now)"), ("breakageFrom", "start of the breakage period (default a year before breakageUntil)"),
@@ -54,12 +69,13 @@ public enum OpenAPI {
             let key = "\(r.method.rawValue) \(r.path)"
             guard let op = operations[key] else { preconditionFailure("route \(key) is not documented") }
             var params: [JSONValue] = []
-            if r.path.contains("{memberId}") {
-                params.append(.object(["name": "memberId", "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": "^[0-9]+$"])]))
+            for name in r.path.split(separator: "/").filter({ $0.hasPrefix("{") }).map({ String($0.dropFirst().dropLast()) }) {
+                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : "^[0-9]+$"
+                params.append(.object(["name": .string(name), "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": .string(pattern)])]))
             }
             for (n, d) in op.query { params.append(.object(["name": .string(n), "in": "query", "required": .bool(false), "description": .string(d), "schema": .object(["type": "string"])])) }
             if op.idempotency {
-                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events")),
+                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events") || key.hasSuffix("/benefits") || key.contains("/redemptions")),
                                        "description": "The same key with the same body returns the first answer; with another body, 422.", "schema": .object(["type": "string", "maxLength": 200])]))
             }
             let mediaType = op.response == "MetricsText" ? "text/plain" : "application/json"
@@ -149,7 +165,8 @@ public enum OpenAPI {
         "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "default": 1},
         "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0, "default": 0}}},
       "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
-        "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed", "debt.settled"]},
+        "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed", "debt.settled",
+          "benefit.granted", "benefit.claimed", "benefit.redeemed", "benefit.reversed"]},
         "occurredAt": {"type": "string", "format": "date-time"},
         "data": {"oneOf": [
           {"title": "order.paid", "type": "object", "required": ["orderId", "lines"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
@@ -160,8 +177,44 @@ public enum OpenAPI {
           {"title": "activity", "type": "object", "required": ["activity"], "properties": {"activity": {"type": "string"}}},
           {"title": "points.redeemed", "type": "object", "required": ["points", "purpose"], "properties": {"points": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}, "reference": {"type": "string"}}},
           {"title": "debt.settled", "type": "object", "required": ["points", "method", "reason", "staff"], "description": "settles points owed under the recordDebt refund policy",
-            "properties": {"points": {"type": "integer", "minimum": 1}, "method": {"type": "string", "enum": ["points", "money", "waived"]}, "reason": {"type": "string"}, "staff": {"type": "string"}}}
+            "properties": {"points": {"type": "integer", "minimum": 1}, "method": {"type": "string", "enum": ["points", "money", "waived"]}, "reason": {"type": "string"}, "staff": {"type": "string"}}},
+          {"title": "benefit.granted", "type": "object", "required": ["benefit", "reason", "staff"], "properties": {"benefit": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 100}, "reason": {"type": "string"}, "staff": {"type": "string"}}},
+          {"title": "benefit.claimed", "type": "object", "required": ["grant"], "properties": {"grant": {"type": "string"}}},
+          {"title": "benefit.redeemed", "type": "object", "required": ["grant", "orderId", "amountMinor"], "description": "POST /v1/redemptions is the usual way: it finds the grant by its code",
+            "properties": {"grant": {"type": "string"}, "orderId": {"type": "string"}, "amountMinor": {"type": "integer"}, "shippingMinor": {"type": "integer"},
+              "lines": {"type": "array"}, "channel": {"type": "string"}, "store": {"type": "string"}, "combinedWith": {"type": "array", "items": {"type": "string"}}}},
+          {"title": "benefit.reversed", "type": "object", "required": ["grant", "reason"], "properties": {"grant": {"type": "string"}, "reason": {"type": "string"}}}
         ]}}},
+      "GrantRequest": {"type": "object", "required": ["benefit", "reason", "staff"], "properties": {"benefit": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+        "reason": {"type": "string"}, "staff": {"type": "string"}, "occurredAt": {"type": "string", "format": "date-time"}}},
+      "Grant": {"type": "object", "properties": {"memberId": {"type": "string"},
+        "grant": {"type": "string", "description": "stable id: st.<event>.<k> (staff), up.<tier>.<round>.<k> (upgrade gift), al.<tier>.<benefit>.<yyyymmdd>.<k> (allowance)"}, "benefit": {"type": "string"},
+        "kind": {"type": "string", "enum": ["amountOff", "noMinimum", "percentOff", "freeShipping", "gift", "memberPrice", "priorityAccess", "service"]},
+        "name": {"$ref": "#/components/schemas/LocalizedText"}, "cause": {"type": "string", "enum": ["upgrade", "allowance", "staff"]}, "tier": {"type": "string"},
+        "status": {"type": "string", "enum": ["claimable", "claimed", "used", "expired", "revoked", "used_refunded"]},
+        "grantedAt": {"type": "string"}, "claimBy": {"type": "string"}, "claimedAt": {"type": "string"}, "useBy": {"type": "string"},
+        "code": {"type": "string", "description": "12 characters of Crockford base32; dashes, spaces and case are ignored when redeeming"},
+        "usedAt": {"type": "string"}, "orderId": {"type": "string"}, "discountMinor": {"type": "integer"}, "channel": {"type": "string"}, "store": {"type": "string"},
+        "refundedAt": {"type": "string"}, "revokedAt": {"type": "string"}, "note": {"type": "string"},
+        "secondsLeft": {"type": "integer", "description": "left to claim (claimable) or to use (claimed)"}}},
+      "Wallet": {"type": "object", "properties": {"memberId": {"type": "string"}, "asOf": {"type": "string"}, "counts": {"type": "object"},
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Grant"}}}},
+      "RedemptionRequest": {"type": "object", "required": ["code", "orderId", "amountMinor"], "properties": {"code": {"type": "string"}, "orderId": {"type": "string"},
+        "amountMinor": {"type": "integer", "description": "the order amount the discount is computed on"}, "shippingMinor": {"type": "integer"},
+        "lines": {"type": "array", "description": "for member prices by category", "items": {"type": "object", "properties": {"sku": {"type": "string"}, "category": {"type": "string"}, "amountMinor": {"type": "integer"}}}},
+        "channel": {"type": "string"}, "store": {"type": "string"}, "combinedWith": {"type": "array", "items": {"type": "string"}, "description": "other codes used on the same order"},
+        "occurredAt": {"type": "string", "format": "date-time"}}},
+      "RedemptionResult": {"type": "object", "properties": {"code": {"type": "string"}, "memberId": {"type": "string"}, "eventId": {"type": "string"}, "grant": {"type": "string"},
+        "benefit": {"type": "string"}, "kind": {"type": "string"}, "name": {"$ref": "#/components/schemas/LocalizedText"}, "orderId": {"type": "string"},
+        "discountMinor": {"type": "integer"}, "giftSku": {"type": "string"}, "status": {"type": "string"}}},
+      "ReversalRequest": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
+      "BenefitReport": {"type": "object", "description": "Counts over the grants made in [from, until), as they stand at asOf. claimRatePpm = claimed / granted; useRatePpm = used / claimed (parts per million).",
+        "properties": {"program": {"type": "string"}, "from": {"type": "string"}, "until": {"type": "string"}, "asOf": {"type": "string"},
+          "benefits": {"type": "array", "items": {"$ref": "#/components/schemas/BenefitReportRow"}}, "byTier": {"type": "array", "items": {"$ref": "#/components/schemas/BenefitReportRow"}}}},
+      "BenefitReportRow": {"type": "object", "properties": {"benefit": {"type": "string"}, "tier": {"type": "string"}, "granted": {"type": "integer"}, "claimed": {"type": "integer"},
+        "used": {"type": "integer"}, "expired": {"type": "integer"}, "revoked": {"type": "integer"}, "claimRatePpm": {"type": "integer"}, "useRatePpm": {"type": "integer"},
+        "discountMinor": {"type": "integer"}, "usersOrders": {"type": "integer", "description": "orders paid in the period by members who used the benefit in it"},
+        "usersRevenueMinor": {"type": "integer"}}},
       "RecordedEvent": {"type": "object", "properties": {"memberId": {"type": "string"}, "eventId": {"type": "string"}, "kind": {"type": "string"},
         "occurredAt": {"type": "string"}, "outcome": {"type": "object"}, "standing": {"$ref": "#/components/schemas/Standing"}}},
       "EventPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},

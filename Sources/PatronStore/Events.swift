@@ -144,7 +144,7 @@ extension Store {
         RowInsert.tierChanges.add(&plan, fx.tierChanges.map { c in
             [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)]
         })
-        RowInsert.benefitGrants.add(&plan, fx.grants.values.sorted { $0.no < $1.no }.map { RowInsert.grantRow(p, m, $0) })
+        RowInsert.benefitGrants.add(&plan, fx.grants.values.sorted { $0.id < $1.id }.map { RowInsert.grantRow(p, m, $0) })
     }
 }
 

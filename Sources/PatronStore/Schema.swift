@@ -184,7 +184,7 @@ public enum Schema {
             CREATE TABLE benefit_grants (
               program_id TEXT NOT NULL,
               member_id BIGINT NOT NULL,
-              grant_no BIGINT NOT NULL,
+              grant_id TEXT NOT NULL,
               benefit_id TEXT NOT NULL,
               cause TEXT NOT NULL,
               tier_id TEXT,
@@ -203,7 +203,7 @@ public enum Schema {
               refunded_at BIGINT,
               revoked_at BIGINT,
               note TEXT,
-              PRIMARY KEY (program_id, member_id, grant_no)
+              PRIMARY KEY (program_id, member_id, grant_id)
             )
             """,
             "CREATE UNIQUE INDEX benefit_grants_code ON benefit_grants (program_id, code)",

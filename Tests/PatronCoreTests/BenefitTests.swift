@@ -29,15 +29,15 @@ func benefitProgram(assessment: String = #"{"kind": "lifetime"}"#, policy: Strin
 }
 
 extension Harness {
-    func grants(_ benefit: String) -> [BenefitGrant] { grants.values.filter { $0.benefitId == benefit }.sorted { $0.no < $1.no } }
+    func grants(_ benefit: String) -> [BenefitGrant] { grants.values.filter { $0.benefitId == benefit }.sorted { ($0.grantedAt, $0.id) < ($1.grantedAt, $1.id) } }
     @discardableResult
-    mutating func staffGrant(_ benefit: String, at t: Timestamp, count: Int = 1) throws -> [Int] {
+    mutating func staffGrant(_ benefit: String, at t: Timestamp, count: Int = 1) throws -> [String] {
         try send(.benefitGranted(BenefitGranted(benefit: benefit, count: count, reason: "test", staff: "ops")), at: t).grants ?? []
     }
     @discardableResult
-    mutating func claim(_ grant: Int, at t: Timestamp) throws -> EventOutcome { try send(.benefitClaimed(BenefitClaimed(grant: grant)), at: t) }
+    mutating func claim(_ grant: String, at t: Timestamp) throws -> EventOutcome { try send(.benefitClaimed(BenefitClaimed(grant: grant)), at: t) }
     @discardableResult
-    mutating func redeem(_ grant: Int, order: String = "o-1", amount: Int64 = 20_000, at t: Timestamp, channel: String? = "app", store: String? = "s1",
+    mutating func redeem(_ grant: String, order: String = "o-1", amount: Int64 = 20_000, at t: Timestamp, channel: String? = "app", store: String? = "s1",
                          shipping: Int64? = nil, lines: [RedemptionLine]? = nil, combinedWith: [String]? = nil) throws -> EventOutcome {
         try send(.benefitRedeemed(BenefitRedeemed(grant: grant, orderId: order, amountMinor: amount, shippingMinor: shipping, lines: lines,
                                                   channel: channel, store: store, combinedWith: combinedWith)), at: t)
@@ -265,7 +265,7 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
         try h.order("a", 600_000, at: at("2026-01-15T10:00:00+08:00"))
         #expect(h.tier == "gold")
         h.advance(to: at("2026-01-20T00:00:00+08:00"))
-        let gift = h.grants("gift")[0].no
+        let gift = h.grants("gift")[0].id
         // Nothing bought in February: down to silver on March 1, and no March allowance.
         h.advance(to: at("2026-03-01T00:00:00+08:00"))
         #expect(h.tier == "silver")
@@ -279,7 +279,7 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
     @Test func aRefundThatUndoesTheUpgradeTakesBackItsGift() throws {
         var h = Harness(try benefitProgram())
         try h.order("a", 100_000, at: at("2026-01-10T10:00:00+08:00"))
-        let w = h.grants("welcome")[0].no
+        let w = h.grants("welcome")[0].id
         try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: at("2026-01-11T10:00:00+08:00"))
         #expect(h.tier == "basic")
         #expect(h.grants[w]!.status(at: at("2026-01-11T10:00:00+08:00")) == .revoked)
@@ -315,11 +315,11 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
         var h = Harness(p)
         var t = t0
         var orderNo = 0
-        var usesByGrant: [Int: Int] = [:]
+        var usesByGrant: [String: Int] = [:]
         for _ in 0..<300 {
             t = t.adding(seconds: Int64.random(in: 60...(3 * 86_400), using: &rng))
-            let open = h.grants.values.filter { $0.isOpen(at: t) }.map(\.no).sorted()
-            let used = h.grants.values.filter { $0.use != nil && $0.refundedAt == nil }.map(\.no).sorted()
+            let open = h.grants.values.filter { $0.isOpen(at: t) }.map(\.id).sorted()
+            let used = h.grants.values.filter { $0.use != nil && $0.refundedAt == nil }.map(\.id).sorted()
             do {
                 switch Int.random(in: 0..<8, using: &rng) {
                 case 0:

@@ -53,7 +53,7 @@ struct Harness {
     var tierChanges: [TierChange] = []
     var growth: [GrowthEntry] = []
     /// The benefit_grants table: every grant's latest form.
-    var grants: [Int: BenefitGrant] = [:]
+    var grants: [String: BenefitGrant] = [:]
     var events: [MemberEvent] = []
     var nextId: Int64 = 1
     /// The orders table: order records live outside the member state, as in the store.

@@ -95,6 +95,11 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
         try await f.test { c in
             let id = try await register(c, f.writer, phone: "13800000001")
             _ = try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "seed"), body: body(orderBody("seed", amount: 300_000)))
+            // Gold: its upgrade gift is grant 1; claim it for a code to write off.
+            let code = try await c.execute(uri: "/v1/members/\(id)/benefits/up.gold.1.1/claim", method: .post, headers: headers(f.writer, idem: "claim-1")) { r in
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+                return try decodeJSON(r)["code"]?.string ?? ""
+            }
             let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
                 (.get, "/healthz", "/healthz", nil, nil),
                 (.get, "/openapi.json", "/openapi.json", nil, nil),
@@ -114,6 +119,13 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/members/{memberId}/growth", "/v1/members/\(id)/growth", f.reader, nil),
                 (.get, "/v1/members/{memberId}/tier-history", "/v1/members/\(id)/tier-history", f.reader, nil),
                 (.get, "/v1/reports/points-liability", "/v1/reports/points-liability?breakageFrom=2026-01-01", f.reader, nil),
+                (.get, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits?status=claimed", f.reader, nil),
+                (.post, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits", f.writer, #"{"benefit": "birthday_coupon", "reason": "birthday", "staff": "ops-1"}"#),
+                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.4.1/claim", f.writer, nil),
+                (.get, "/v1/redemptions/{code}", "/v1/redemptions/\(code)", f.reader, nil),
+                (.post, "/v1/redemptions", "/v1/redemptions", f.writer, #"{"code": "\#(code)", "orderId": "pos-9", "amountMinor": 50000, "store": "s1"}"#),
+                (.post, "/v1/redemptions/{code}/reversal", "/v1/redemptions/\(code)/reversal", f.writer, #"{"reason": "order cancelled"}"#),
+                (.get, "/v1/reports/benefits", "/v1/reports/benefits?from=2026-10-01", f.reader, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
             for (method, path, uri, token, payload) in calls {
@@ -259,6 +271,76 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 #expect(!String(buffer: r.body).contains("SELECT"), "no SQL reaches a client")
             }
             #expect(try await snapshot() == before, "the refused request changed something")
+        }
+    }
+}
+
+/// Write-offs that must be refused: each with a 4xx that says exactly why, and nothing changed.
+@Suite struct RedemptionAPITests {
+    struct Case: Sendable, CustomStringConvertible {
+        var name: String
+        var code: String // fresh, past, gift, or a literal
+        var body: String // {code} is replaced
+        var key: String = "writer"
+        var path: String = "/v1/redemptions"
+        var status: Int
+        var type: String
+        var field: String?
+        var description: String { name }
+    }
+
+    static let cases: [Case] = [
+        .init(name: "unknown code", code: "ZZZZZZZZZZZZ", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 50000}"#, status: 404, type: "code-not-found", field: "code"),
+        .init(name: "code of another program", code: "fresh", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 50000}"#, key: "other", status: 404, type: "code-not-found", field: "code"),
+        .init(name: "expired", code: "past", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 50000}"#, status: 409, type: "use-window-closed", field: "code"),
+        .init(name: "wrong store", code: "gift", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 50000, "store": "s9"}"#, status: 409, type: "store-not-accepted", field: "store"),
+        .init(name: "below minimum spend", code: "fresh", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 19999}"#, status: 409, type: "below-minimum-spend", field: "amountMinor"),
+        .init(name: "malformed body", code: "fresh", body: #"{"code": "{code}", "#, status: 400, type: "bad-request", field: "body"),
+        .init(name: "missing amount", code: "fresh", body: #"{"code": "{code}", "orderId": "p1"}"#, status: 422, type: "validation", field: "amountMinor"),
+        .init(name: "negative amount", code: "fresh", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": -5}"#, status: 422, type: "validation", field: "amountMinor"),
+        .init(name: "reversal of an unused code", code: "fresh", body: #"{"reason": "x"}"#, path: "/v1/redemptions/{code}/reversal", status: 409, type: "benefit-not-used", field: nil),
+        .init(name: "read key writes off", code: "fresh", body: #"{"code": "{code}", "orderId": "p1", "amountMinor": 50000}"#, key: "reader", status: 403, type: "forbidden", field: nil),
+    ]
+
+    @Test(arguments: cases)
+    func refusedWithTheReason(_ k: Case) async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let id = try await register(c, f.writer, phone: "13800000077")
+            func event(_ idem: String, _ json: String) async throws -> JSONValue {
+                try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: idem), body: body(json)) { r in
+                    #expect(r.status == .created, "\(String(buffer: r.body))")
+                    return try decodeJSON(r)
+                }
+            }
+            func grantAndClaim(_ benefit: String, at t: String) async throws -> String {
+                let g = try await event("g-\(benefit)-\(t)", #"{"type": "benefit.granted", "occurredAt": "\#(t)", "data": {"benefit": "\#(benefit)", "reason": "test", "staff": "ops"}}"#)
+                let no = g["outcome"]?["grants"]?.array?.first?.string ?? ""
+                _ = try await event("c-\(benefit)-\(t)", #"{"type": "benefit.claimed", "occurredAt": "\#(t)", "data": {"grant": "\#(no)"}}"#)
+                let w = try await f.store.wallet(program: "demo", member: MemberID(Int64(id)!), status: nil, now: t0)
+                return w.items.first { $0.grant == no }!.code!
+            }
+            let codes = ["fresh": try await grantAndClaim("silver_welcome", at: "2026-10-31T10:00:00+08:00"),
+                         "past": try await grantAndClaim("silver_welcome", at: "2026-09-01T10:00:00+08:00"),
+                         "gift": try await grantAndClaim("diamond_gift", at: "2026-10-31T10:00:00+08:00")]
+            let code = codes[k.code] ?? k.code
+            struct Snapshot: Equatable { var wallet: WalletPage; var events: Int }
+            func snapshot() async throws -> Snapshot {
+                let w = try await f.store.wallet(program: "demo", member: MemberID(Int64(id)!), status: nil, now: t0)
+                let events = try await f.store.eventLog(program: "demo", member: MemberID(Int64(id)!), cursor: nil, limit: 200).items.count
+                return Snapshot(wallet: w, events: events)
+            }
+            let before = try await snapshot()
+            let token = switch k.key { case "other": f.otherProgram; case "reader": f.reader; default: f.writer }
+            try await c.execute(uri: k.path.replacingOccurrences(of: "{code}", with: code), method: .post, headers: headers(token, idem: "bad-\(k.name)"),
+                                body: body(k.body.replacingOccurrences(of: "{code}", with: code))) { r in
+                #expect(Int(r.status.code) == k.status, "\(String(buffer: r.body).prefix(300))")
+                #expect(r.headers[.contentType] == "application/problem+json")
+                let j = try decodeJSON(r)
+                #expect(j["type"]?.string == "https://patron.dev/problems/\(k.type)", "\(j)")
+                if let field = k.field { #expect(j["errors"]?.array?.contains { $0["field"]?.string == field } == true, "\(j)") }
+            }
+            #expect(try await snapshot() == before, "the refused write-off changed something")
         }
     }
 }

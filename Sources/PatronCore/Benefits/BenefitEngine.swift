@@ -13,11 +13,9 @@ extension Engine {
     // MARK: granting
 
     @discardableResult
-    func grant(_ s: inout MemberState, _ b: BenefitDefinition, cause: GrantCause, tier: String?, event: EventID?, at t: Timestamp,
-               v: ProgramVersions.Version, note: String? = nil, fx: inout Effects) -> Int {
-        let no = s.wallet.nextGrantNo
-        s.wallet.nextGrantNo += 1
-        var g = BenefitGrant(no: no, benefitId: b.id, cause: cause, tierId: tier, eventId: event, grantedAt: t, note: note)
+    func grant(_ s: inout MemberState, _ b: BenefitDefinition, id: String, cause: GrantCause, tier: String?, event: EventID?, at t: Timestamp,
+               v: ProgramVersions.Version, note: String? = nil, fx: inout Effects) -> String {
+        var g = BenefitGrant(id: id, benefitId: b.id, cause: cause, tierId: tier, eventId: event, grantedAt: t, note: note)
         if b.autoClaim {
             claim(&g, b, member: s.memberId, at: t, v: v)
         } else if let w = b.claimWindow {
@@ -27,14 +25,14 @@ extension Engine {
             switch w { case .days: break; case .until, .endOfPeriod: g.claimBy = w.end(start: t, grantedAt: t, clock: v.clock) }
         }
         s.wallet.grants.append(g)
-        fx.grants[no] = g
-        return no
+        fx.grants[id] = g
+        return id
     }
 
     func claim(_ g: inout BenefitGrant, _ b: BenefitDefinition, member: MemberID, at t: Timestamp, v: ProgramVersions.Version) {
         g.claimedAt = t
         g.useBy = b.useWindow?.end(start: t, grantedAt: g.grantedAt, clock: v.clock)
-        g.code = codes.code(member: member, grant: g.no)
+        g.code = codes.code(member: member, grant: g.id)
     }
 
     /// What a tier change does to benefits: reaching a tier grants its upgrade gifts once; a fall
@@ -47,7 +45,11 @@ extension Engine {
             let tier = p.tiers[to]
             if !s.wallet.upgradeGifted.contains(tier.id) {
                 s.wallet.upgradeGifted.insert(tier.id)
-                for id in tier.benefits { if let b = p.benefit(id) { grant(&s, b, cause: .upgrade, tier: tier.id, event: event, at: t, v: v, fx: &fx) } }
+                let round = (s.wallet.upgradeRounds[tier.id] ?? 0) + 1
+                s.wallet.upgradeRounds[tier.id] = round
+                for (k, id) in tier.benefits.enumerated() {
+                    if let b = p.benefit(id) { grant(&s, b, id: "up.\(tier.id).\(round).\(k + 1)", cause: .upgrade, tier: tier.id, event: event, at: t, v: v, fx: &fx) }
+                }
             }
         } else if to < from {
             let lost = Set(p.tiers[(to + 1)...].map(\.id))
@@ -60,7 +62,7 @@ extension Engine {
                     guard let tid = g.tierId, lost.contains(tid), g.use == nil, g.revokedAt == nil, g.isOpen(at: t) else { continue }
                     guard undo ? g.cause == .upgrade : true else { continue }
                     s.wallet.grants[i].revokedAt = t
-                    fx.grants[g.no] = s.wallet.grants[i]
+                    fx.grants[g.id] = s.wallet.grants[i]
                 }
             }
             if undo { s.wallet.upgradeGifted.subtract(lost) }
@@ -81,7 +83,9 @@ extension Engine {
             let key = "\(tier.id)/\(a.benefit)/\(a.every.rawValue)"
             if s.wallet.allowanceMarks[key] != start, let b = p.benefit(a.benefit) {
                 s.wallet.allowanceMarks[key] = start
-                for _ in 0..<a.count { grant(&s, b, cause: .allowance, tier: tier.id, event: nil, at: t, v: v, fx: &fx) }
+                let d = v.clock.date(start)
+                let stamp = d.year * 10000 + d.month * 100 + d.day
+                for k in 1...a.count { grant(&s, b, id: "al.\(tier.id).\(b.id).\(stamp).\(k)", cause: .allowance, tier: tier.id, event: nil, at: t, v: v, fx: &fx) }
             }
             let end = periodEnd(containing: t, period, v.clock)
             next = min(next ?? end, end)
@@ -93,38 +97,38 @@ extension Engine {
 
     func staffGrant(_ s: inout MemberState, _ g: BenefitGranted, event: EventID, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
         guard let b = v.definition.benefit(g.benefit) else { throw EngineError.benefit(.unknownBenefit(g.benefit)) }
-        for _ in 0..<g.count {
-            let no = grant(&s, b, cause: .staff, tier: nil, event: event, at: t, v: v, note: "\(g.staff): \(g.reason)", fx: &fx)
-            out.grants = (out.grants ?? []) + [no]
+        for k in 1...max(1, g.count) {
+            let id = grant(&s, b, id: "st.\(event).\(k)", cause: .staff, tier: nil, event: event, at: t, v: v, note: "\(g.staff): \(g.reason)", fx: &fx)
+            out.grants = (out.grants ?? []) + [id]
         }
     }
 
     func claimGrant(_ s: inout MemberState, _ c: BenefitClaimed, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
-        guard let i = s.wallet.grants.firstIndex(where: { $0.no == c.grant }) else { throw EngineError.benefit(.unknownGrant(c.grant)) }
+        guard let i = s.wallet.grants.firstIndex(where: { $0.id == c.grant }) else { throw EngineError.benefit(.unknownGrant(c.grant)) }
         let g = s.wallet.grants[i]
         let status = g.status(at: t)
         guard status == .claimable else {
-            if status == .expired, g.claimedAt == nil, let by = g.claimBy { throw EngineError.benefit(.claimWindowClosed(grant: g.no, closedAt: by)) }
-            throw EngineError.benefit(.notClaimable(grant: g.no, status: status))
+            if status == .expired, g.claimedAt == nil, let by = g.claimBy { throw EngineError.benefit(.claimWindowClosed(grant: g.id, closedAt: by)) }
+            throw EngineError.benefit(.notClaimable(grant: g.id, status: status))
         }
         // A grant outlives program versions: the definition in force now decides the use window.
         guard let b = v.definition.benefit(g.benefitId) else { throw EngineError.benefit(.unknownBenefit(g.benefitId)) }
         claim(&s.wallet.grants[i], b, member: s.memberId, at: t, v: v)
-        fx.grants[g.no] = s.wallet.grants[i]
-        out.grants = [g.no]
+        fx.grants[g.id] = s.wallet.grants[i]
+        out.grants = [g.id]
     }
 
     func redeem(_ s: inout MemberState, _ r: BenefitRedeemed, event: EventID, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
-        guard let i = s.wallet.grants.firstIndex(where: { $0.no == r.grant }) else { throw EngineError.benefit(.unknownGrant(r.grant)) }
+        guard let i = s.wallet.grants.firstIndex(where: { $0.id == r.grant }) else { throw EngineError.benefit(.unknownGrant(r.grant)) }
         let g = s.wallet.grants[i]
         switch g.status(at: t) {
         case .claimed: break
-        case .claimable: throw EngineError.benefit(.notClaimed(grant: g.no))
-        case .used: throw EngineError.benefit(.alreadyUsed(grant: g.no, at: g.use!.at, orderId: g.use!.orderId))
+        case .claimable: throw EngineError.benefit(.notClaimed(grant: g.id))
+        case .used: throw EngineError.benefit(.alreadyUsed(grant: g.id, at: g.use!.at, orderId: g.use!.orderId))
         case .expired:
-            if let by = g.useBy, g.claimedAt != nil { throw EngineError.benefit(.useWindowClosed(grant: g.no, closedAt: by)) }
-            throw EngineError.benefit(.notClaimed(grant: g.no))
-        case let other: throw EngineError.benefit(.notUsable(grant: g.no, status: other))
+            if let by = g.useBy, g.claimedAt != nil { throw EngineError.benefit(.useWindowClosed(grant: g.id, closedAt: by)) }
+            throw EngineError.benefit(.notClaimed(grant: g.id))
+        case let other: throw EngineError.benefit(.notUsable(grant: g.id, status: other))
         }
         guard let b = v.definition.benefit(g.benefitId) else { throw EngineError.benefit(.unknownBenefit(g.benefitId)) }
         if let ch = b.channels, !ch.contains(r.channel ?? "") { throw EngineError.benefit(.channelNotAccepted(channel: r.channel, accepted: ch)) }
@@ -147,29 +151,29 @@ extension Engine {
         case .failure(let refusal): throw EngineError.benefit(refusal)
         }
         s.wallet.grants[i].use = BenefitUse(eventId: event, at: t, orderId: r.orderId, discountMinor: discount, channel: r.channel, store: r.store)
-        fx.grants[g.no] = s.wallet.grants[i]
-        out.grants = [g.no]
+        fx.grants[g.id] = s.wallet.grants[i]
+        out.grants = [g.id]
         out.discountMinor = discount
     }
 
-    func reverse(_ s: inout MemberState, grant no: Int, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
-        guard let i = s.wallet.grants.firstIndex(where: { $0.no == no }) else { throw EngineError.benefit(.unknownGrant(no)) }
+    func reverse(_ s: inout MemberState, grant id: String, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let i = s.wallet.grants.firstIndex(where: { $0.id == id }) else { throw EngineError.benefit(.unknownGrant(id)) }
         let g = s.wallet.grants[i]
-        guard g.use != nil, g.refundedAt == nil else { throw EngineError.benefit(.notUsed(grant: no)) }
+        guard g.use != nil, g.refundedAt == nil else { throw EngineError.benefit(.notUsed(grant: id)) }
         let back = v.definition.benefit(g.benefitId)?.returnOnReversal ?? false
         if back, g.useBy.map({ t < $0 }) ?? true {
             s.wallet.grants[i].use = nil
         } else {
             s.wallet.grants[i].refundedAt = t
         }
-        fx.grants[no] = s.wallet.grants[i]
-        out.grants = [no]
+        fx.grants[id] = s.wallet.grants[i]
+        out.grants = [id]
     }
 
     /// A whole order refunded takes back the benefits used on it.
     func reverseUses(_ s: inout MemberState, order: String, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) {
         for g in s.wallet.grants where g.use?.orderId == order && g.refundedAt == nil {
-            try? reverse(&s, grant: g.no, at: t, v: v, out: &out, fx: &fx)
+            try? reverse(&s, grant: g.id, at: t, v: v, out: &out, fx: &fx)
         }
     }
 

@@ -31,9 +31,12 @@ public struct BenefitUse: Codable, Sendable, Equatable {
     }
 }
 
-/// One benefit granted to one member: numbered per member, with its windows and its code.
+/// One benefit granted to one member, with its windows and its code.
 public struct BenefitGrant: Codable, Sendable, Equatable {
-    public var no: Int
+    /// Stable under replays (a late event refolds the history; claims, write-offs and codes
+    /// must still name the same grant): `st.<event>.<k>` for staff grants, `up.<tier>.<round>.<k>`
+    /// for upgrade gifts, `al.<tier>.<benefit>.<period start yyyymmdd>.<k>` for allowances.
+    public var id: String
     public var benefitId: String
     public var cause: GrantCause
     /// The tier that granted it (upgrade and allowance grants).
@@ -53,8 +56,8 @@ public struct BenefitGrant: Codable, Sendable, Equatable {
     public var revokedAt: Timestamp?
     public var note: String?
 
-    public init(no: Int, benefitId: String, cause: GrantCause, tierId: String?, eventId: EventID?, grantedAt: Timestamp, note: String? = nil) {
-        self.no = no; self.benefitId = benefitId; self.cause = cause; self.tierId = tierId; self.eventId = eventId; self.grantedAt = grantedAt; self.note = note
+    public init(id: String, benefitId: String, cause: GrantCause, tierId: String?, eventId: EventID?, grantedAt: Timestamp, note: String? = nil) {
+        self.id = id; self.benefitId = benefitId; self.cause = cause; self.tierId = tierId; self.eventId = eventId; self.grantedAt = grantedAt; self.note = note
     }
 
     public func status(at t: Timestamp) -> GrantStatus {
@@ -81,13 +84,14 @@ public struct Wallet: Codable, Sendable, Equatable {
     public internal(set) var grants: [BenefitGrant] = []
     /// Tiers whose upgrade gifts the member has had.
     public internal(set) var upgradeGifted: Set<String> = []
+    /// How many times each tier's upgrade gifts were granted (again after a refund undid them).
+    var upgradeRounds: [String: Int] = [:]
     /// Per `tier/benefit` allowance, the start of the last period it was granted for.
     var allowanceMarks: [String: Timestamp] = [:]
     /// When the next allowance is due, for the tier held now.
     public internal(set) var nextAllowanceAt: Timestamp?
-    public internal(set) var nextGrantNo = 1
 
-    public func grant(_ no: Int) -> BenefitGrant? { grants.first { $0.no == no } }
+    public func grant(_ id: String) -> BenefitGrant? { grants.first { $0.id == id } }
 }
 
 // MARK: - Events
@@ -109,8 +113,8 @@ public struct BenefitGranted: Codable, Sendable, Equatable {
 
 /// The member claims a granted benefit (领取).
 public struct BenefitClaimed: Codable, Sendable, Equatable {
-    public var grant: Int
-    public init(grant: Int) { self.grant = grant }
+    public var grant: String
+    public init(grant: String) { self.grant = grant }
 }
 
 /// A line of the order a benefit is used on, for benefits that depend on categories.
@@ -124,7 +128,7 @@ public struct RedemptionLine: Codable, Sendable, Equatable {
 /// A claimed benefit is used on an order (核销). The store resolves the code to the member and
 /// the grant.
 public struct BenefitRedeemed: Codable, Sendable, Equatable {
-    public var grant: Int
+    public var grant: String
     public var orderId: String
     /// The order's amount the discount is computed on, in minor units.
     public var amountMinor: Int64
@@ -134,7 +138,7 @@ public struct BenefitRedeemed: Codable, Sendable, Equatable {
     public var store: String?
     /// Codes of other benefits used on the same order in the same checkout.
     public var combinedWith: [String]?
-    public init(grant: Int, orderId: String, amountMinor: Int64, shippingMinor: Int64? = nil, lines: [RedemptionLine]? = nil,
+    public init(grant: String, orderId: String, amountMinor: Int64, shippingMinor: Int64? = nil, lines: [RedemptionLine]? = nil,
                 channel: String? = nil, store: String? = nil, combinedWith: [String]? = nil) {
         self.grant = grant; self.orderId = orderId; self.amountMinor = amountMinor; self.shippingMinor = shippingMinor; self.lines = lines
         self.channel = channel; self.store = store; self.combinedWith = combinedWith
@@ -143,28 +147,28 @@ public struct BenefitRedeemed: Codable, Sendable, Equatable {
 
 /// A use is taken back: the order was cancelled or refunded.
 public struct BenefitReversed: Codable, Sendable, Equatable {
-    public var grant: Int
+    public var grant: String
     public var reason: String
-    public init(grant: Int, reason: String) { self.grant = grant; self.reason = reason }
+    public init(grant: String, reason: String) { self.grant = grant; self.reason = reason }
 }
 
 /// Why a benefit cannot be claimed or used. Each says exactly what failed.
 public enum BenefitRefusal: Error, Sendable, Equatable {
     case unknownBenefit(String)
-    case unknownGrant(Int)
-    case notClaimable(grant: Int, status: GrantStatus)
-    case claimWindowClosed(grant: Int, closedAt: Timestamp)
-    case notClaimed(grant: Int)
-    case alreadyUsed(grant: Int, at: Timestamp, orderId: String)
-    case useWindowClosed(grant: Int, closedAt: Timestamp)
-    case notUsable(grant: Int, status: GrantStatus)
+    case unknownGrant(String)
+    case notClaimable(grant: String, status: GrantStatus)
+    case claimWindowClosed(grant: String, closedAt: Timestamp)
+    case notClaimed(grant: String)
+    case alreadyUsed(grant: String, at: Timestamp, orderId: String)
+    case useWindowClosed(grant: String, closedAt: Timestamp)
+    case notUsable(grant: String, status: GrantStatus)
     case belowMinimumSpend(minimum: Int64, amount: Int64)
     case noEligibleLines(categories: [String])
     case channelNotAccepted(channel: String?, accepted: [String])
     case storeNotAccepted(store: String?, accepted: [String])
     case notCombinable(benefit: String, with: [String])
     case limitReached(benefit: String, count: Int, per: CalendarPeriod)
-    case notUsed(grant: Int)
+    case notUsed(grant: String)
 }
 
 /// Makes a grant's write-off code: 12 characters of Crockford's base32 (no I, L, O or U, so it
@@ -172,9 +176,9 @@ public enum BenefitRefusal: Error, Sendable, Equatable {
 /// program (HMAC), so codes cannot be guessed from member and grant numbers; the same grant
 /// always gets the same code, so replaying a member's history gives the same codes.
 public struct CodeMaker: Sendable {
-    let bits: @Sendable (MemberID, Int) -> UInt64
-    public init(_ bits: @escaping @Sendable (MemberID, Int) -> UInt64) { self.bits = bits }
-    public func code(member: MemberID, grant: Int) -> String { Self.format(bits(member, grant)) }
+    let bits: @Sendable (MemberID, String) -> UInt64
+    public init(_ bits: @escaping @Sendable (MemberID, String) -> UInt64) { self.bits = bits }
+    public func code(member: MemberID, grant: String) -> String { Self.format(bits(member, grant)) }
 
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
     public static func format(_ v: UInt64) -> String {
@@ -191,7 +195,10 @@ public struct CodeMaker: Sendable {
     }
     /// Unkeyed codes for tests and tools: deterministic, but guessable.
     public static let unkeyed = CodeMaker { m, g in
-        var x = SplitMix(seed: UInt64(bitPattern: m.rawValue) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(g))
+        // FNV-1a over the grant id, mixed with the member.
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in g.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        var x = SplitMix(seed: UInt64(bitPattern: m.rawValue) &* 0x9E37_79B9_7F4A_7C15 ^ h)
         return x.next()
     }
 }

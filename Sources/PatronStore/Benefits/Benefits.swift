@@ -5,7 +5,7 @@ import PatronCore
 /// A granted benefit as the wallet shows it.
 public struct GrantView: Codable, Sendable, Equatable {
     public var memberId: MemberID
-    public var grant: Int
+    public var grant: String
     public var benefit: String
     public var kind: BenefitKind?
     public var name: LocalizedText?
@@ -43,7 +43,7 @@ public struct RedemptionResult: Codable, Sendable, Equatable {
     public var code: String
     public var memberId: MemberID
     public var eventId: EventID
-    public var grant: Int
+    public var grant: String
     public var benefit: String
     public var kind: BenefitKind?
     public var name: LocalizedText?
@@ -113,11 +113,11 @@ extension Store {
     }
 
     /// Where a code belongs: member and grant.
-    func grantOwner(program: String, code: String) async throws -> (member: MemberID, grant: Int, benefit: String) {
+    func grantOwner(program: String, code: String) async throws -> (member: MemberID, grant: String, benefit: String) {
         let normalized = CodeMaker.normalize(code)
-        let rows = try await db.query("SELECT member_id, grant_no, benefit_id FROM benefit_grants WHERE program_id = ? AND code = ?", [.text(program), .text(normalized)])
-        guard let r = rows.first else { throw StoreError.codeNotFound(normalized) }
-        return (MemberID(try r.int("member_id")), Int(try r.int("grant_no")), try r.string("benefit_id"))
+        let rows = try await db.query("SELECT member_id, grant_id, benefit_id FROM benefit_grants WHERE program_id = ? AND code = ?", [.text(program), .text(normalized)])
+        guard let r = rows.first else { throw StoreError.codeNotFound(code) }
+        return (MemberID(try r.int("member_id")), try r.string("grant_id"), try r.string("benefit_id"))
     }
 
     /// Writes off a code on an order (核销): checks every rule and records the use, or throws
@@ -148,9 +148,9 @@ extension Store {
         return try await grantView(program: program, member: owner.member, grant: owner.grant, now: now)
     }
 
-    func grantView(program: String, member: MemberID, grant: Int, now: Timestamp) async throws -> GrantView {
-        let rows = try await db.query("SELECT * FROM benefit_grants WHERE program_id = ? AND member_id = ? AND grant_no = ?",
-                                      [.text(program), .int(member.rawValue), .int(Int64(grant))])
+    public func grantView(program: String, member: MemberID, grant: String, now: Timestamp) async throws -> GrantView {
+        let rows = try await db.query("SELECT * FROM benefit_grants WHERE program_id = ? AND member_id = ? AND grant_id = ?",
+                                      [.text(program), .int(member.rawValue), .text(grant)])
         guard let r = rows.first else { throw StoreError.rule(.benefit(.unknownGrant(grant))) }
         return try Self.grantView(r, program: try await self.program(program).at(now).definition, now: now)
     }
@@ -159,7 +159,7 @@ extension Store {
     public func wallet(program: String, member: MemberID, status: GrantStatus?, now: Timestamp) async throws -> WalletPage {
         _ = try await loadMember(program: program, id: member)
         let def = try await self.program(program).at(now).definition
-        let rows = try await db.query("SELECT * FROM benefit_grants WHERE program_id = ? AND member_id = ? ORDER BY grant_no DESC LIMIT 1000",
+        let rows = try await db.query("SELECT * FROM benefit_grants WHERE program_id = ? AND member_id = ? ORDER BY granted_at DESC, grant_id DESC LIMIT 1000",
                                       [.text(program), .int(member.rawValue)])
         let all = try rows.map { try Self.grantView($0, program: def, now: now) }
         var counts: [String: Int] = [:]
@@ -169,7 +169,7 @@ extension Store {
 
     static func grantView(_ r: SQLRow, program p: ProgramDefinition, now: Timestamp) throws -> GrantView {
         func t(_ c: String) throws -> Timestamp? { try r.intOrNil(c).map(Timestamp.init) }
-        var g = BenefitGrant(no: Int(try r.int("grant_no")), benefitId: try r.string("benefit_id"),
+        var g = BenefitGrant(id: try r.string("grant_id"), benefitId: try r.string("benefit_id"),
                              cause: GrantCause(rawValue: try r.string("cause")) ?? .staff, tierId: try r.stringOrNil("tier_id"),
                              eventId: try r.intOrNil("event_no").map(EventID.init), grantedAt: Timestamp(seconds: try r.int("granted_at")))
         g.claimBy = try t("claim_by"); g.claimedAt = try t("claimed_at"); g.useBy = try t("use_by"); g.code = try r.stringOrNil("code")
@@ -181,7 +181,7 @@ extension Store {
         let status = g.status(at: now)
         let b = p.benefit(g.benefitId)
         let deadline = status == .claimable ? g.claimBy : status == .claimed ? g.useBy : nil
-        return GrantView(memberId: MemberID(try r.int("member_id")), grant: g.no, benefit: g.benefitId, kind: b?.kind, name: b?.name, cause: g.cause, tier: g.tierId,
+        return GrantView(memberId: MemberID(try r.int("member_id")), grant: g.id, benefit: g.benefitId, kind: b?.kind, name: b?.name, cause: g.cause, tier: g.tierId,
                          status: status, grantedAt: g.grantedAt, claimBy: g.claimBy, claimedAt: g.claimedAt, useBy: g.useBy, code: g.code,
                          usedAt: g.use?.at, orderId: g.use?.orderId, discountMinor: g.use?.discountMinor, channel: g.use?.channel, store: g.use?.store,
                          refundedAt: g.refundedAt, revokedAt: g.revokedAt, note: g.note, secondsLeft: deadline.map { $0.seconds - now.seconds })
@@ -190,17 +190,17 @@ extension Store {
 
 extension RowInsert {
     static let benefitGrants = RowInsert("""
-        INSERT INTO benefit_grants (program_id, member_id, grant_no, benefit_id, cause, tier_id, event_no, granted_at, claim_by, claimed_at, use_by, code,
+        INSERT INTO benefit_grants (program_id, member_id, grant_id, benefit_id, cause, tier_id, event_no, granted_at, claim_by, claimed_at, use_by, code,
           used_at, use_event_no, order_id, discount_minor, channel, store, refunded_at, revoked_at, note)
         """, columns: 21, tail: """
-         ON CONFLICT (program_id, member_id, grant_no) DO UPDATE SET claim_by = excluded.claim_by, claimed_at = excluded.claimed_at, use_by = excluded.use_by,
+         ON CONFLICT (program_id, member_id, grant_id) DO UPDATE SET claim_by = excluded.claim_by, claimed_at = excluded.claimed_at, use_by = excluded.use_by,
           code = excluded.code, used_at = excluded.used_at, use_event_no = excluded.use_event_no, order_id = excluded.order_id,
           discount_minor = excluded.discount_minor, channel = excluded.channel, store = excluded.store, refunded_at = excluded.refunded_at,
           revoked_at = excluded.revoked_at
         """)
 
     static func grantRow(_ p: SQLValue, _ m: SQLValue, _ g: BenefitGrant) -> [SQLValue] {
-        [p, m, .int(Int64(g.no)), .text(g.benefitId), .text(g.cause.rawValue), SQLValue(g.tierId), SQLValue(g.eventId?.rawValue), .int(g.grantedAt.seconds),
+        [p, m, .text(g.id), .text(g.benefitId), .text(g.cause.rawValue), SQLValue(g.tierId), SQLValue(g.eventId?.rawValue), .int(g.grantedAt.seconds),
          SQLValue(g.claimBy), SQLValue(g.claimedAt), SQLValue(g.useBy), SQLValue(g.code), SQLValue(g.use?.at), SQLValue(g.use?.eventId.rawValue),
          SQLValue(g.use?.orderId), SQLValue(g.use?.discountMinor), SQLValue(g.use?.channel), SQLValue(g.use?.store), SQLValue(g.refundedAt),
          SQLValue(g.revokedAt), SQLValue(g.note)]
