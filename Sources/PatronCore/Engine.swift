@@ -42,6 +42,7 @@ public enum EngineError: Error, Sendable, Equatable {
     /// A settlement larger than the recorded debt.
     case settlementExceedsDebt(debt: Int64, requested: Int64)
     case benefit(BenefitRefusal)
+    case mall(MallRefusal)
 }
 
 /// What the ledger, growth and tier history gained from one step.
@@ -57,6 +58,8 @@ public struct Effects: Sendable, Equatable {
     public var orderLapses: [String: Int64] = [:]
     /// Final values of the benefit grants the step created or changed, by grant number.
     public var grants: [String: BenefitGrant] = [:]
+    /// Mall exchanges made or cancelled by the step.
+    public var exchanges: [MallExchange] = []
     public init() {}
     public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty && grants.isEmpty }
 }
@@ -194,11 +197,16 @@ public struct Engine: Sendable {
             do { try redeem(&s, r, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         case .benefitReversed(let r):
             do { try reverse(&s, grant: r.grant, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .mallExchanged(let x):
+            do { try exchange(&s, x, event: e.id, at: t, v: v, mode: mode, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .mallCancelled(let c):
+            do { try cancelExchange(&s, c, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }
         pruneWindow(&s, p)
         pruneWallet(&s)
+        pruneExchanges(&s)
         s.lots.removeAll { $0.remaining == 0 }
         out.tierAfter = s.tier.tierId
         return out

@@ -123,6 +123,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case benefitClaimed = "benefit.claimed"
     case benefitRedeemed = "benefit.redeemed"
     case benefitReversed = "benefit.reversed"
+    case mallExchanged = "mall.exchanged"
+    case mallCancelled = "mall.cancelled"
 }
 
 public enum EventBody: Sendable, Equatable {
@@ -136,13 +138,15 @@ public enum EventBody: Sendable, Equatable {
     case benefitClaimed(BenefitClaimed)
     case benefitRedeemed(BenefitRedeemed)
     case benefitReversed(BenefitReversed)
+    case mallExchanged(MallExchanged)
+    case mallCancelled(MallCancelled)
 
     public var kind: EventKind {
         switch self {
         case .orderPaid: .orderPaid; case .orderRefunded: .orderRefunded; case .pointsAdjusted: .pointsAdjusted
         case .activity: .activity; case .pointsRedeemed: .pointsRedeemed; case .debtSettled: .debtSettled
         case .benefitGranted: .benefitGranted; case .benefitClaimed: .benefitClaimed; case .benefitRedeemed: .benefitRedeemed
-        case .benefitReversed: .benefitReversed
+        case .benefitReversed: .benefitReversed; case .mallExchanged: .mallExchanged; case .mallCancelled: .mallCancelled
         }
     }
     /// The body as stored: kind plus the payload's JSON.
@@ -159,6 +163,8 @@ public enum EventBody: Sendable, Equatable {
         case .benefitClaimed(let x): return try! e.encode(x)
         case .benefitRedeemed(let x): return try! e.encode(x)
         case .benefitReversed(let x): return try! e.encode(x)
+        case .mallExchanged(let x): return try! e.encode(x)
+        case .mallCancelled(let x): return try! e.encode(x)
         }
     }
     public static func decode(kind: EventKind, payload: Data) throws -> EventBody {
@@ -174,6 +180,8 @@ public enum EventBody: Sendable, Equatable {
         case .benefitClaimed: return .benefitClaimed(try d.decode(BenefitClaimed.self, from: payload))
         case .benefitRedeemed: return .benefitRedeemed(try d.decode(BenefitRedeemed.self, from: payload))
         case .benefitReversed: return .benefitReversed(try d.decode(BenefitReversed.self, from: payload))
+        case .mallExchanged: return .mallExchanged(try d.decode(MallExchanged.self, from: payload))
+        case .mallCancelled: return .mallCancelled(try d.decode(MallCancelled.self, from: payload))
         }
     }
 }
@@ -259,6 +267,13 @@ public enum EventValidator {
         case .benefitReversed(let r):
             text(r.grant, "grant", required: true, max: 200)
             text(r.reason, "reason", required: true, max: 500)
+        case .mallExchanged(let x):
+            text(x.item, "item", required: true, max: 64)
+            if x.quantity < 1 || x.quantity > 100 { errs.append(.init(path: "quantity", reason: "must be between 1 and 100, got \(x.quantity)")) }
+            text(x.address, "address", required: false, max: 500)
+        case .mallCancelled(let c):
+            if c.exchange.rawValue < 1 { errs.append(.init(path: "exchange", reason: "must be the event id of a mall.exchanged event")) }
+            text(c.reason, "reason", required: true, max: 500)
         }
         return errs
     }

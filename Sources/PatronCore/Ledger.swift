@@ -33,6 +33,8 @@ public struct Lot: Codable, Sendable, Equatable {
 
 public enum EntryReason: String, Codable, Sendable, CaseIterable {
     case purchase, activity, adjustment, redemption, expiry, refund, debtRepayment, debtSettlement
+    /// Points returned by a cancelled mall exchange.
+    case exchangeCancelled
 }
 public enum Account: String, Codable, Sendable { case points, debt }
 
@@ -169,6 +171,8 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var nextGrowthNo = 1
     public internal(set) var nextTierChangeNo = 1
     public internal(set) var wallet = Wallet()
+    /// Mall exchanges of the last 400 days, and older ones that lifetime limits count.
+    public internal(set) var exchanges: [MallExchange] = []
 
     /// Hands the engine the stored record of an order an event is about to name.
     public mutating func load(order id: String, _ record: OrderRecord) { orders[id] = record }

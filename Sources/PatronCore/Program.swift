@@ -129,16 +129,18 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var refund: RefundPolicy
     public var benefits: [BenefitDefinition] = []
     public var benefitPolicy = BenefitPolicy()
+    public var mall: [MallItem] = []
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
-                benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy()) {
+                benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy(), mall: [MallItem] = []) {
         self.key = key; self.name = name; self.currency = currency; self.timeZone = timeZone; self.pointValueMinorPermille = pointValueMinorPermille
         self.tiers = tiers; self.assessment = assessment; self.earning = earning; self.activities = activities; self.expiry = expiry
         self.pendingDays = pendingDays; self.refund = refund; self.benefits = benefits; self.benefitPolicy = benefitPolicy
+        self.mall = mall
     }
     enum CodingKeys: String, CodingKey {
-        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy
+        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -150,7 +152,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   activities: try c.decode([ActivityRule].self, forKey: .activities), expiry: try c.decode(ExpiryPolicy.self, forKey: .expiry),
                   pendingDays: try c.decode(Int.self, forKey: .pendingDays), refund: try c.decode(RefundPolicy.self, forKey: .refund),
                   benefits: try c.decodeIfPresent([BenefitDefinition].self, forKey: .benefits) ?? [],
-                  benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy())
+                  benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy(),
+                  mall: try c.decodeIfPresent([MallItem].self, forKey: .mall) ?? [])
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -158,6 +161,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public func valueMinor(ofPoints points: Int64) -> Int64 { Int64(Int128(points) * Int128(pointValueMinorPermille) / 1000) }
     public func activity(_ id: String) -> ActivityRule? { activities.first { $0.id == id } }
     public func benefit(_ id: String) -> BenefitDefinition? { benefits.first { $0.id == id } }
+    public func mallItem(_ id: String) -> MallItem? { mall.first { $0.id == id } }
     public var clock: ProgramClock { ProgramClock(timeZone: TimeZone(identifier: timeZone) ?? .gmt) }
 }
 
@@ -172,7 +176,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -330,12 +334,13 @@ public enum ProgramParser {
         if let o = r.object(top["benefitPolicy"], "benefitPolicy", allowed: ["revokeOnDowngrade"], required: false) {
             benefitPolicy.revokeOnDowngrade = r.bool(o["revokeOnDowngrade"], "benefitPolicy.revokeOnDowngrade", default: false)
         }
+        let mall = mall(r, top["mall"], benefits: known, tiers: Set(tiers.map(\.id)))
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall))
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -56,6 +56,12 @@ public enum StateCodec {
         w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
         w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
         w.wallet(s.wallet)
+        w.int(Int64(s.exchanges.count))
+        for x in s.exchanges {
+            w.int(x.eventId.rawValue); w.time(x.at); w.string(x.item); w.string(x.kind.rawValue); w.int(Int64(x.quantity)); w.int(x.points); w.int(x.moneyMinor)
+            w.int(Int64(x.grants.count)); for g in x.grants { w.string(g) }
+            w.optString(x.address); w.optTime(x.cancelledAt)
+        }
         return w.bytes
     }
 
@@ -98,7 +104,18 @@ public enum StateCodec {
         s.dayNumber = try r.int(); s.dayPoints = try r.int(); s.dayGrowth = try r.int()
         s.orderCount = Int(try r.int()); s.spentMinor = try r.int(); s.asOf = try r.time(); s.lastEventAt = try r.optTime()
         s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
-        if f >= 2 { s.wallet = try r.wallet() }
+        if f >= 2 {
+            s.wallet = try r.wallet()
+            for _ in 0..<(try r.count()) {
+                let ev = EventID(try r.int()), at = try r.time(), item = try r.string()
+                guard let kind = MallItemKind(rawValue: try r.string()) else { throw Failure.badValue("mall item kind") }
+                let q = Int(try r.int()), pts = try r.int(), money = try r.int()
+                var grants: [String] = []
+                for _ in 0..<(try r.count()) { grants.append(try r.string()) }
+                s.exchanges.append(MallExchange(eventId: ev, at: at, item: item, kind: kind, quantity: q, points: pts, moneyMinor: money, grants: grants,
+                                                address: try r.optString(), cancelledAt: try r.optTime()))
+            }
+        }
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return s
     }

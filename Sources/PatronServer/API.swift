@@ -62,6 +62,15 @@ public struct API: Sendable {
         .init(method: .post, path: "/v1/redemptions/{code}/reversal", scope: .write),
         .init(method: .get, path: "/v1/reports/points-liability", scope: .read),
         .init(method: .get, path: "/v1/reports/benefits", scope: .read),
+        .init(method: .get, path: "/v1/mall", scope: .read),
+        .init(method: .post, path: "/v1/mall/items/{item}/stock", scope: .admin),
+        .init(method: .post, path: "/v1/members/{memberId}/mall/exchanges", scope: .write),
+        .init(method: .get, path: "/v1/mall/exchanges", scope: .read),
+        .init(method: .post, path: "/v1/members/{memberId}/mall/exchanges/{exchange}/fulfilment", scope: .write),
+        .init(method: .post, path: "/v1/members/{memberId}/mall/exchanges/{exchange}/cancellation", scope: .write),
+        .init(method: .get, path: "/v1/reports/mall", scope: .read),
+        .init(method: .get, path: "/v1/members/{memberId}/reminders", scope: .read),
+        .init(method: .get, path: "/v1/reminders", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -116,6 +125,15 @@ public struct API: Sendable {
         case (.get, "/v1/redemptions/{code}"): route = codeStatus
         case (.post, "/v1/redemptions/{code}/reversal"): route = reverseRedemption
         case (.get, "/v1/reports/benefits"): route = benefitReport
+        case (.get, "/v1/mall"): route = mallItems
+        case (.post, "/v1/mall/items/{item}/stock"): route = restock
+        case (.post, "/v1/members/{memberId}/mall/exchanges"): route = exchange
+        case (.get, "/v1/mall/exchanges"): route = listExchanges
+        case (.post, "/v1/members/{memberId}/mall/exchanges/{exchange}/fulfilment"): route = fulfil
+        case (.post, "/v1/members/{memberId}/mall/exchanges/{exchange}/cancellation"): route = cancelExchange
+        case (.get, "/v1/reports/mall"): route = mallReport
+        case (.get, "/v1/members/{memberId}/reminders"): route = memberReminders
+        case (.get, "/v1/reminders"): route = reminders
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

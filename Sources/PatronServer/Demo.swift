@@ -52,6 +52,13 @@ public enum Demo {
           - {id: free_alteration, name: {zh-CN: 免费改衣, en: Free alteration}, kind: service, autoClaim: true, use: {endOf: month}, channels: [store], combinable: true}
           - {id: presale, name: {zh-CN: 新品优先购, en: Early access to new collections}, kind: priorityAccess, autoClaim: true, use: {endOf: year}, combinable: true}
           - {id: birthday_coupon, name: {zh-CN: 生日券 无门槛50元, en: Birthday - 50 off}, kind: noMinimum, amountMinor: 5000, claim: {days: 31}, use: {days: 31}}
+          - {id: mall_coupon_20, name: {zh-CN: 20元无门槛券, en: 20 yuan off}, kind: noMinimum, amountMinor: 2000, autoClaim: true, use: {days: 30}, combinable: true}
+        mall:
+          - {id: tote_bag, name: {zh-CN: 帆布袋, en: Canvas tote bag}, kind: goods, pointsPrice: 800, stock: 500, limit: {count: 2, per: year},
+             image: "https://static.example.com/demo/tote.png"}
+          - {id: coupon_20, name: {zh-CN: 20元无门槛券, en: 20 yuan off coupon}, kind: benefit, benefit: mall_coupon_20, pointsPrice: 1500, limit: {count: 5, per: month}}
+          - {id: spa_day, name: {zh-CN: 会员沙龙体验, en: Members' spa afternoon}, kind: experience, pointsPrice: 20000, moneyMinor: 9900, stock: 20, tiers: [gold, diamond]}
+          - {id: plant_a_tree, name: {zh-CN: 公益植树, en: Plant a tree}, kind: donation, pointsPrice: 500}
         """
     }
 

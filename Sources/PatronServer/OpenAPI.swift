@@ -51,6 +51,23 @@ public enum OpenAPI {
         "GET /v1/reports/benefits": Operation(summary: "Benefits granted in a period, per benefit and granting tier: claimed, used, expired, claim and use rates, discounts, and what their users bought",
                                               response: "BenefitReport", errors: [401, 403, 422],
                                               query: [("from", "start of the period (default 30 days before until)"), ("until", "end, exclusive (default asOf)"), ("asOf", "instant the grants are counted at (default now)")]),
+        "GET /v1/mall": Operation(summary: "The points mall (积分商城): every item of the program with its stock left and whether it is on sale now", response: "MallItems", errors: [401, 403]),
+        "POST /v1/mall/items/{item}/stock": Operation(summary: "Add stock to an item (negative takes away, never below zero)", request: "StockRequest", response: "MallItem",
+                                                      errors: [400, 401, 403, 404, 409, 413, 422]),
+        "POST /v1/members/{memberId}/mall/exchanges": Operation(summary: "Exchange points for an item (积分兑换): spends the points and reserves the stock in one transaction; a failed exchange takes nothing",
+                                                                request: "ExchangeRequest", response: "Exchange", success: 201, errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/mall/exchanges": Operation(summary: "Exchanges for fulfilment, newest first", response: "Exchanges", errors: [401, 403, 422],
+                                            query: [("status", "to_ship, shipped, delivered, to_fulfil, fulfilled or cancelled"), ("member", "one member's"), ("limit", "1 to 200, default 50")]),
+        "POST /v1/members/{memberId}/mall/exchanges/{exchange}/fulfilment": Operation(summary: "Move an exchange along: shipped (with trackingNo), delivered, fulfilled",
+                                                                                      request: "FulfilmentRequest", response: "Exchange", errors: [400, 401, 403, 404, 409, 413, 422]),
+        "POST /v1/members/{memberId}/mall/exchanges/{exchange}/cancellation": Operation(summary: "Cancel an exchange not yet delivered: points and stock come back, unused benefits it gave are taken back",
+                                                                                        request: "ReversalRequest", response: "Exchange", errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/reports/mall": Operation(summary: "Points mall over a period: exchanges, points and money spent, cancellations, stock left, items by popularity",
+                                          response: "MallReport", errors: [401, 403, 422], query: [("from", "default 30 days before until"), ("until", "exclusive, default now")]),
+        "GET /v1/members/{memberId}/reminders": Operation(summary: "What of the member's is about to lapse: benefits to claim or use, points to spend", response: "Reminders",
+                                                          errors: [401, 403, 404, 422], query: [("kind", "benefit.claim_expiring, benefit.use_expiring or points.expiring"), ("days", "0 to 366, default 7"), ("cursor", ""), ("limit", "")]),
+        "GET /v1/reminders": Operation(summary: "The same for all members, in time order, for the messages a later part sends", response: "Reminders",
+                                       errors: [401, 403, 422], query: [("kind", "benefit.claim_expiring, benefit.use_expiring or points.expiring"), ("days", "0 to 366, default 7"), ("cursor", ""), ("limit", "")]),
         "GET /v1/reports/points-liability": Operation(summary: "Points liability: outstanding points and their value, expiry schedule by month, breakage; reconciles with the ledger",
                                                       response: "PointsLiability", errors: [401, 403, 422],
                                                       query: [("asOf", "instant of the report (default now)"), ("breakageFrom", "start of the breakage period (default a year before breakageUntil)"),
@@ -70,12 +87,12 @@ public enum OpenAPI {
             guard let op = operations[key] else { preconditionFailure("route \(key) is not documented") }
             var params: [JSONValue] = []
             for name in r.path.split(separator: "/").filter({ $0.hasPrefix("{") }).map({ String($0.dropFirst().dropLast()) }) {
-                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : "^[0-9]+$"
+                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : name == "item" ? "^[a-z][a-z0-9_-]{0,63}$" : "^[0-9]+$"
                 params.append(.object(["name": .string(name), "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": .string(pattern)])]))
             }
             for (n, d) in op.query { params.append(.object(["name": .string(n), "in": "query", "required": .bool(false), "description": .string(d), "schema": .object(["type": "string"])])) }
             if op.idempotency {
-                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events") || key.hasSuffix("/benefits") || key.contains("/redemptions")),
+                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events") || key.hasSuffix("/benefits") || key.contains("/redemptions") || key.hasSuffix("/exchanges") || key.hasSuffix("/cancellation")),
                                        "description": "The same key with the same body returns the first answer; with another body, 422.", "schema": .object(["type": "string", "maxLength": 200])]))
             }
             let mediaType = op.response == "MetricsText" ? "text/plain" : "application/json"
@@ -166,7 +183,7 @@ public enum OpenAPI {
         "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0, "default": 0}}},
       "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
         "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed", "debt.settled",
-          "benefit.granted", "benefit.claimed", "benefit.redeemed", "benefit.reversed"]},
+          "benefit.granted", "benefit.claimed", "benefit.redeemed", "benefit.reversed", "mall.exchanged", "mall.cancelled"]},
         "occurredAt": {"type": "string", "format": "date-time"},
         "data": {"oneOf": [
           {"title": "order.paid", "type": "object", "required": ["orderId", "lines"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
@@ -183,7 +200,9 @@ public enum OpenAPI {
           {"title": "benefit.redeemed", "type": "object", "required": ["grant", "orderId", "amountMinor"], "description": "POST /v1/redemptions is the usual way: it finds the grant by its code",
             "properties": {"grant": {"type": "string"}, "orderId": {"type": "string"}, "amountMinor": {"type": "integer"}, "shippingMinor": {"type": "integer"},
               "lines": {"type": "array"}, "channel": {"type": "string"}, "store": {"type": "string"}, "combinedWith": {"type": "array", "items": {"type": "string"}}}},
-          {"title": "benefit.reversed", "type": "object", "required": ["grant", "reason"], "properties": {"grant": {"type": "string"}, "reason": {"type": "string"}}}
+          {"title": "benefit.reversed", "type": "object", "required": ["grant", "reason"], "properties": {"grant": {"type": "string"}, "reason": {"type": "string"}}},
+          {"title": "mall.exchanged", "type": "object", "required": ["item"], "properties": {"item": {"type": "string"}, "quantity": {"type": "integer"}, "address": {"type": "string"}}},
+          {"title": "mall.cancelled", "type": "object", "required": ["exchange", "reason"], "properties": {"exchange": {"type": "string"}, "reason": {"type": "string"}}}
         ]}}},
       "GrantRequest": {"type": "object", "required": ["benefit", "reason", "staff"], "properties": {"benefit": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
         "reason": {"type": "string"}, "staff": {"type": "string"}, "occurredAt": {"type": "string", "format": "date-time"}}},
@@ -207,6 +226,26 @@ public enum OpenAPI {
       "RedemptionResult": {"type": "object", "properties": {"code": {"type": "string"}, "memberId": {"type": "string"}, "eventId": {"type": "string"}, "grant": {"type": "string"},
         "benefit": {"type": "string"}, "kind": {"type": "string"}, "name": {"$ref": "#/components/schemas/LocalizedText"}, "orderId": {"type": "string"},
         "discountMinor": {"type": "integer"}, "giftSku": {"type": "string"}, "status": {"type": "string"}}},
+      "MallItem": {"type": "object", "properties": {"item": {"type": "object", "description": "id, name, description, kind (goods, benefit, experience, donation), pointsPrice, moneyMinor, benefit, initialStock, limit, limitPer, tiers, visibleFrom, visibleUntil, imageURL"},
+        "available": {"type": "integer", "description": "stock left; absent for items without a stock limit"}, "exchanged": {"type": "integer"}, "visible": {"type": "boolean"}}},
+      "MallItems": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/MallItem"}}}},
+      "StockRequest": {"type": "object", "required": ["quantity"], "properties": {"quantity": {"type": "integer"}}},
+      "ExchangeRequest": {"type": "object", "required": ["item"], "properties": {"item": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+        "address": {"type": "string", "maxLength": 500}}},
+      "Exchange": {"type": "object", "properties": {"memberId": {"type": "string"}, "exchange": {"type": "string", "description": "the event id of the exchange"}, "item": {"type": "string"},
+        "kind": {"type": "string"}, "quantity": {"type": "integer"}, "points": {"type": "integer"}, "moneyMinor": {"type": "integer"}, "grants": {"type": "array", "items": {"type": "string"}},
+        "address": {"type": "string"}, "status": {"type": "string", "enum": ["to_ship", "shipped", "delivered", "to_fulfil", "fulfilled", "cancelled"]}, "trackingNo": {"type": "string"},
+        "createdAt": {"type": "string"}, "updatedAt": {"type": "string"}}},
+      "Exchanges": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}}}},
+      "FulfilmentRequest": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["shipped", "delivered", "fulfilled"]}, "trackingNo": {"type": "string"}}},
+      "MallReport": {"type": "object", "properties": {"program": {"type": "string"}, "from": {"type": "string"}, "until": {"type": "string"}, "exchanges": {"type": "integer"},
+        "pointsSpent": {"type": "integer"}, "moneyMinor": {"type": "integer"}, "cancelled": {"type": "integer"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {"item": {"type": "string"}, "exchanges": {"type": "integer"}, "quantity": {"type": "integer"},
+          "points": {"type": "integer"}, "moneyMinor": {"type": "integer"}, "cancelled": {"type": "integer"}, "available": {"type": "integer"}}}}}},
+      "Reminders": {"type": "object", "properties": {"asOf": {"type": "string"}, "days": {"type": "integer"}, "nextCursor": {"type": "string"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {"event": {"type": "string", "enum": ["benefit.claim_expiring", "benefit.use_expiring", "points.expiring"]},
+          "memberId": {"type": "string"}, "at": {"type": "string", "description": "the instant it lapses"}, "lastDay": {"type": "string", "format": "date"},
+          "grant": {"type": "string"}, "benefit": {"type": "string"}, "points": {"type": "integer"}}}}}},
       "ReversalRequest": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
       "BenefitReport": {"type": "object", "description": "Counts over the grants made in [from, until), as they stand at asOf. claimRatePpm = claimed / granted; useRatePpm = used / claimed (parts per million).",
         "properties": {"program": {"type": "string"}, "from": {"type": "string"}, "until": {"type": "string"}, "asOf": {"type": "string"},

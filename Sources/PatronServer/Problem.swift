@@ -67,6 +67,9 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             case .invalid(let errs): return invalid(errs)
             case .busy: return Problem(.serviceUnavailable, type: "busy", title: "Too many concurrent writes", detail: s.description, retryAfter: 1)
             case .rule(let e): return rule(e)
+            case .outOfStock(let item): return Problem(.conflict, type: "out-of-stock", title: "The item is out of stock", detail: s.description,
+                                                       errors: [FieldError(path: "item", reason: "'\(item)' has no stock left for this quantity")])
+            case .exchangeNotOpen: return Problem(.conflict, type: "exchange-not-open", title: "The exchange cannot move to that status", detail: s.description)
             case .codeNotFound: return Problem(.notFound, type: "code-not-found", title: "No benefit has this code", detail: s.description,
                                                errors: [FieldError(path: "code", reason: "is not a code of this program")])
             }
@@ -102,6 +105,24 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
         case .orderFullyRefunded(let o):
             return Problem(.conflict, type: "order-fully-refunded", title: "The order is already fully refunded", detail: "order '\(o)' has nothing left to refund")
         case .benefit(let b): return benefit(b)
+        case .mall(let m): return mall(m)
+        }
+    }
+
+    static func mall(_ r: MallRefusal) -> Problem {
+        switch r {
+        case .unknownItem(let i): return Problem(.notFound, type: "item-not-found", title: "No such item in the points mall", detail: "'\(i)' is not an item of this program's mall",
+                                                 errors: [FieldError(path: "item", reason: "is not an item of the mall")])
+        case .notVisible(let i): return Problem(.conflict, type: "item-not-on-sale", title: "The item is not on sale now", detail: "'\(i)' is outside its visible window")
+        case .tierNotEligible(let i, let tier, let eligible):
+            return Problem(.conflict, type: "tier-not-eligible", title: "The member's tier cannot exchange this item",
+                           detail: "'\(i)' is for \(eligible.joined(separator: ", ")); the member is \(tier)")
+        case .limitReached(let i, let limit, let per):
+            return Problem(.conflict, type: "exchange-limit-reached", title: "The member has exchanged this item as often as allowed",
+                           detail: "'\(i)' allows \(limit) per member\(per == .lifetime ? "" : " per \(per.rawValue)")", errors: [FieldError(path: "quantity", reason: "exceeds the limit of \(limit)")])
+        case .unknownExchange(let e): return Problem(.notFound, type: "exchange-not-found", title: "No such exchange", detail: "the member has no exchange \(e)")
+        case .alreadyCancelled(let e): return Problem(.conflict, type: "exchange-cancelled", title: "The exchange is already cancelled", detail: "exchange \(e) was cancelled before")
+        case .notCancellable(let e, let why): return Problem(.conflict, type: "exchange-not-cancellable", title: "The exchange cannot be cancelled", detail: "exchange \(e): \(why)")
         }
     }
 

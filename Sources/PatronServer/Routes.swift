@@ -40,6 +40,8 @@ struct EventRequest: Decodable {
         case .benefitClaimed: body = .benefitClaimed(try c.decode(BenefitClaimed.self, forKey: .data))
         case .benefitRedeemed: body = .benefitRedeemed(try c.decode(BenefitRedeemed.self, forKey: .data))
         case .benefitReversed: body = .benefitReversed(try c.decode(BenefitReversed.self, forKey: .data))
+        case .mallExchanged: body = .mallExchanged(try c.decode(MallExchanged.self, forKey: .data))
+        case .mallCancelled: body = .mallCancelled(try c.decode(MallCancelled.self, forKey: .data))
         }
     }
 }

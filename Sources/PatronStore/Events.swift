@@ -63,6 +63,7 @@ extension Store {
             if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, event.id, occurredAt)) }
             if isReplay { deleteDerived(&plan, program: program, member: member) }
             writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders)
+            writeMall(&plan, program: program, member: member, event: event, versions: engine.program, fx: fx, now: now)
             let answer = Coding.json(result)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: answer, now: now)
             do {
@@ -71,6 +72,8 @@ extension Store {
             } catch GuardFailure.taken("order") {
                 if case .orderPaid(let o) = body { throw StoreError.orderTaken(o.orderId) }
                 continue
+            } catch GuardFailure.taken(let what) where what.hasPrefix("stock:") {
+                throw StoreError.outOfStock(String(what.dropFirst(6)))
             } catch GuardFailure.taken, GuardFailure.conflict { continue }
         }
         throw StoreError.busy("member \(member) is receiving too many concurrent writes; try again")

@@ -51,6 +51,7 @@ extension Store {
             plan.add("INSERT INTO program_versions (program_id, version, effective_from, definition, document, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                      [.text(def.key), .int(Int64(version)), .int(from.seconds), .text(Coding.json(def)), .text(Coding.json(doc)), .int(now.seconds)],
                      expectRows: 1, else: .conflict("program version"))
+            seedStock(&plan, def)
             do {
                 try await db.write(plan)
                 programs.forget(def.key)

@@ -208,6 +208,39 @@ public enum Schema {
             """,
             "CREATE UNIQUE INDEX benefit_grants_code ON benefit_grants (program_id, code)",
             "CREATE INDEX benefit_grants_benefit ON benefit_grants (program_id, benefit_id, granted_at)",
+            "CREATE INDEX benefit_grants_claim_by ON benefit_grants (program_id, claim_by) WHERE claimed_at IS NULL",
+            "CREATE INDEX benefit_grants_use_by ON benefit_grants (program_id, use_by) WHERE used_at IS NULL",
+            // Points-mall stock: one row per stocked item, decremented under a guard.
+            """
+            CREATE TABLE mall_stock (
+              program_id TEXT NOT NULL,
+              item_id TEXT NOT NULL,
+              available BIGINT NOT NULL,
+              exchanged BIGINT NOT NULL,
+              PRIMARY KEY (program_id, item_id)
+            )
+            """,
+            """
+            CREATE TABLE mall_exchanges (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              event_no BIGINT NOT NULL,
+              item_id TEXT NOT NULL,
+              kind TEXT NOT NULL,
+              quantity BIGINT NOT NULL,
+              points BIGINT NOT NULL,
+              money_minor BIGINT NOT NULL,
+              grants TEXT,
+              address TEXT,
+              status TEXT NOT NULL,
+              tracking_no TEXT,
+              created_at BIGINT NOT NULL,
+              updated_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, event_no)
+            )
+            """,
+            "CREATE INDEX mall_exchanges_status ON mall_exchanges (program_id, status, created_at)",
+            "CREATE INDEX mall_exchanges_item ON mall_exchanges (program_id, item_id, created_at)",
         ]),
     ]
 

@@ -16,6 +16,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case busy(String)
     /// No grant of the program has this write-off code.
     case codeNotFound(String)
+    /// The mall item has less stock than the exchange asks for.
+    case outOfStock(String)
+    /// A fulfilment step that does not follow from the exchange's status.
+    case exchangeNotOpen(String)
 
     public var description: String {
         switch self {
@@ -29,6 +33,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .rule(let e): "\(e)"
         case .busy(let m): m
         case .codeNotFound(let c): "no benefit of this program has the code '\(c)'"
+        case .outOfStock(let i): "item '\(i)' is out of stock"
+        case .exchangeNotOpen(let m): m
         }
     }
 }

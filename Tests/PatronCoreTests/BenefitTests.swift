@@ -363,3 +363,76 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
         #expect(usesByGrant.values.reduce(0, +) > 0)
     }
 }
+
+let mallItems = """
+    [
+      {"id": "tote", "name": "Tote", "kind": "goods", "pointsPrice": 800, "stock": 10, "limit": {"count": 2, "per": "year"}},
+      {"id": "c20", "name": "Coupon", "kind": "benefit", "benefit": "once", "pointsPrice": 300},
+      {"id": "vip", "name": "VIP day", "kind": "experience", "pointsPrice": 100, "moneyMinor": 9900, "tiers": ["gold"]},
+      {"id": "tree", "name": "Tree", "kind": "donation", "pointsPrice": 50,
+       "visibleFrom": "2026-01-01T00:00:00+08:00", "visibleUntil": "2027-01-01T00:00:00+08:00"}
+    ]
+    """
+
+@Suite struct MallEngineTests {
+    func program() throws -> ProgramDefinition {
+        var json = programJSON(tiers: benefitTiers, benefits: benefitDefs)
+        json = String(json.dropLast(2)) + #", "mall": \#(mallItems)}"#
+        return try parseProgram(json)
+    }
+
+    @Test func exchangesSpendPointsAndKeepLimits() throws {
+        var h = Harness(try program())
+        try h.order("a", 300_000, at: at("2026-02-01T10:00:00+08:00")) // 3000 points, silver
+        let t = at("2026-02-02T10:00:00+08:00")
+        var out = try h.send(.mallExchanged(MallExchanged(item: "tote", quantity: 2)), at: t)
+        #expect(out.pointsSpent == 1600)
+        #expect(h.state.balance == 1400)
+        // Two a year: a third in the same year is refused, and nothing is spent.
+        expectMall(.limitReached(item: "tote", limit: 2, per: .year)) { try h.send(.mallExchanged(MallExchanged(item: "tote")), at: t.adding(days: 300)) }
+        #expect(h.state.balance == 1400)
+        expectMall(.tierNotEligible(item: "vip", tier: "silver", eligible: ["gold"])) { try h.send(.mallExchanged(MallExchanged(item: "vip")), at: t) }
+        expectMall(.notVisible(item: "tree")) { try h.send(.mallExchanged(MallExchanged(item: "tree")), at: at("2027-01-01T00:00:00+08:00")) }
+        expectMall(.unknownItem("yacht")) { try h.send(.mallExchanged(MallExchanged(item: "yacht")), at: t) }
+        do { try h.send(.mallExchanged(MallExchanged(item: "c20", quantity: 5)), at: t); Issue.record("overspent") } catch EngineError.insufficientPoints(let a, let r) {
+            #expect(a == 1400 && r == 1500)
+        }
+        // A benefit item puts the benefit in the wallet at once.
+        out = try h.send(.mallExchanged(MallExchanged(item: "c20", quantity: 2)), at: t)
+        #expect(out.grants == ["ml.\(h.events.last!.id).1", "ml.\(h.events.last!.id).2"])
+        #expect(h.grants("once").allSatisfy { $0.cause == .mall && $0.claimedAt == t && $0.code != nil })
+        #expect(h.audit().isEmpty)
+        // The next year the tote can be had again.
+        try h.send(.mallExchanged(MallExchanged(item: "tote")), at: at("2027-01-01T00:00:00+08:00"))
+    }
+
+    @Test func cancellingReturnsPointsAndTakesBackUnusedBenefits() throws {
+        var h = Harness(try program())
+        try h.order("a", 300_000, at: at("2026-02-01T10:00:00+08:00"))
+        let t = at("2026-02-02T10:00:00+08:00")
+        try h.send(.mallExchanged(MallExchanged(item: "c20", quantity: 2)), at: t)
+        let ex = h.events.last!.id
+        let grants = h.grants("once").map(\.id)
+        try h.redeem(grants[0], order: "x", at: t)
+        // One of the two coupons was used: the exchange stands.
+        expectMall(.notCancellable(ex, reason: "a benefit it gave was used")) { try h.send(.mallCancelled(MallCancelled(exchange: ex, reason: "x")), at: t.adding(seconds: 5)) }
+        try h.send(.mallExchanged(MallExchanged(item: "tote")), at: t.adding(seconds: 10))
+        let tote = h.events.last!.id
+        let before = h.state.balance
+        let out = try h.send(.mallCancelled(MallCancelled(exchange: tote, reason: "out of stock at the warehouse")), at: t.adding(seconds: 20))
+        #expect(out.pointsEarned == 800 && h.state.balance == before + 800)
+        #expect(h.entries.last?.reason == .exchangeCancelled)
+        expectMall(.alreadyCancelled(tote)) { try h.send(.mallCancelled(MallCancelled(exchange: tote, reason: "again")), at: t.adding(seconds: 30)) }
+        try h.send(.mallExchanged(MallExchanged(item: "tree")), at: t.adding(seconds: 40))
+        let tree = h.events.last!.id
+        expectMall(.notCancellable(tree, reason: "a donation is final")) { try h.send(.mallCancelled(MallCancelled(exchange: tree, reason: "x")), at: t.adding(seconds: 50)) }
+        #expect(h.audit().isEmpty)
+        #expect(try StateCodec.decode(StateCodec.encode(h.state)) == h.state)
+    }
+}
+
+func expectMall(_ r: MallRefusal, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    do { try body(); Issue.record("expected \(r), but it was accepted", sourceLocation: sourceLocation) } catch let EngineError.mall(got) {
+        #expect(got == r, sourceLocation: sourceLocation)
+    } catch { Issue.record("expected \(r), got \(error)", sourceLocation: sourceLocation) }
+}

@@ -100,6 +100,12 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 #expect(r.status == .created, "\(String(buffer: r.body))")
                 return try decodeJSON(r)["code"]?.string ?? ""
             }
+            _ = try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "adjust"),
+                                    body: body(#"{"type": "points.adjusted", "occurredAt": "2026-11-01T09:40:00+08:00", "data": {"points": 5000, "reason": "welcome", "staff": "ops"}}"#))
+            let exchange = try await c.execute(uri: "/v1/members/\(id)/mall/exchanges", method: .post, headers: headers(f.writer, idem: "ex-setup"), body: body(#"{"item": "tote_bag"}"#)) { r in
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+                return try decodeJSON(r)["exchange"]?.string ?? ""
+            }
             let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
                 (.get, "/healthz", "/healthz", nil, nil),
                 (.get, "/openapi.json", "/openapi.json", nil, nil),
@@ -121,11 +127,21 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/reports/points-liability", "/v1/reports/points-liability?breakageFrom=2026-01-01", f.reader, nil),
                 (.get, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits?status=claimed", f.reader, nil),
                 (.post, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits", f.writer, #"{"benefit": "birthday_coupon", "reason": "birthday", "staff": "ops-1"}"#),
-                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.4.1/claim", f.writer, nil),
+                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.6.1/claim", f.writer, nil),
                 (.get, "/v1/redemptions/{code}", "/v1/redemptions/\(code)", f.reader, nil),
                 (.post, "/v1/redemptions", "/v1/redemptions", f.writer, #"{"code": "\#(code)", "orderId": "pos-9", "amountMinor": 50000, "store": "s1"}"#),
                 (.post, "/v1/redemptions/{code}/reversal", "/v1/redemptions/\(code)/reversal", f.writer, #"{"reason": "order cancelled"}"#),
                 (.get, "/v1/reports/benefits", "/v1/reports/benefits?from=2026-10-01", f.reader, nil),
+                (.get, "/v1/mall", "/v1/mall", f.reader, nil),
+                (.post, "/v1/mall/items/{item}/stock", "/v1/mall/items/tote_bag/stock", f.admin, #"{"quantity": 50}"#),
+                (.post, "/v1/members/{memberId}/mall/exchanges", "/v1/members/\(id)/mall/exchanges", f.writer, #"{"item": "plant_a_tree"}"#),
+                (.get, "/v1/mall/exchanges", "/v1/mall/exchanges?status=to_ship", f.reader, nil),
+                (.post, "/v1/members/{memberId}/mall/exchanges/{exchange}/fulfilment", "/v1/members/\(id)/mall/exchanges/\(exchange)/fulfilment", f.writer,
+                 #"{"status": "shipped", "trackingNo": "SF1234567"}"#),
+                (.post, "/v1/members/{memberId}/mall/exchanges/{exchange}/cancellation", "/v1/members/\(id)/mall/exchanges/\(exchange)/cancellation", f.writer, #"{"reason": "returned"}"#),
+                (.get, "/v1/reports/mall", "/v1/reports/mall", f.reader, nil),
+                (.get, "/v1/members/{memberId}/reminders", "/v1/members/\(id)/reminders?kind=benefit.use_expiring&days=31", f.reader, nil),
+                (.get, "/v1/reminders", "/v1/reminders?kind=points.expiring&days=366", f.reader, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
             for (method, path, uri, token, payload) in calls {

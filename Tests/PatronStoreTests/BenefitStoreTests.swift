@@ -10,7 +10,7 @@ func benefitTestProgram() -> ProgramDefinition {
                {"id": "silver", "name": "Silver", "threshold": 1000, "benefits": ["coupon"]},
                {"id": "gold", "name": "Gold", "threshold": 5000, "allowances": [{"benefit": "ship", "count": 2, "every": "month"}]}],
      "assessment": {"kind": "rolling", "windowDays": 90, "downgrade": "oneTier"},
-     "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1}},
+     "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1}}, "expiry": {"kind": "afterDays", "days": 30},
      "benefits": [
        {"id": "coupon", "name": {"zh-CN": "满100减20", "en": "20 off 100"}, "kind": "amountOff", "amountMinor": 2000, "minSpendMinor": 10000,
         "claim": {"days": 30}, "use": {"days": 7}, "stores": ["s1", "s2"]},
@@ -111,6 +111,116 @@ func benefitTestProgram() -> ProgramDefinition {
             }
             let g = try await store.grantView(program: "shop", member: m, grant: "st.1.1", now: t.adding(seconds: 5))
             #expect(g.status == .used && g.orderId == wins.first?.orderId)
+        }
+    }
+}
+
+func mallTestProgram() -> ProgramDefinition {
+    var p = benefitTestProgram()
+    let json = """
+    {"key": "x", "name": "x", "currency": "CNY", "timeZone": "Asia/Shanghai", "tiers": [{"id": "basic", "name": "Basic", "threshold": 0}],
+     "assessment": {"kind": "lifetime"}, "earning": {"points": {"unitMinor": 100, "perUnit": 1}, "growth": {"unitMinor": 100, "perUnit": 1}},
+     "benefits": [{"id": "coupon", "name": "c", "kind": "noMinimum", "amountMinor": 500}],
+     "mall": [{"id": "tote", "name": "Tote", "kind": "goods", "pointsPrice": 800, "stock": 10},
+              {"id": "c5", "name": "5 off", "kind": "benefit", "benefit": "coupon", "pointsPrice": 100}]}
+    """
+    let doc = try! JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+    guard case .success(let m) = ProgramParser.parse(doc) else { fatalError("mall test program invalid") }
+    p.mall = m.mall
+    return p
+}
+
+@Suite struct MallStoreTests {
+    /// 32 members exchange the last 10 totes at once: exactly 10 get one, the stock ends at 0,
+    /// and the 22 others keep every point.
+    @Test(arguments: Backend.allCases)
+    func stockNeverGoesBelowZero(_ backend: Backend) async throws {
+        try await withStore(backend, program: mallTestProgram()) { store, _ in
+            let t = t0.adding(seconds: 60)
+            var members: [MemberID] = []
+            for i in 0..<32 {
+                let m = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C-\(i)")], registeredAt: t0),
+                                                       idempotencyKey: nil, requestHash: "r\(i)", now: t)
+                _ = try await store.record(program: "shop", member: m.record.id, occurredAt: t, body: .pointsAdjusted(PointsAdjusted(points: 1000, reason: "seed", staff: "ops")),
+                                           idempotencyKey: "seed-\(i)", requestHash: "h", now: t)
+                members.append(m.record.id)
+            }
+            #expect(try await store.mallItems(program: "shop", now: t).first { $0.item.id == "tote" }?.available == 10)
+            let results = await withTaskGroup(of: (MemberID, Result<RecordedEvent, any Error>).self) { group in
+                for m in members {
+                    group.addTask {
+                        do {
+                            let r = try await store.record(program: "shop", member: m, occurredAt: t.adding(seconds: 5), body: .mallExchanged(MallExchanged(item: "tote")),
+                                                           idempotencyKey: "x-\(m)", requestHash: "h", now: t.adding(seconds: 5))
+                            return (m, .success(r.event))
+                        } catch { return (m, .failure(error)) }
+                    }
+                }
+                var all: [(MemberID, Result<RecordedEvent, any Error>)] = []
+                for await r in group { all.append(r) }
+                return all
+            }
+            #expect(results.count == 32)
+            let won = results.filter { if case .success = $0.1 { return true }; return false }.map(\.0)
+            #expect(won.count == 10)
+            for case (let m, .failure(let e)) in results {
+                #expect(e as? StoreError == .outOfStock("tote"), "\(e)")
+                #expect(try await store.member(program: "shop", id: m, now: t.adding(seconds: 5)).standing.balance == 1000)
+            }
+            for m in won { #expect(try await store.member(program: "shop", id: m, now: t.adding(seconds: 5)).standing.balance == 200) }
+            let tote = try #require(try await store.mallItems(program: "shop", now: t).first { $0.item.id == "tote" })
+            #expect(tote.available == 0 && tote.exchanged == 10)
+            #expect(try await store.exchanges(program: "shop", status: .toShip, member: nil, limit: 200).count == 10)
+
+            // Fulfilment: shipped with a tracking number, delivered; a cancelled one gives stock and points back.
+            let a = won[0], b = won[1]
+            let xa = try await store.exchanges(program: "shop", status: nil, member: a, limit: 10)[0].exchange
+            await #expect(throws: StoreError.invalid([FieldError(path: "trackingNo", reason: "is required when goods are shipped")])) {
+                _ = try await store.fulfil(program: "shop", member: a, exchange: xa, to: .shipped, trackingNo: nil, now: t.adding(seconds: 10))
+            }
+            _ = try await store.fulfil(program: "shop", member: a, exchange: xa, to: .shipped, trackingNo: "SF123", now: t.adding(seconds: 10))
+            let done = try await store.fulfil(program: "shop", member: a, exchange: xa, to: .delivered, trackingNo: nil, now: t.adding(seconds: 20))
+            #expect(done.status == .delivered && done.trackingNo == "SF123")
+            await #expect(throws: StoreError.self) {
+                _ = try await store.cancelExchange(program: "shop", member: a, exchange: xa, reason: "late", idempotencyKey: "ca", requestHash: "h", now: t.adding(seconds: 30))
+            }
+            let xb = try await store.exchanges(program: "shop", status: nil, member: b, limit: 10)[0].exchange
+            let cancelled = try await store.cancelExchange(program: "shop", member: b, exchange: xb, reason: "no stock at the warehouse", idempotencyKey: "cb", requestHash: "h",
+                                                           now: t.adding(seconds: 30))
+            #expect(cancelled.status == .cancelled)
+            #expect(try await store.member(program: "shop", id: b, now: t.adding(seconds: 30)).standing.balance == 1000)
+            #expect(try await store.mallItems(program: "shop", now: t).first { $0.item.id == "tote" }?.available == 1)
+            #expect(try await store.audit(program: "shop", member: b).isEmpty)
+
+            let report = try await store.mallReport(program: "shop", from: t0, until: t.adding(seconds: 60), now: t.adding(seconds: 60))
+            #expect(report.exchanges == 9 && report.cancelled == 1 && report.pointsSpent == 7200)
+            #expect(report.items.first?.item == "tote" && report.items.first?.available == 1)
+        }
+    }
+
+    /// Benefits and points about to lapse, per member and in bulk, page by page.
+    @Test(arguments: Backend.allCases)
+    func remindersListWhatLapses(_ backend: Backend) async throws {
+        try await withStore(backend, program: benefitTestProgram()) { store, m in
+            let t = t0.adding(seconds: 60)
+            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitGranted(BenefitGranted(benefit: "coupon", count: 3, reason: "r", staff: "s")),
+                                       idempotencyKey: "g", requestHash: "h", now: t)
+            // Claim window: 30 days from 03-01 ends 03-31 24:00 local.
+            var page = try await store.reminders(program: "shop", kind: .claimExpiring, member: nil, days: 29, cursor: nil, limit: 2, now: t)
+            #expect(page.items.isEmpty)
+            page = try await store.reminders(program: "shop", kind: .claimExpiring, member: nil, days: 31, cursor: nil, limit: 2, now: t)
+            #expect(page.items.count == 2 && page.nextCursor != nil)
+            #expect(page.items[0].lastDay == CivilDate(year: 2026, month: 3, day: 31))
+            let rest = try await store.reminders(program: "shop", kind: .claimExpiring, member: nil, days: 31, cursor: page.nextCursor, limit: 2, now: t)
+            #expect(rest.items.count == 1 && rest.nextCursor == nil)
+            #expect(Set((page.items + rest.items).map(\.grant)) == ["st.1.1", "st.1.2", "st.1.3"])
+            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: "st.1.1")), idempotencyKey: "c", requestHash: "h", now: t)
+            let use = try await store.reminders(program: "shop", kind: .useExpiring, member: m, days: 8, cursor: nil, limit: 10, now: t)
+            #expect(use.items.map(\.grant) == ["st.1.1"])
+            // Points: the test program's earning lapses after 30 days.
+            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: order("o1", 50_000), idempotencyKey: "o", requestHash: "h", now: t)
+            let pts = try await store.reminders(program: "shop", kind: .pointsExpiring, member: m, days: 40, cursor: nil, limit: 10, now: t)
+            #expect(pts.items.map(\.points) == [500])
         }
     }
 }

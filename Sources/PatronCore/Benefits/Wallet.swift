@@ -8,6 +8,8 @@ public enum GrantCause: String, Codable, Sendable, CaseIterable {
     case allowance
     /// Given by staff.
     case staff
+    /// Exchanged for points in the mall.
+    case mall
 }
 
 /// Where a granted benefit is in its life.

@@ -85,3 +85,127 @@ extension API {
         return json(try await store.benefitReport(program: key.program, from: from, until: until, asOf: asOf))
     }
 }
+
+struct ExchangeRequest: Codable, Sendable {
+    var item: String
+    var quantity: Int?
+    var address: String?
+}
+struct StockRequest: Codable, Sendable { var quantity: Int64 }
+struct FulfilmentRequest: Codable, Sendable {
+    var status: FulfilmentStatus
+    var trackingNo: String?
+}
+
+extension API {
+    // MARK: points mall
+
+    func mallItems(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(["items": try await store.mallItems(program: key.program, now: now())])
+    }
+
+    func restock(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let data = try await body(req, ctx)
+        try requireJSON(data)
+        let r = try decode(StockRequest.self, from: data)
+        guard abs(r.quantity) <= 1_000_000_000, r.quantity != 0 else { throw Problem.invalid([FieldError(path: "quantity", reason: "must be a non-zero whole number within ±1000000000")]) }
+        return json(try await store.restock(program: key.program, item: ctx.parameters.get("item") ?? "", quantity: r.quantity, now: now()))
+    }
+
+    func exchange(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let id = try memberId(ctx)
+        let idem = try idempotencyKey(req, required: true)
+        let data = try await body(req, ctx)
+        try requireJSON(data)
+        let x = try decode(ExchangeRequest.self, from: data)
+        let r = try await store.record(program: key.program, member: id, occurredAt: now(), body: .mallExchanged(MallExchanged(item: x.item, quantity: x.quantity ?? 1, address: x.address)),
+                                       idempotencyKey: idem, requestHash: requestHash(req, data), now: now())
+        return json(try await store.exchangeView(program: key.program, member: id, exchange: r.event.eventId), status: .created, replayed: r.replayed)
+    }
+
+    func exchangeId(_ ctx: PatronContext) throws -> EventID {
+        let raw = ctx.parameters.get("exchange") ?? ""
+        guard let v = Int64(raw), v > 0 else { throw Problem(.notFound, type: "exchange-not-found", title: "No such exchange", detail: "'\(raw)' is not an exchange id") }
+        return EventID(v)
+    }
+
+    func listExchanges(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let q = req.uri.queryParameters
+        var status: FulfilmentStatus? = nil
+        if let s = q.get("status") {
+            guard let v = FulfilmentStatus(rawValue: s) else {
+                throw Problem.invalid([FieldError(path: "status", reason: "must be one of: \(FulfilmentStatus.allCases.map(\.rawValue).joined(separator: ", "))")])
+            }
+            status = v
+        }
+        var member: MemberID? = nil
+        if let m = q.get("member") {
+            guard let v = Int64(m) else { throw Problem.invalid([FieldError(path: "member", reason: "must be a member id")]) }
+            member = MemberID(v)
+        }
+        let (_, limit) = try pageArgs(req)
+        return json(["items": try await store.exchanges(program: key.program, status: status, member: member, limit: limit)])
+    }
+
+    func fulfil(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let data = try await body(req, ctx)
+        try requireJSON(data)
+        let f = try decode(FulfilmentRequest.self, from: data)
+        return json(try await store.fulfil(program: key.program, member: try memberId(ctx), exchange: try exchangeId(ctx), to: f.status, trackingNo: f.trackingNo, now: now()))
+    }
+
+    func cancelExchange(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let idem = try idempotencyKey(req, required: true)
+        let data = try await body(req, ctx)
+        try requireJSON(data)
+        let r = try decode(ReversalRequest.self, from: data)
+        return json(try await store.cancelExchange(program: key.program, member: try memberId(ctx), exchange: try exchangeId(ctx), reason: r.reason,
+                                                   idempotencyKey: idem, requestHash: requestHash(req, data), now: now()))
+    }
+
+    func mallReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (from, until) = try period(req)
+        return json(try await store.mallReport(program: key.program, from: from, until: until, now: now()))
+    }
+
+    /// `from` and `until` query parameters (ISO 8601), by default the last 30 days.
+    func period(_ req: Request) throws -> (Timestamp, Timestamp) {
+        let q = req.uri.queryParameters
+        func instant(_ name: String, _ fallback: Timestamp) throws -> Timestamp {
+            guard let s = q.get(name) else { return fallback }
+            guard let t = Timestamp(iso8601: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be an ISO 8601 date or date-time, got '\(s)'")]) }
+            return t
+        }
+        let until = try instant("until", now())
+        let from = try instant("from", until.adding(days: -30))
+        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
+        return (from, until)
+    }
+
+    // MARK: reminders
+
+    func reminderArgs(_ req: Request) throws -> (ReminderKind, Int) {
+        let q = req.uri.queryParameters
+        guard let k = q.get("kind"), let kind = ReminderKind(rawValue: k) else {
+            throw Problem.invalid([FieldError(path: "kind", reason: "must be one of: \(ReminderKind.allCases.map(\.rawValue).joined(separator: ", "))")])
+        }
+        var days = 7
+        if let d = q.get("days") {
+            guard let v = Int(d), v >= 0, v <= 366 else { throw Problem.invalid([FieldError(path: "days", reason: "must be a whole number from 0 to 366, got '\(d)'")]) }
+            days = v
+        }
+        return (kind, days)
+    }
+
+    func memberReminders(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (kind, days) = try reminderArgs(req)
+        let (cursor, limit) = try pageArgs(req)
+        return json(try await store.reminders(program: key.program, kind: kind, member: try memberId(ctx), days: days, cursor: cursor, limit: limit, now: now()))
+    }
+
+    func reminders(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let (kind, days) = try reminderArgs(req)
+        let (cursor, limit) = try pageArgs(req)
+        return json(try await store.reminders(program: key.program, kind: kind, member: nil, days: days, cursor: cursor, limit: limit, now: now()))
+    }
+}
