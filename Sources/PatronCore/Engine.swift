@@ -103,11 +103,14 @@ public struct Engine: Sendable {
             }
             var assessing = false
             if let a = s.tier.assessAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = true }
-            if let a = s.wallet.nextAllowanceAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = false }
+            var allowance = false
+            if let a = s.wallet.nextAllowanceAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = false; allowance = true }
+            if let b = s.wallet.nextBirthdayAt, b <= t, next == nil || b < next! { next = b; lotIdx = nil; assessing = false; allowance = false }
             guard let at = next else { break }
             if let i = lotIdx { expire(&s, lotIndex: i, at: at, fx: &fx) }
             else if assessing { assess(&s, at: at, fx: &fx) }
-            else { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
+            else if allowance { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
+            else { birthdayGift(&s, at: at, fx: &fx) }
         }
         s.lots.removeAll { $0.remaining == 0 }
         if t > s.asOf { s.asOf = t }
@@ -199,6 +202,9 @@ public struct Engine: Sendable {
             do { try reverse(&s, grant: r.grant, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         case .mallExchanged(let x):
             do { try exchange(&s, x, event: e.id, at: t, v: v, mode: mode, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
+        case .birthdaySet(let b):
+            setBirthday(&s, b.birthday, at: t)
+            advance(&s, to: t, effects: &fx)
         case .mallCancelled(let c):
             do { try cancelExchange(&s, c, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         }

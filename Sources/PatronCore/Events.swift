@@ -125,6 +125,13 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case benefitReversed = "benefit.reversed"
     case mallExchanged = "mall.exchanged"
     case mallCancelled = "mall.cancelled"
+    /// The member's birthday was set or changed (recorded by the store with the profile change).
+    case birthdaySet = "member.birthday_set"
+}
+
+public struct BirthdaySet: Codable, Sendable, Equatable {
+    public var birthday: CivilDate?
+    public init(birthday: CivilDate?) { self.birthday = birthday }
 }
 
 public enum EventBody: Sendable, Equatable {
@@ -140,6 +147,7 @@ public enum EventBody: Sendable, Equatable {
     case benefitReversed(BenefitReversed)
     case mallExchanged(MallExchanged)
     case mallCancelled(MallCancelled)
+    case birthdaySet(BirthdaySet)
 
     public var kind: EventKind {
         switch self {
@@ -147,6 +155,7 @@ public enum EventBody: Sendable, Equatable {
         case .activity: .activity; case .pointsRedeemed: .pointsRedeemed; case .debtSettled: .debtSettled
         case .benefitGranted: .benefitGranted; case .benefitClaimed: .benefitClaimed; case .benefitRedeemed: .benefitRedeemed
         case .benefitReversed: .benefitReversed; case .mallExchanged: .mallExchanged; case .mallCancelled: .mallCancelled
+        case .birthdaySet: .birthdaySet
         }
     }
     /// The body as stored: kind plus the payload's JSON.
@@ -165,6 +174,7 @@ public enum EventBody: Sendable, Equatable {
         case .benefitReversed(let x): return try! e.encode(x)
         case .mallExchanged(let x): return try! e.encode(x)
         case .mallCancelled(let x): return try! e.encode(x)
+        case .birthdaySet(let x): return try! e.encode(x)
         }
     }
     public static func decode(kind: EventKind, payload: Data) throws -> EventBody {
@@ -182,6 +192,7 @@ public enum EventBody: Sendable, Equatable {
         case .benefitReversed: return .benefitReversed(try d.decode(BenefitReversed.self, from: payload))
         case .mallExchanged: return .mallExchanged(try d.decode(MallExchanged.self, from: payload))
         case .mallCancelled: return .mallCancelled(try d.decode(MallCancelled.self, from: payload))
+        case .birthdaySet: return .birthdaySet(try d.decode(BirthdaySet.self, from: payload))
         }
     }
 }
@@ -274,6 +285,7 @@ public enum EventValidator {
         case .mallCancelled(let c):
             if c.exchange.rawValue < 1 { errs.append(.init(path: "exchange", reason: "must be the event id of a mall.exchanged event")) }
             text(c.reason, "reason", required: true, max: 500)
+        case .birthdaySet: break
         }
         return errs
     }

@@ -171,6 +171,8 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var nextGrowthNo = 1
     public internal(set) var nextTierChangeNo = 1
     public internal(set) var wallet = Wallet()
+    /// For the birthday gift; set by the store from the profile.
+    public internal(set) var birthday: CivilDate?
     /// Mall exchanges of the last 400 days, and older ones that lifetime limits count.
     public internal(set) var exchanges: [MallExchange] = []
 
@@ -199,6 +201,7 @@ public struct MemberState: Codable, Sendable, Equatable {
     public var nextDueAt: Timestamp? {
         var due: Timestamp? = tier.assessAt
         if let a = wallet.nextAllowanceAt { due = min(due ?? a, a) }
+        if let b = wallet.nextBirthdayAt { due = min(due ?? b, b) }
         for l in lots where l.remaining > 0 {
             if l.availableAt > asOf { due = min(due ?? l.availableAt, l.availableAt) }
             if let e = l.expiresAt { due = min(due ?? e, e) }

@@ -130,17 +130,19 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var benefits: [BenefitDefinition] = []
     public var benefitPolicy = BenefitPolicy()
     public var mall: [MallItem] = []
+    public var birthday: BirthdayRule?
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
-                benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy(), mall: [MallItem] = []) {
+                benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy(), mall: [MallItem] = [],
+                birthday: BirthdayRule? = nil) {
         self.key = key; self.name = name; self.currency = currency; self.timeZone = timeZone; self.pointValueMinorPermille = pointValueMinorPermille
         self.tiers = tiers; self.assessment = assessment; self.earning = earning; self.activities = activities; self.expiry = expiry
         self.pendingDays = pendingDays; self.refund = refund; self.benefits = benefits; self.benefitPolicy = benefitPolicy
-        self.mall = mall
+        self.mall = mall; self.birthday = birthday
     }
     enum CodingKeys: String, CodingKey {
-        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall
+        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -153,7 +155,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   pendingDays: try c.decode(Int.self, forKey: .pendingDays), refund: try c.decode(RefundPolicy.self, forKey: .refund),
                   benefits: try c.decodeIfPresent([BenefitDefinition].self, forKey: .benefits) ?? [],
                   benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy(),
-                  mall: try c.decodeIfPresent([MallItem].self, forKey: .mall) ?? [])
+                  mall: try c.decodeIfPresent([MallItem].self, forKey: .mall) ?? [],
+                  birthday: try c.decodeIfPresent(BirthdayRule.self, forKey: .birthday))
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -176,7 +179,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -335,12 +338,22 @@ public enum ProgramParser {
             benefitPolicy.revokeOnDowngrade = r.bool(o["revokeOnDowngrade"], "benefitPolicy.revokeOnDowngrade", default: false)
         }
         let mall = mall(r, top["mall"], benefits: known, tiers: Set(tiers.map(\.id)))
+        var birthday: BirthdayRule? = nil
+        if let o = r.object(top["birthday"], "birthday", allowed: ["benefit", "count", "when", "tiers"], required: false) {
+            let b = r.string(o["benefit"], "birthday.benefit", maxLength: 64)
+            if let b, !known.contains(b) { r.fail("birthday.benefit", "names benefit '\(b)', which is not in benefits") }
+            let count = r.int(o["count"], "birthday.count", required: false, min: 1, max: 10) ?? 1
+            let when = r.oneOf(o["when"], "birthday.when", BirthdayRule.When.self, default: .month)
+            let eligible = strings(r, o["tiers"], "birthday.tiers")
+            for (j, t) in (eligible ?? []).enumerated() where !tiers.contains(where: { $0.id == t }) { r.fail("birthday.tiers[\(j)]", "names tier '\(t)', which is not in tiers") }
+            if let b, let when { birthday = BirthdayRule(benefit: b, count: Int(count), when: when, tiers: eligible) }
+        }
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday))
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -56,6 +56,7 @@ public enum StateCodec {
         w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
         w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
         w.wallet(s.wallet)
+        w.optInt(s.birthday?.dayNumber)
         w.int(Int64(s.exchanges.count))
         for x in s.exchanges {
             w.int(x.eventId.rawValue); w.time(x.at); w.string(x.item); w.string(x.kind.rawValue); w.int(Int64(x.quantity)); w.int(x.points); w.int(x.moneyMinor)
@@ -106,6 +107,7 @@ public enum StateCodec {
         s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
         if f >= 2 {
             s.wallet = try r.wallet()
+            s.birthday = try r.optInt().map { CivilDate(dayNumber: $0) }
             for _ in 0..<(try r.count()) {
                 let ev = EventID(try r.int()), at = try r.time(), item = try r.string()
                 guard let kind = MallItemKind(rawValue: try r.string()) else { throw Failure.badValue("mall item kind") }
@@ -152,7 +154,7 @@ struct ByteWriter {
         for (t, n) in w.upgradeRounds.sorted(by: { $0.key < $1.key }) { string(t); int(Int64(n)) }
         int(Int64(w.allowanceMarks.count))
         for (k, t) in w.allowanceMarks.sorted(by: { $0.key < $1.key }) { string(k); time(t) }
-        optTime(w.nextAllowanceAt)
+        optTime(w.nextAllowanceAt); optTime(w.nextBirthdayAt); int(Int64(w.birthdayYear))
     }
     mutating func order(_ o: OrderRecord) {
         int(o.eventId.rawValue); time(o.at)
@@ -216,7 +218,7 @@ struct ByteReader {
         for _ in 0..<(try count()) { w.upgradeGifted.insert(try string()) }
         for _ in 0..<(try count()) { let t = try string(); w.upgradeRounds[t] = Int(try int()) }
         for _ in 0..<(try count()) { let k = try string(); w.allowanceMarks[k] = try time() }
-        w.nextAllowanceAt = try optTime()
+        w.nextAllowanceAt = try optTime(); w.nextBirthdayAt = try optTime(); w.birthdayYear = Int(try int())
         return w
     }
     mutating func order() throws -> OrderRecord {

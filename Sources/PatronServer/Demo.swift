@@ -53,6 +53,7 @@ public enum Demo {
           - {id: presale, name: {zh-CN: 新品优先购, en: Early access to new collections}, kind: priorityAccess, autoClaim: true, use: {endOf: year}, combinable: true}
           - {id: birthday_coupon, name: {zh-CN: 生日券 无门槛50元, en: Birthday - 50 off}, kind: noMinimum, amountMinor: 5000, claim: {days: 31}, use: {days: 31}}
           - {id: mall_coupon_20, name: {zh-CN: 20元无门槛券, en: 20 yuan off}, kind: noMinimum, amountMinor: 2000, autoClaim: true, use: {days: 30}, combinable: true}
+        birthday: {benefit: birthday_coupon, when: month}
         mall:
           - {id: tote_bag, name: {zh-CN: 帆布袋, en: Canvas tote bag}, kind: goods, pointsPrice: 800, stock: 500, limit: {count: 2, per: year},
              image: "https://static.example.com/demo/tote.png"}

@@ -79,6 +79,20 @@ extension Store {
         throw StoreError.busy("member \(member) is receiving too many concurrent writes; try again")
     }
 
+    /// Applies an event the store itself makes (not sent by a client) to a loaded member, adding
+    /// the event row and the new state to `plan`; the caller writes the effects.
+    func appendEvent(_ plan: inout WritePlan, program: String, m: LoadedMember, engine: Engine, body: EventBody, now: Timestamp, fx: inout Effects) throws -> MemberState {
+        var s = m.state
+        let e = MemberEvent(id: EventID(m.lastEventNo + 1), occurredAt: now, body: body)
+        let out: EventOutcome
+        do { out = try engine.apply(&s, e, effects: &fx) } catch let err as EngineError { throw StoreError.rule(err) }
+        updateMemberState(&plan, program: program, m: m, state: s, lastEventNo: e.id.rawValue, now: now)
+        plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 [.text(program), .int(m.id.rawValue), .int(e.id.rawValue), .text(body.kind.rawValue), .int(now.seconds), .int(now.seconds), .null,
+                  .text(body.payloadText), .text(out.jsonText)])
+        return s
+    }
+
     /// The member's accepted events, in arrival order.
     func events(program: String, member: MemberID) async throws -> [MemberEvent] {
         try await db.query("SELECT event_no, kind, occurred_at, payload FROM events WHERE program_id = ? AND member_id = ? ORDER BY event_no",

@@ -68,11 +68,15 @@ extension Store {
             var state = engine.start(member: id, registeredAt: registeredAt, effects: &fx)
             if registeredAt < now { engine.advance(&state, to: now, effects: &fx) }
             let profile = req.profile ?? MemberProfile()
-            let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
             var plan = WritePlan()
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
             insertIdentities(&plan, program: program, member: id, ids, now: now)
+            if let b = profile.birthday {
+                let m = LoadedMember(id: id, registeredAt: registeredAt, profile: profile, state: state, stateVersion: 1, lastEventNo: 0)
+                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .birthdaySet(BirthdaySet(birthday: b)), now: now, fx: &fx)
+            }
             writeEffects(&plan, program: program, member: id, fx)
+            let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
             if try await writeMemberPlan(plan) { return (record, false) }
         }
@@ -111,9 +115,10 @@ extension Store {
         plan.add("""
             INSERT INTO members (program_id, member_id, registered_at, name, profile, tier_id, balance, points_available, points_pending, growth_total,
               state, state_version, last_event_no, as_of, next_due_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 1, 0, ?, NULL, ?) ON CONFLICT DO NOTHING
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?) ON CONFLICT DO NOTHING
             """, [.text(program), .int(id.rawValue), .int(state.registeredAt.seconds), SQLValue(profile.name), .text(Coding.json(profile)),
-                  .text(state.tier.tierId), .text(Coding.state(state)), .int(state.asOf.seconds), .int(now.seconds)],
+                  .text(state.tier.tierId), .int(state.balance), .int(state.available(at: state.asOf)), .int(state.pending(at: state.asOf)), .int(state.growthTotal),
+                  .text(Coding.state(state)), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds)],
             expectRows: 1, else: .taken("member id"))
     }
 
@@ -179,12 +184,23 @@ extension Store {
                 throw StoreError.invalid([FieldError(path: "addIdentities", reason: "a member has at most \(Self.maxIdentities) identities")])
             }
             var plan = WritePlan()
-            plan.add("UPDATE members SET profile = ?, name = ?, state_version = state_version + 1, updated_at = ? WHERE program_id = ? AND member_id = ? AND state_version = ?",
-                     [.text(Coding.json(profile)), SQLValue(profile.name), .int(now.seconds), .text(program), .int(id.rawValue), .int(m.stateVersion)],
-                     expectRows: 1, else: .conflict("member"))
+            var state = m.state
+            if profile.birthday != m.profile.birthday {
+                // The birthday feeds the birthday gift: it goes into the member's history as an event.
+                let engine = try await self.engine(program)
+                var fx = Effects()
+                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .birthdaySet(BirthdaySet(birthday: profile.birthday)), now: now, fx: &fx)
+                writeEffects(&plan, program: program, member: id, fx)
+                plan.add("UPDATE members SET profile = ?, name = ? WHERE program_id = ? AND member_id = ?",
+                         [.text(Coding.json(profile)), SQLValue(profile.name), .text(program), .int(id.rawValue)])
+            } else {
+                plan.add("UPDATE members SET profile = ?, name = ?, state_version = state_version + 1, updated_at = ? WHERE program_id = ? AND member_id = ? AND state_version = ?",
+                         [.text(Coding.json(profile)), SQLValue(profile.name), .int(now.seconds), .text(program), .int(id.rawValue), .int(m.stateVersion)],
+                         expectRows: 1, else: .conflict("member"))
+            }
             insertIdentities(&plan, program: program, member: id, newIds, now: now)
             let record = MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: (current + newIds).sorted { ($0.kind.rawValue, $0.value) < ($1.kind.rawValue, $1.value) },
-                                      profile: profile, standing: Engine(program: versions).standing(m.state, now: now))
+                                      profile: profile, standing: Engine(program: versions).standing(state, now: now))
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 200, response: Coding.json(record), now: now)
             if try await writeMemberPlan(plan) { return (record, false) }
         }

@@ -436,3 +436,54 @@ func expectMall(_ r: MallRefusal, sourceLocation: SourceLocation = #_sourceLocat
         #expect(got == r, sourceLocation: sourceLocation)
     } catch { Issue.record("expected \(r), got \(error)", sourceLocation: sourceLocation) }
 }
+
+@Suite struct BirthdayTests {
+    func program(_ when: String, tiers: String = "") throws -> ProgramDefinition {
+        var json = programJSON(tiers: benefitTiers, benefits: benefitDefs)
+        json = String(json.dropLast(2)) + #", "birthday": {"benefit": "welcome", "when": "\#(when)"\#(tiers)}}"#
+        return try parseProgram(json)
+    }
+
+    struct Case: Sendable, CustomStringConvertible {
+        var when: String, birthday: String, setAt: String, probe: String, grants: [String]
+        var description: String { "\(when) \(birthday) set \(setAt) probe \(probe)" }
+    }
+
+    @Test(arguments: [
+        // In the birthday month: given at once when set during it, then on the 1st of next year's (local midnight).
+        Case(when: "month", birthday: "1990-03-15", setAt: "2026-03-20T10:00:00+08:00", probe: "2027-02-28T23:59:59+08:00", grants: ["bd.2026.1"]),
+        Case(when: "month", birthday: "1990-03-15", setAt: "2026-03-20T10:00:00+08:00", probe: "2027-03-01T00:00:00+08:00", grants: ["bd.2026.1", "bd.2027.1"]),
+        // Set after this year's month: the first comes next year.
+        Case(when: "month", birthday: "1990-03-15", setAt: "2026-04-01T00:00:00+08:00", probe: "2027-02-28T00:00:00+08:00", grants: []),
+        Case(when: "day", birthday: "1990-03-15", setAt: "2026-01-05T10:00:00+08:00", probe: "2026-03-14T23:59:59+08:00", grants: []),
+        Case(when: "day", birthday: "1990-03-15", setAt: "2026-01-05T10:00:00+08:00", probe: "2026-03-15T00:00:00+08:00", grants: ["bd.2026.1"]),
+        // 02-29 birthdays: on 02-28 in common years, on 02-29 in leap years.
+        Case(when: "day", birthday: "2000-02-29", setAt: "2027-01-05T10:00:00+08:00", probe: "2027-02-28T00:00:00+08:00", grants: ["bd.2027.1"]),
+        Case(when: "day", birthday: "2000-02-29", setAt: "2027-03-05T10:00:00+08:00", probe: "2028-02-28T23:59:59+08:00", grants: []),
+        Case(when: "day", birthday: "2000-02-29", setAt: "2027-03-05T10:00:00+08:00", probe: "2028-02-29T00:00:00+08:00", grants: ["bd.2028.1"]),
+    ])
+    func birthdayGifts(_ c: Case) throws {
+        var h = Harness(try program(c.when), registeredAt: at("2026-01-01T00:00:00+08:00"))
+        let b = CivilDate(year: Int(c.birthday.prefix(4))!, month: Int(c.birthday.dropFirst(5).prefix(2))!, day: Int(c.birthday.suffix(2))!)
+        try h.send(.birthdaySet(BirthdaySet(birthday: b)), at: at(c.setAt))
+        h.advance(to: at(c.probe))
+        #expect(h.grants("welcome").map(\.id) == c.grants)
+        #expect(h.grants("welcome").allSatisfy { $0.cause == .birthday })
+    }
+
+    @Test func onlyForTheTiersNamedAndOnceAYear() throws {
+        var h = Harness(try program("month", tiers: #", "tiers": ["gold"]"#), registeredAt: at("2026-01-01T00:00:00+08:00"))
+        try h.send(.birthdaySet(BirthdaySet(birthday: CivilDate(year: 1990, month: 5, day: 2))), at: at("2026-01-02T00:00:00+08:00"))
+        h.advance(to: at("2026-05-02T00:00:00+08:00"))
+        #expect(h.grants("welcome").isEmpty) // basic in May 2026
+        try h.order("g", 600_000, at: at("2026-06-01T00:00:00+08:00"))
+        // Changing the birthday to a month already passed this year does not give a second one.
+        try h.send(.birthdaySet(BirthdaySet(birthday: CivilDate(year: 1990, month: 6, day: 20))), at: at("2026-06-02T00:00:00+08:00"))
+        #expect(h.grants("welcome").isEmpty)
+        h.advance(to: at("2027-06-01T00:00:00+08:00"))
+        #expect(h.grants("welcome").map(\.id) == ["bd.2027.1"])
+        // A replay gives the same.
+        let r = try h.engine.replay(member: h.state.memberId, registeredAt: h.state.registeredAt, events: h.events, until: h.state.asOf)
+        #expect(r.state.wallet == h.state.wallet)
+    }
+}

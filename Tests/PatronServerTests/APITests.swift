@@ -106,6 +106,8 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 #expect(r.status == .created, "\(String(buffer: r.body))")
                 return try decodeJSON(r)["exchange"]?.string ?? ""
             }
+            // Events so far: seed order, claim, adjustment, exchange; then the calls below add the
+            // redemption of points, the birthday set by PATCH, and the staff grant (event 7).
             let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
                 (.get, "/healthz", "/healthz", nil, nil),
                 (.get, "/openapi.json", "/openapi.json", nil, nil),
@@ -127,7 +129,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/reports/points-liability", "/v1/reports/points-liability?breakageFrom=2026-01-01", f.reader, nil),
                 (.get, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits?status=claimed", f.reader, nil),
                 (.post, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits", f.writer, #"{"benefit": "birthday_coupon", "reason": "birthday", "staff": "ops-1"}"#),
-                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.6.1/claim", f.writer, nil),
+                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.7.1/claim", f.writer, nil),
                 (.get, "/v1/redemptions/{code}", "/v1/redemptions/\(code)", f.reader, nil),
                 (.post, "/v1/redemptions", "/v1/redemptions", f.writer, #"{"code": "\#(code)", "orderId": "pos-9", "amountMinor": 50000, "store": "s1"}"#),
                 (.post, "/v1/redemptions/{code}/reversal", "/v1/redemptions/\(code)/reversal", f.writer, #"{"reason": "order cancelled"}"#),

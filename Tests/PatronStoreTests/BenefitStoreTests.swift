@@ -224,3 +224,29 @@ func mallTestProgram() -> ProgramDefinition {
         }
     }
 }
+
+@Suite struct BirthdayStoreTests {
+    @Test(arguments: Backend.allCases)
+    func registeringOrChangingTheBirthdayGivesTheGift(_ backend: Backend) async throws {
+        var p = benefitTestProgram()
+        p.birthday = BirthdayRule(benefit: "coupon", count: 1, when: .month, tiers: nil)
+        try await withStore(backend, program: p) { store, m in
+            // t0 is 2026-03-01: a March birthday set now gives this year's gift at once.
+            let r = try await store.updateMember(program: "shop", id: m, UpdateMember(profile: MemberProfile(birthday: CivilDate(year: 1991, month: 3, day: 9))),
+                                                 idempotencyKey: "u1", requestHash: "u1", now: t0)
+            #expect(r.record.profile.birthday == CivilDate(year: 1991, month: 3, day: 9))
+            var w = try await store.wallet(program: "shop", member: m, status: nil, now: t0)
+            #expect(w.items.map(\.grant) == ["bd.2026.1"])
+            let n = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .email, value: "b@example.com")],
+                                                                                   profile: MemberProfile(birthday: CivilDate(year: 1985, month: 4, day: 1))),
+                                                   idempotencyKey: nil, requestHash: "r", now: t0)
+            #expect(try await store.wallet(program: "shop", member: n.record.id, status: nil, now: t0).items.isEmpty)
+            // April's comes with the job run at local midnight of April 1.
+            let april = Timestamp(iso8601: "2026-04-01T00:00:00+08:00")!
+            _ = try await store.runJobs(asOf: april, now: april)
+            w = try await store.wallet(program: "shop", member: n.record.id, status: nil, now: april)
+            #expect(w.items.map(\.grant) == ["bd.2026.1"])
+            #expect(try await store.eventLog(program: "shop", member: n.record.id, cursor: nil, limit: 10).items.map(\.kind) == [.birthdaySet])
+        }
+    }
+}

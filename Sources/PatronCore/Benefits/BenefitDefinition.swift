@@ -122,6 +122,20 @@ public struct BenefitPolicy: Codable, Sendable, Equatable {
     public init(revokeOnDowngrade: Bool = false) { self.revokeOnDowngrade = revokeOnDowngrade }
 }
 
+/// The birthday gift: `benefit`, `count` of it, once a year, on the first day of the birthday
+/// month or on the day itself (in the program's time zone; 02-29 birthdays on 02-28 in other years).
+public struct BirthdayRule: Codable, Sendable, Equatable {
+    public enum When: String, Codable, Sendable, CaseIterable { case month, day }
+    public var benefit: String
+    public var count: Int
+    public var when: When
+    /// Tiers whose members get it; nil: every tier.
+    public var tiers: [String]?
+    public init(benefit: String, count: Int = 1, when: When = .month, tiers: [String]? = nil) {
+        self.benefit = benefit; self.count = count; self.when = when; self.tiers = tiers
+    }
+}
+
 extension ProgramParser {
     static let maxBenefits = 200
 

@@ -10,6 +10,54 @@ extension Engine {
         return s
     }
 
+    // MARK: birthdays
+
+    /// Records the member's birthday and when the next birthday gift is due: now, when `t` is in
+    /// the birthday month (or on the day) and this year's was not given, else the next one.
+    func setBirthday(_ s: inout MemberState, _ birthday: CivilDate?, at t: Timestamp) {
+        s.birthday = birthday
+        scheduleBirthday(&s, after: t, includingNow: true)
+    }
+
+    func scheduleBirthday(_ s: inout MemberState, after t: Timestamp, includingNow: Bool) {
+        let v = program.at(t)
+        guard let b = s.birthday, let rule = v.definition.birthday else { s.wallet.nextBirthdayAt = nil; return }
+        let today = v.clock.date(t)
+        for year in [today.year, today.year + 1, today.year + 2] where year > s.wallet.birthdayYear {
+            let (start, end) = birthdayPeriod(b, year: year, rule.when, v.clock)
+            if includingNow ? t < end : t < start {
+                s.wallet.nextBirthdayAt = max(start, t)
+                return
+            }
+        }
+        s.wallet.nextBirthdayAt = nil
+    }
+
+    /// The birthday month or day in `year`, as [start, end).
+    func birthdayPeriod(_ b: CivilDate, year: Int, _ when: BirthdayRule.When, _ clock: ProgramClock) -> (Timestamp, Timestamp) {
+        switch when {
+        case .month:
+            let first = CivilDate(year: year, month: b.month, day: 1)
+            return (clock.startOfDay(first), clock.startOfDay(first.firstOfMonth(addingMonths: 1)))
+        case .day:
+            let day = b.month == 2 && b.day == 29 && !CivilDate.isLeap(year) ? 28 : b.day
+            let d = CivilDate(year: year, month: b.month, day: day)
+            return (clock.startOfDay(d), clock.startOfDay(CivilDate(dayNumber: d.dayNumber + 1)))
+        }
+    }
+
+    func birthdayGift(_ s: inout MemberState, at t: Timestamp, fx: inout Effects) {
+        let v = program.at(t), p = v.definition
+        let year = v.clock.date(t).year
+        if let rule = p.birthday, let b = p.benefit(rule.benefit), year > s.wallet.birthdayYear, rule.tiers.map({ $0.contains(s.tier.tierId) }) ?? true {
+            s.wallet.birthdayYear = year
+            for k in 1...rule.count { grant(&s, b, id: "bd.\(year).\(k)", cause: .birthday, tier: nil, event: nil, at: t, v: v, fx: &fx) }
+        }
+        // This year's is given (or not due to this tier): the next is next year's.
+        s.wallet.birthdayYear = max(s.wallet.birthdayYear, year)
+        scheduleBirthday(&s, after: t, includingNow: false)
+    }
+
     // MARK: granting
 
     @discardableResult

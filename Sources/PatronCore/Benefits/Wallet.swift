@@ -10,6 +10,8 @@ public enum GrantCause: String, Codable, Sendable, CaseIterable {
     case staff
     /// Exchanged for points in the mall.
     case mall
+    /// The member's birthday gift.
+    case birthday
 }
 
 /// Where a granted benefit is in its life.
@@ -92,6 +94,9 @@ public struct Wallet: Codable, Sendable, Equatable {
     var allowanceMarks: [String: Timestamp] = [:]
     /// When the next allowance is due, for the tier held now.
     public internal(set) var nextAllowanceAt: Timestamp?
+    /// When the next birthday gift is due, and the last year one was given.
+    public internal(set) var nextBirthdayAt: Timestamp?
+    var birthdayYear: Int = 0
 
     public func grant(_ id: String) -> BenefitGrant? { grants.first { $0.id == id } }
 }
