@@ -63,6 +63,59 @@ public enum Demo {
         """
     }
 
+    public struct BenefitActivity: Sendable { public var claims = 0, uses = 0, exchanges = 0, birthdays = 0 }
+
+    /// Members act on their benefits after the history is in: some set their birthday, claim
+    /// what they were granted, use some of it at the counter or online, and exchange points in the
+    /// mall. From a fixed seed, at most `limit` actions of each kind, so the counts are not empty.
+    public static func benefitActivity(store: Store, now t: Timestamp, limit: Int = 2000, seed: UInt64 = 7) async throws -> BenefitActivity {
+        var rng = SplitMix(seed: seed)
+        var done = BenefitActivity()
+        // Birthdays for one member in ten of the first few thousand.
+        var cursor: String? = nil
+        var firstMembers: [MemberID] = []
+        repeat {
+            let page = try await store.listMembers(program: "demo", cursor: cursor, limit: 200)
+            firstMembers += page.items.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil && firstMembers.count < limit * 5
+        for m in firstMembers where rng.next() % 10 == 0 {
+            let b = CivilDate(year: 1960 + Int(rng.next() % 45), month: 1 + Int(rng.next() % 12), day: 1 + Int(rng.next() % 28))
+            _ = try await store.updateMember(program: "demo", id: m, UpdateMember(profile: MemberProfile(birthday: b)), idempotencyKey: "demo-bd-\(m)", requestHash: "demo", now: t)
+            done.birthdays += 1
+        }
+        // Claims: seven in ten of what can still be claimed.
+        for g in try await store.openGrants(program: "demo", claimed: false, now: t, limit: limit) where rng.next() % 10 < 7 {
+            let m = g.memberId, g = g.grant
+            _ = try await store.record(program: "demo", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: g)), idempotencyKey: "demo-claim-\(m)-\(g)", requestHash: "demo", now: t)
+            done.claims += 1
+        }
+        // Uses: four in ten of what is claimed and usable, on an order big enough for any minimum.
+        for g in try await store.openGrants(program: "demo", claimed: true, now: t, limit: limit) where rng.next() % 10 < 4 {
+            guard let code = g.code else { continue }
+            let benefit = g.benefit
+            let channel = benefit == "free_shipping" ? "app" : benefit == "free_alteration" ? "store" : ["app", "store", "web"][Int(rng.next() % 3)]
+            let req = RedemptionRequest(code: code, orderId: "demo-use-\(code)", amountMinor: 30_000 + Int64(rng.next() % 50_000), shippingMinor: 1_200, channel: channel,
+                                        store: "s\(rng.next() % 3)")
+            do {
+                _ = try await store.redeem(program: "demo", req, idempotencyKey: "demo-use-\(code)", requestHash: "demo", now: t)
+                done.uses += 1
+            } catch StoreError.rule { /* a benefit that does not fit this order (limits, combining): skipped, as at a real counter */ }
+        }
+        // The mall: members with points to spare exchange a coupon, a tote bag or a tree.
+        for member in try await store.membersWithPoints(program: "demo", atLeast: 800, limit: limit) where rng.next() % 4 == 0 {
+            let m = member.id
+            let available = member.pointsAvailable
+            let item = available >= 1500 && rng.next() % 2 == 0 ? "coupon_20" : rng.next() % 3 == 0 ? "plant_a_tree" : "tote_bag"
+            do {
+                _ = try await store.record(program: "demo", member: m, occurredAt: t, body: .mallExchanged(MallExchanged(item: item, address: item == "tote_bag" ? "上海市静安区南京西路 1 号" : nil)),
+                                           idempotencyKey: "demo-mall-\(m)", requestHash: "demo", now: t)
+                done.exchanges += 1
+            } catch StoreError.rule, StoreError.outOfStock { /* limits and stock, as in the real mall */ }
+        }
+        return done
+    }
+
     /// Where the CDNOW purchase log is looked for, in order.
     public static func cdnowCandidates(cwd: String) -> [String] {
         var c: [String] = []

@@ -217,6 +217,17 @@ extension Store {
         public var registeredAt: Timestamp
     }
 
+    /// Members with at least `points` spendable now, in id order.
+    public func membersWithPoints(program: String, atLeast points: Int64, limit: Int) async throws -> [MemberSummary] {
+        try await db.query("""
+            SELECT member_id, name, tier_id, balance, points_available, growth_total, registered_at FROM members
+            WHERE program_id = ? AND points_available >= ? ORDER BY member_id LIMIT ?
+            """, [.text(program), .int(points), .int(Int64(limit))]).map {
+            MemberSummary(id: MemberID(try $0.int("member_id")), name: try $0.stringOrNil("name"), tier: try $0.string("tier_id"), balance: try $0.int("balance"),
+                          pointsAvailable: try $0.int("points_available"), growthTotal: try $0.int("growth_total"), registeredAt: Timestamp(seconds: try $0.int("registered_at")))
+        }
+    }
+
     /// Members in id order, a page at a time; optionally of one tier or with a name starting so.
     public func listMembers(program: String, cursor: String?, limit: Int, tier: String? = nil, namePrefix: String? = nil) async throws -> Page<MemberSummary> {
         _ = try await self.program(program)

@@ -48,6 +48,8 @@ struct DemoCommand: AsyncParsableCommand {
         print("demo: imported \(r.ordersImported) orders for \(r.membersCreated) new members; \(r.rejected.count) rejected")
         let jobs = try await store.runJobs(asOf: t, now: t)
         print("demo: jobs brought \(jobs.members) members to now: \(jobs.expiredPoints) points lapsed, \(jobs.tierChanges) tier changes")
+        let acts = try await Demo.benefitActivity(store: store, now: t)
+        print("demo: members set \(acts.birthdays) birthdays, claimed \(acts.claims) benefits, used \(acts.uses) at checkout, made \(acts.exchanges) points-mall exchanges")
         let key = try await store.createKey(program: "demo", name: "demo", scopes: [.read, .write, .admin], now: t)
         var sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1, tier: "gold").items.first
         if sample == nil { sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1).items.first }
@@ -66,6 +68,9 @@ struct DemoCommand: AsyncParsableCommand {
           curl -s -X POST \(base)/v1/members/\(sample?.id.description ?? "ID")/events -H "Authorization: Bearer $PATRON_KEY" \\
                -H 'Content-Type: application/json' -H "Idempotency-Key: demo-$(date +%s)" \\
                -d '{"type":"order.paid","occurredAt":"\(t.iso8601)","data":{"orderId":"web-'$(date +%s)'","lines":[{"sku":"cd-1","category":"music","quantity":1,"amountMinor":129900,"discountMinor":0}],"discountMinor":0,"channel":"app"}}'
+          curl -s \(base)/v1/members/\(sample?.id.description ?? "ID")/benefits -H "Authorization: Bearer $PATRON_KEY"
+          curl -s '\(base)/v1/reports/benefits?from=\(t.adding(days: -400).iso8601)' -H "Authorization: Bearer $PATRON_KEY"
+          curl -s \(base)/v1/mall -H "Authorization: Bearer $PATRON_KEY"
           curl -s \(base)/openapi.json | head
         """)
         if noServe { try await store.close(); return }

@@ -167,6 +167,16 @@ extension Store {
         return WalletPage(memberId: member, asOf: now, counts: counts, items: status.map { s in all.filter { $0.status == s } } ?? all)
     }
 
+    /// Grants of the program still open at `now`: claimable ones, or (`claimed`) claimed and
+    /// unused ones, in member order.
+    public func openGrants(program: String, claimed: Bool, now: Timestamp, limit: Int) async throws -> [GrantView] {
+        let def = try await self.program(program).at(now).definition
+        let sql = claimed
+            ? "SELECT * FROM benefit_grants WHERE program_id = ? AND claimed_at IS NOT NULL AND used_at IS NULL AND revoked_at IS NULL AND refunded_at IS NULL AND (use_by IS NULL OR use_by > ?) ORDER BY member_id, grant_id LIMIT ?"
+            : "SELECT * FROM benefit_grants WHERE program_id = ? AND claimed_at IS NULL AND revoked_at IS NULL AND (claim_by IS NULL OR claim_by > ?) ORDER BY member_id, grant_id LIMIT ?"
+        return try await db.query(sql, [.text(program), .int(now.seconds), .int(Int64(limit))]).map { try Self.grantView($0, program: def, now: now) }
+    }
+
     static func grantView(_ r: SQLRow, program p: ProgramDefinition, now: Timestamp) throws -> GrantView {
         func t(_ c: String) throws -> Timestamp? { try r.intOrNil(c).map(Timestamp.init) }
         var g = BenefitGrant(id: try r.string("grant_id"), benefitId: try r.string("benefit_id"),
