@@ -86,6 +86,15 @@ struct Bench: AsyncParsableCommand {
         // Requests go to many members, as a store's traffic does (a few hot members would measure
         // the cost of their ever larger state instead).
         let ids = try await store.db.query("SELECT member_id FROM members WHERE program_id = ? ORDER BY member_id LIMIT 20000", [.text("demo")]).map { MemberID(try $0.int("member_id")) }.shuffled()
+        // Write-off codes: free-shipping coupons (auto-claimed) for 1,000 members, 20 each.
+        let codesStart = ContinuousClock.now
+        let perMember = 20, codeMembers = max(1, min(ids.count, (requests + perMember - 1) / perMember))
+        for (n, m) in ids.prefix(codeMembers).enumerated() {
+            _ = try await store.record(program: "demo", member: m, occurredAt: now, body: .benefitGranted(BenefitGranted(benefit: "free_shipping", count: perMember, reason: "bench", staff: "bench")),
+                                       idempotencyKey: "bench-grant-\(n)", requestHash: "bench", now: now)
+        }
+        let codes = try await store.openGrants(program: "demo", claimed: true, now: now, limit: requests * 2).filter { $0.benefit == "free_shipping" }.compactMap(\.code).shuffled()
+        print(String(format: "  %d write-off codes for %d members prepared in %.1f s", codes.count, codeMembers, (ContinuousClock.now - codesStart).seconds))
         try await store.close()
         let port = 18_000 + Int.random(in: 0..<2000)
         let server = Process()
@@ -116,6 +125,17 @@ struct Bench: AsyncParsableCommand {
                      connections, online.rps, online.p50, online.p99, online.errors))
         print(String(format: "  = %.1fx the raw durable commit rate (goal ≥ 3x), %.0f%% of the bare route (goal ≥ 40%%), p99 %@ 20 ms",
                      online.rps / fullCommits, 100 * online.rps / bare.rps, online.p99 < 20 ? "under" : "OVER"))
+        if !codes.isEmpty {
+            let redeem = try await Self.load(client, requests: min(requests, codes.count), connections: connections) { i in
+                (url: "\(base)/v1/redemptions", key: key, idem: "bench-redeem-\(i)",
+                 body: #"{"code":"\#(codes[i])","orderId":"bench-r-\#(i)","amountMinor":20000,"shippingMinor":800,"channel":"app"}"#)
+            }
+            results["redeem_rps"] = redeem.rps; results["redeem_p50_ms"] = redeem.p50; results["redeem_p99_ms"] = redeem.p99
+            print(String(format: "write-off of a code over HTTP (POST /v1/redemptions), durable, %d connections: %6.0f req/s, p50 %.2f ms, p99 %.2f ms (%d errors)",
+                         connections, redeem.rps, redeem.p50, redeem.p99, redeem.errors))
+            print(String(format: "  = %.1fx the raw durable commit rate, %.0f%% of the bare route, %.0f%% of order.paid's rate (goal ≥ 100%%), p99 %@ 20 ms",
+                         redeem.rps / fullCommits, 100 * redeem.rps / bare.rps, 100 * redeem.rps / online.rps, redeem.p99 < 20 ? "under" : "OVER"))
+        }
         let mem = Self.peakMemoryKiB(pid: server.processIdentifier)
         results["server_peak_rss_mib"] = Double(mem.peak) / 1024
         print(String(format: "server peak memory (VmHWM) holding the %d-member database under load: %.0f MiB (now %.0f MiB)", members, Double(mem.peak) / 1024, Double(mem.now) / 1024))
