@@ -238,8 +238,10 @@ public struct Engine: Sendable {
         let p = v.definition, t = e.occurredAt
         let paid = Self.allocateOrderDiscount(o)
         var pts = [Int64](), gro = [Int64]()
+        // A points-multiplier benefit written off on this order counts as one more multiplier.
+        let bonus = benefitFactor(s, order: o.orderId, p).map { Multiplier(id: "benefit", factorPermille: $0, applyTo: .points) }
         for (i, line) in o.lines.enumerated() {
-            let matching = p.earning.multipliers.filter { $0.matches(line: line, channel: o.channel, at: t) }
+            let matching = p.earning.multipliers.filter { $0.matches(line: line, channel: o.channel, at: t) } + (bonus.map { [$0] } ?? [])
             let pf = Self.factor(matching.filter { $0.applyTo != .growth }, p.earning.stacking)
             let gf = Self.factor(matching.filter { $0.applyTo != .points }, p.earning.stacking)
             pts.append(Self.earn(paid[i], p.earning.points, factorPermille: pf, rounding: p.earning.rounding))

@@ -163,6 +163,8 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             return conflict("not-combinable", "The benefit cannot be combined with others", "'\(b)' cannot be used together with \(with.joined(separator: ", "))", "combinedWith")
         case .limitReached(let b, let count, let per):
             return conflict("use-limit-reached", "The member has used this benefit as often as allowed", "'\(b)' can be used \(count) times per \(per.rawValue)")
+        case .orderAlreadyPaid(let o):
+            return conflict("order-already-paid", "A points multiplier is used before the order is paid", "order '\(o)' is already recorded", "orderId")
         case .notUsed(let no):
             return conflict("benefit-not-used", "The benefit has no use to reverse", "grant \(no) is not used")
         }

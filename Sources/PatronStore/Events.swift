@@ -34,6 +34,7 @@ extension Store {
             var orderId: String? = nil
             if case .orderPaid(let o) = body { orderId = o.orderId }
             if case .orderRefunded(let r) = body { orderId = r.orderId }
+            if case .benefitRedeemed(let r) = body { orderId = r.orderId }
             if let orderId, let stored = try await orderRecord(program: program, orderId: orderId) {
                 guard stored.member == member else { throw StoreError.orderTaken(orderId) }
                 state.load(order: orderId, stored.record)

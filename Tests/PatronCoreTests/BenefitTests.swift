@@ -20,7 +20,8 @@ let benefitDefs = """
        "channels": ["app"], "stores": ["s1"], "combinable": true},
       {"id": "shoes", "name": "Member price on shoes", "kind": "memberPrice", "percent": 10, "categories": ["shoes"], "combinable": true},
       {"id": "gift", "name": "Gift", "kind": "gift", "giftSku": "G-1", "autoClaim": true},
-      {"id": "once", "name": "No return", "kind": "noMinimum", "amountMinor": 500, "returnOnReversal": false}
+      {"id": "once", "name": "No return", "kind": "noMinimum", "amountMinor": 500, "returnOnReversal": false},
+      {"id": "double", "name": "Double points", "kind": "pointsMultiplier", "factor": 2, "combinable": true}
     ]
     """
 
@@ -54,7 +55,8 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
 @Suite struct BenefitDefinitionTests {
     @Test func parsesTheDocument() throws {
         let p = try benefitProgram()
-        #expect(p.benefits.map(\.id) == ["welcome", "free_ship", "pct", "shoes", "gift", "once"])
+        #expect(p.benefits.map(\.id) == ["welcome", "free_ship", "pct", "shoes", "gift", "once", "double"])
+        #expect(p.benefit("double")?.factorPermille == 2000)
         #expect(p.benefit("pct")?.percentMilli == 15_000)
         #expect(p.benefit("welcome")?.claimWindow == .days(30))
         #expect(p.benefit("free_ship")?.useWindow == .endOfPeriod(.month))
@@ -207,6 +209,25 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
         // Combinable with the percent coupon already on order z; 10% of the shoes line only.
         let out = try h.redeem(s, order: "z", at: t, lines: [RedemptionLine(sku: "a", category: "shoes", amountMinor: 12_345), RedemptionLine(sku: "b", category: "bags", amountMinor: 9000)])
         #expect(out.discountMinor == 1234)
+    }
+
+    @Test func aPointsMultiplierIsWrittenOffBeforeTheOrderIsPaid() throws {
+        var h = Harness(try benefitProgram())
+        let t = at("2026-06-01T10:00:00+08:00")
+        let g = try h.staffGrant("double", at: t, count: 2)
+        for x in g { try h.claim(x, at: t) }
+        try h.redeem(g[0], order: "o-2x", at: t)
+        #expect(try h.order("o-2x", 12_345, at: t.adding(seconds: 60)).pointsEarned == 246) // 123 × 2
+        #expect(try h.order("o-1x", 12_345, at: t.adding(seconds: 70)).pointsEarned == 123)
+        expectRefusal(.orderAlreadyPaid(orderId: "o-1x")) {
+            var probe = h
+            probe.state.load(order: "o-1x", h.orderTable["o-1x"]!) // the store loads the record the event names
+            _ = try probe.engine.apply(&probe.state, MemberEvent(id: EventID(99), occurredAt: t.adding(seconds: 80),
+                                                                  body: .benefitRedeemed(BenefitRedeemed(grant: g[1], orderId: "o-1x", amountMinor: 12_345))), effects: &probe.pendingEffects)
+        }
+        // A refund of the doubled order claws back the doubled points.
+        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "o-2x")), at: t.adding(days: 1)).pointsClawedBack == 246)
+        #expect(h.audit().isEmpty)
     }
 
     @Test func combiningRules() throws {

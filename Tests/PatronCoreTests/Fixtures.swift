@@ -56,6 +56,8 @@ struct Harness {
     var grants: [String: BenefitGrant] = [:]
     var events: [MemberEvent] = []
     var nextId: Int64 = 1
+    /// Scratch effects for probes that apply an event by hand.
+    var pendingEffects = Effects()
     /// The orders table: order records live outside the member state, as in the store.
     var orderTable: [String: OrderRecord] = [:]
 

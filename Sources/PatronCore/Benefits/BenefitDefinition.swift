@@ -18,6 +18,9 @@ public enum BenefitKind: String, Codable, Sendable, CaseIterable {
     case priorityAccess
     /// A service such as free alteration: used once, no money off.
     case service
+    /// Multiplies the points the order earns (`factor`, e.g. 2 for double points). Written off
+    /// at checkout, before the order is paid: the order then earns with it.
+    case pointsMultiplier
 }
 
 /// When a granted benefit may still be claimed, or a claimed one used.
@@ -75,6 +78,8 @@ public struct BenefitDefinition: Codable, Sendable, Equatable {
     public var capMinor: Int64?
     public var categories: [String]?
     public var giftSku: String?
+    /// Points factor in thousandths (2 is 2000), for `pointsMultiplier`.
+    public var factorPermille: Int64?
     /// How long after the grant it may be claimed; nil: as long as it could be used.
     public var claimWindow: BenefitWindow?
     /// How long after the claim it may be used; nil: without end.
@@ -104,7 +109,7 @@ public struct BenefitDefinition: Codable, Sendable, Equatable {
             let base = (r.lines ?? []).reduce(Int64(0)) { $0 + (cats.contains($1.category ?? "") ? $1.amountMinor : 0) }
             guard base > 0 else { return .failure(.noEligibleLines(categories: categories ?? [])) }
             return .success(min(Int64(Int128(base) * Int128(percentMilli ?? 0) / 100_000), capMinor ?? .max))
-        case .gift, .priorityAccess, .service: return .success(0)
+        case .gift, .priorityAccess, .service, .pointsMultiplier: return .success(0)
         }
     }
 }
@@ -146,7 +151,7 @@ extension ProgramParser {
             let p = "benefits[\(i)]"
             guard let o = r.object(v, p, allowed: ["id", "name", "description", "kind", "amountMinor", "minSpendMinor", "percent", "capMinor",
                                                    "categories", "giftSku", "claim", "use", "autoClaim", "limit", "channels", "stores",
-                                                   "combinable", "returnOnReversal"]) else { continue }
+                                                   "combinable", "returnOnReversal", "factor"]) else { continue }
             let id = r.string(o["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
             if let id, !seen.insert(id).inserted { r.fail("\(p).id", "'\(id)' is used by an earlier benefit") }
             let name = localized(r, o["name"], "\(p).name")
@@ -159,14 +164,15 @@ extension ProgramParser {
             }
             only("amountMinor", [.amountOff, .noMinimum]); only("minSpendMinor", [.amountOff, .percentOff])
             only("percent", [.percentOff, .memberPrice]); only("capMinor", [.percentOff, .memberPrice, .freeShipping])
-            only("categories", [.memberPrice]); only("giftSku", [.gift])
-            var amount: Int64? = nil, percent: Int64? = nil, giftSku: String? = nil, cats: [String]? = nil
+            only("categories", [.memberPrice]); only("giftSku", [.gift]); only("factor", [.pointsMultiplier])
+            var amount: Int64? = nil, percent: Int64? = nil, giftSku: String? = nil, cats: [String]? = nil, factor: Int64? = nil
             switch kind {
             case .amountOff?, .noMinimum?: amount = r.int(o["amountMinor"], "\(p).amountMinor", min: 1, max: EventValidator.maxAmountMinor)
             case .percentOff?, .memberPrice?:
                 percent = r.permille(o["percent"], "\(p).percent", min: 1, max: 100_000)
                 if kind == .memberPrice { cats = strings(r, o["categories"], "\(p).categories"); if cats == nil, o["categories"] == nil { r.fail("\(p).categories", "is required for kind memberPrice") } }
             case .gift?: giftSku = r.string(o["giftSku"], "\(p).giftSku", maxLength: 128)
+            case .pointsMultiplier?: factor = r.permille(o["factor"], "\(p).factor", min: 1001, max: 100_000)
             default: break
             }
             let minSpend = r.int(o["minSpendMinor"], "\(p).minSpendMinor", required: false, max: EventValidator.maxAmountMinor) ?? 0
@@ -187,7 +193,7 @@ extension ProgramParser {
             let back = r.bool(o["returnOnReversal"], "\(p).returnOnReversal", default: true)
             if let id, let name, let kind {
                 out.append(BenefitDefinition(id: id, name: name, description: desc, kind: kind, amountMinor: amount, minSpendMinor: minSpend,
-                                             percentMilli: percent, capMinor: cap, categories: cats, giftSku: giftSku, claimWindow: claim, useWindow: use,
+                                             percentMilli: percent, capMinor: cap, categories: cats, giftSku: giftSku, factorPermille: factor, claimWindow: claim, useWindow: use,
                                              autoClaim: autoClaim, limit: limit, channels: channels, stores: stores, combinable: combinable,
                                              returnOnReversal: back))
             }

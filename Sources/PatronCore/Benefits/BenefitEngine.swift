@@ -193,6 +193,7 @@ extension Engine {
             let used = s.wallet.grants.filter { $0.benefitId == b.id && $0.refundedAt == nil && $0.use.map { $0.at >= from && $0.at < until } ?? false }.count
             if used >= limit.count { throw EngineError.benefit(.limitReached(benefit: b.id, count: limit.count, per: limit.per)) }
         }
+        if b.kind == .pointsMultiplier, s.orders[r.orderId] != nil { throw EngineError.benefit(.orderAlreadyPaid(orderId: r.orderId)) }
         let discount: Int64
         switch b.discount(for: r) {
         case .success(let d): discount = d
@@ -216,6 +217,15 @@ extension Engine {
         }
         fx.grants[id] = s.wallet.grants[i]
         out.grants = [id]
+    }
+
+    /// The points factor of multiplier benefits written off on the order, in thousandths.
+    func benefitFactor(_ s: MemberState, order: String, _ p: ProgramDefinition) -> Int64? {
+        let fs = s.wallet.grants.compactMap { g -> Int64? in
+            guard g.use?.orderId == order, g.refundedAt == nil, let b = p.benefit(g.benefitId), b.kind == .pointsMultiplier else { return nil }
+            return b.factorPermille
+        }
+        return fs.max()
     }
 
     /// A whole order refunded takes back the benefits used on it.

@@ -176,6 +176,8 @@ public enum BenefitRefusal: Error, Sendable, Equatable {
     case notCombinable(benefit: String, with: [String])
     case limitReached(benefit: String, count: Int, per: CalendarPeriod)
     case notUsed(grant: String)
+    /// A points multiplier is written off before its order is paid.
+    case orderAlreadyPaid(orderId: String)
 }
 
 /// Makes a grant's write-off code: 12 characters of Crockford's base32 (no I, L, O or U, so it
