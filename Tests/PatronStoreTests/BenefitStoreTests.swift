@@ -250,3 +250,53 @@ func mallTestProgram() -> ProgramDefinition {
         }
     }
 }
+
+@Suite struct GeneratedMallTests {
+    /// Random exchanges, cancellations and stock changes by a few members: after every step the
+    /// stock equals what was put in less what active exchanges hold, and is never below zero;
+    /// every member's ledger balances.
+    @Test(arguments: Backend.allCases)
+    func stockAndLedgersStayTrue(_ backend: Backend) async throws {
+        try await withStore(backend, program: mallTestProgram()) { store, first in
+            var rng = SplitMix(seed: 99)
+            var t = t0.adding(seconds: 60)
+            var members = [first]
+            for i in 0..<3 {
+                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "G-\(i)")], registeredAt: t0),
+                                                              idempotencyKey: nil, requestHash: "g\(i)", now: t).record.id)
+            }
+            for (i, m) in members.enumerated() {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .pointsAdjusted(PointsAdjusted(points: 4000, reason: "seed", staff: "ops")),
+                                           idempotencyKey: "seed-\(i)", requestHash: "h", now: t)
+            }
+            var put: Int64 = 10
+            for step in 0..<120 {
+                t = t.adding(seconds: 61)
+                let m = members[Int(rng.next() % UInt64(members.count))]
+                switch rng.next() % 6 {
+                case 0, 1, 2:
+                    let q = 1 + Int(rng.next() % 3)
+                    do {
+                        _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .mallExchanged(MallExchanged(item: "tote", quantity: q)),
+                                                   idempotencyKey: "x-\(step)", requestHash: "h", now: t)
+                    } catch StoreError.outOfStock {} catch StoreError.rule(.insufficientPoints) {}
+                case 3, 4:
+                    if let x = try await store.exchanges(program: "shop", status: .toShip, member: m, limit: 50).randomElement(using: &rng) {
+                        _ = try await store.cancelExchange(program: "shop", member: m, exchange: x.exchange, reason: "r", idempotencyKey: "c-\(step)", requestHash: "h", now: t)
+                    }
+                default:
+                    let q = Int64(rng.next() % 7) - 2
+                    if q != 0 {
+                        do { _ = try await store.restock(program: "shop", item: "tote", quantity: q, now: t); put += q } catch StoreError.outOfStock {}
+                    }
+                }
+                let held = try await store.exchanges(program: "shop", status: nil, member: nil, limit: 200).filter { $0.item == "tote" && $0.status != .cancelled }
+                    .reduce(Int64(0)) { $0 + $1.quantity }
+                let stock = try #require(try await store.mallItems(program: "shop", now: t).first { $0.item.id == "tote" })
+                #expect(stock.available == put - held, "step \(step)")
+                #expect((stock.available ?? -1) >= 0)
+            }
+            for m in members { #expect(try await store.audit(program: "shop", member: m).isEmpty) }
+        }
+    }
+}
