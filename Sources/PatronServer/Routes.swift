@@ -183,16 +183,17 @@ extension API {
         return json(try await store.growthEntries(program: key.program, member: try memberId(ctx), cursor: cursor, limit: limit))
     }
 
+    /// An ISO 8601 instant from the query, or `fallback` when absent.
+    func instant(_ req: Request, _ name: String, _ fallback: Timestamp) throws -> Timestamp {
+        guard let s = req.uri.queryParameters.get(name) else { return fallback }
+        guard let t = Timestamp(iso8601: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be an ISO 8601 date or date-time, got '\(s)'")]) }
+        return t
+    }
+
     func pointsLiability(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let q = req.uri.queryParameters
-        func instant(_ name: String, _ fallback: Timestamp) throws -> Timestamp {
-            guard let s = q.get(name) else { return fallback }
-            guard let t = Timestamp(iso8601: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be an ISO 8601 date or date-time, got '\(s)'")]) }
-            return t
-        }
-        let asOf = try instant("asOf", now())
-        let until = try instant("breakageUntil", asOf)
-        let from = try instant("breakageFrom", until.adding(days: -365))
+        let asOf = try instant(req, "asOf", now())
+        let until = try instant(req, "breakageUntil", asOf)
+        let from = try instant(req, "breakageFrom", until.adding(days: -365))
         guard from < until else { throw Problem.invalid([FieldError(path: "breakageFrom", reason: "must be before breakageUntil")]) }
         return json(try await store.pointsLiability(program: key.program, asOf: asOf, breakageFrom: from, breakageUntil: until))
     }

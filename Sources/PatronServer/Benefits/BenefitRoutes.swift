@@ -72,16 +72,8 @@ extension API {
     }
 
     func benefitReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let q = req.uri.queryParameters
-        func instant(_ name: String, _ fallback: Timestamp) throws -> Timestamp {
-            guard let s = q.get(name) else { return fallback }
-            guard let t = Timestamp(iso8601: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be an ISO 8601 date or date-time, got '\(s)'")]) }
-            return t
-        }
-        let asOf = try instant("asOf", now())
-        let until = try instant("until", asOf)
-        let from = try instant("from", until.adding(days: -30))
-        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
+        let asOf = try instant(req, "asOf", now())
+        let (from, until) = try period(req, defaultUntil: asOf)
         return json(try await store.benefitReport(program: key.program, from: from, until: until, asOf: asOf))
     }
 }
@@ -164,20 +156,14 @@ extension API {
     }
 
     func mallReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let (from, until) = try period(req)
+        let (from, until) = try period(req, defaultUntil: now())
         return json(try await store.mallReport(program: key.program, from: from, until: until, now: now()))
     }
 
-    /// `from` and `until` query parameters (ISO 8601), by default the last 30 days.
-    func period(_ req: Request) throws -> (Timestamp, Timestamp) {
-        let q = req.uri.queryParameters
-        func instant(_ name: String, _ fallback: Timestamp) throws -> Timestamp {
-            guard let s = q.get(name) else { return fallback }
-            guard let t = Timestamp(iso8601: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be an ISO 8601 date or date-time, got '\(s)'")]) }
-            return t
-        }
-        let until = try instant("until", now())
-        let from = try instant("from", until.adding(days: -30))
+    /// `from` and `until` query parameters (ISO 8601), by default the 30 days before `defaultUntil`.
+    func period(_ req: Request, defaultUntil: Timestamp) throws -> (Timestamp, Timestamp) {
+        let until = try instant(req, "until", defaultUntil)
+        let from = try instant(req, "from", until.adding(days: -30))
         guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
         return (from, until)
     }
