@@ -70,7 +70,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "PatronCoreTests", dependencies: ["PatronCore"], swiftSettings: strict),
+        .testTarget(name: "PatronCoreTests", dependencies: ["PatronCore"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "PatronStoreTests", dependencies: ["PatronCore", "PatronStore"], swiftSettings: strict),
         .testTarget(
             name: "PatronServerTests",
