@@ -7,8 +7,11 @@ public struct ProgramVersions: Sendable {
         public var effectiveFrom: Timestamp
         public var definition: ProgramDefinition
         public var clock: ProgramClock
+        /// The rule tags, compiled once per version.
+        public var tagRules: [(tag: TagDefinition, rule: Condition)]
         public init(version: Int, effectiveFrom: Timestamp, definition: ProgramDefinition) {
             self.version = version; self.effectiveFrom = effectiveFrom; self.definition = definition; self.clock = definition.clock
+            tagRules = definition.tags.compactMap { t in t.rule.flatMap { try? Condition.compile($0, schema: .member).get() }.map { (t, $0) } }
         }
     }
     public private(set) var versions: [Version]
@@ -43,6 +46,7 @@ public enum EngineError: Error, Sendable, Equatable {
     case settlementExceedsDebt(debt: Int64, requested: Int64)
     case benefit(BenefitRefusal)
     case mall(MallRefusal)
+    case tag(TagRefusal)
 }
 
 /// What the ledger, growth and tier history gained from one step.
@@ -60,8 +64,10 @@ public struct Effects: Sendable, Equatable {
     public var grants: [String: BenefitGrant] = [:]
     /// Mall exchanges made or cancelled by the step.
     public var exchanges: [MallExchange] = []
+    /// Tags added and removed by the step, in order.
+    public var tagChanges: [TagChange] = []
     public init() {}
-    public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty && grants.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && growth.isEmpty && tierChanges.isEmpty && lots.isEmpty && grants.isEmpty && tagChanges.isEmpty }
 }
 
 public enum OutcomeStatus: String, Codable, Sendable { case applied, deferred }
@@ -103,14 +109,17 @@ public struct Engine: Sendable {
             }
             var assessing = false
             if let a = s.tier.assessAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = true }
-            var allowance = false
+            var allowance = false, birthday = false
             if let a = s.wallet.nextAllowanceAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = false; allowance = true }
-            if let b = s.wallet.nextBirthdayAt, b <= t, next == nil || b < next! { next = b; lotIdx = nil; assessing = false; allowance = false }
+            if let b = s.wallet.nextBirthdayAt, b <= t, next == nil || b < next! { next = b; lotIdx = nil; assessing = false; allowance = false; birthday = true }
+            if let g = s.tagsDueAt, g <= t, next == nil || g < next! { next = g; lotIdx = nil; assessing = false; allowance = false; birthday = false }
             guard let at = next else { break }
             if let i = lotIdx { expire(&s, lotIndex: i, at: at, fx: &fx) }
             else if assessing { assess(&s, at: at, fx: &fx) }
             else if allowance { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
-            else { birthdayGift(&s, at: at, fx: &fx) }
+            else if birthday { birthdayGift(&s, at: at, fx: &fx) }
+            // Whatever happened, rule tags see the member as it is now (and a tag timer lands here).
+            evaluateTags(&s, at: at, event: nil, fx: &fx)
         }
         s.lots.removeAll { $0.remaining == 0 }
         if t > s.asOf { s.asOf = t }
@@ -202,14 +211,18 @@ public struct Engine: Sendable {
             do { try reverse(&s, grant: r.grant, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         case .mallExchanged(let x):
             do { try exchange(&s, x, event: e.id, at: t, v: v, mode: mode, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
-        case .birthdaySet(let b):
-            setBirthday(&s, b.birthday, at: t)
+        case .profileSet(let ps):
+            s.profile = ps.profile
+            setBirthday(&s, at: t)
             advance(&s, to: t, effects: &fx)
+        case .tagSet(let c):
+            try setTag(&s, c, event: e.id, at: t, v: v, out: &out, fx: &fx)
         case .mallCancelled(let c):
             do { try cancelExchange(&s, c, event: e.id, at: t, v: v, out: &out, fx: &fx) } catch where mode == .replay { out.note = "\(error)" }
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }
+        evaluateTags(&s, at: t, event: e.id, fx: &fx)
         pruneWindow(&s, p)
         pruneWallet(&s)
         pruneExchanges(&s)
@@ -262,6 +275,8 @@ public struct Engine: Sendable {
         }
         let firstOrder = s.orderCount == 0
         s.orderCount += 1
+        if s.lastOrderAt.map({ t > $0 }) ?? true { s.lastOrderAt = t }
+        recordOrderFact(&s, o, at: t, v: v)
         s.spentMinor += o.paidMinor
         s.orders[o.orderId] = OrderRecord(eventId: e.id, at: t, lines: o.lines.indices.map { LineEarning(quantity: o.lines[$0].quantity, points: pts[$0], growth: gro[$0]) },
                                           lotNo: lotNo, tierBefore: tierBefore, paidMinor: o.paidMinor)
@@ -489,7 +504,10 @@ public struct Engine: Sendable {
         }
         s.orders[r.orderId] = rec
         fx.orders[r.orderId] = rec
-        if rec.lines.allSatisfy({ $0.refundedQuantity == $0.quantity }) { reverseUses(&s, order: r.orderId, at: t, v: v, out: &out, fx: &fx) }
+        if rec.lines.allSatisfy({ $0.refundedQuantity == $0.quantity }) {
+            reverseUses(&s, order: r.orderId, at: t, v: v, out: &out, fx: &fx)
+            s.orderFacts.removeAll { $0.orderId == r.orderId }
+        }
         out.pointsClawedBack = P - lapsed
         out.growthClawedBack = G
         if G != 0 { addGrowth(&s, -G, event: e.id, at: t, countsAt: rec.at, reason: .refund, order: r.orderId, fx: &fx) }

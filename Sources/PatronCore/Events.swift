@@ -125,13 +125,15 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case benefitReversed = "benefit.reversed"
     case mallExchanged = "mall.exchanged"
     case mallCancelled = "mall.cancelled"
-    /// The member's birthday was set or changed (recorded by the store with the profile change).
-    case birthdaySet = "member.birthday_set"
+    /// The member's profile was set or changed (recorded by the store with the profile): the
+    /// birthday gift and conditions on profile fields read it from the member's history.
+    case profileSet = "member.profile_set"
+    case tagSet = "tag.set"
 }
 
-public struct BirthdaySet: Codable, Sendable, Equatable {
-    public var birthday: CivilDate?
-    public init(birthday: CivilDate?) { self.birthday = birthday }
+public struct ProfileSet: Codable, Sendable, Equatable {
+    public var profile: MemberProfile
+    public init(profile: MemberProfile) { self.profile = profile }
 }
 
 public enum EventBody: Sendable, Equatable {
@@ -147,7 +149,8 @@ public enum EventBody: Sendable, Equatable {
     case benefitReversed(BenefitReversed)
     case mallExchanged(MallExchanged)
     case mallCancelled(MallCancelled)
-    case birthdaySet(BirthdaySet)
+    case profileSet(ProfileSet)
+    case tagSet(TagSet)
 
     public var kind: EventKind {
         switch self {
@@ -155,7 +158,7 @@ public enum EventBody: Sendable, Equatable {
         case .activity: .activity; case .pointsRedeemed: .pointsRedeemed; case .debtSettled: .debtSettled
         case .benefitGranted: .benefitGranted; case .benefitClaimed: .benefitClaimed; case .benefitRedeemed: .benefitRedeemed
         case .benefitReversed: .benefitReversed; case .mallExchanged: .mallExchanged; case .mallCancelled: .mallCancelled
-        case .birthdaySet: .birthdaySet
+        case .profileSet: .profileSet; case .tagSet: .tagSet
         }
     }
     /// The body as stored: kind plus the payload's JSON.
@@ -174,7 +177,8 @@ public enum EventBody: Sendable, Equatable {
         case .benefitReversed(let x): return try! e.encode(x)
         case .mallExchanged(let x): return try! e.encode(x)
         case .mallCancelled(let x): return try! e.encode(x)
-        case .birthdaySet(let x): return try! e.encode(x)
+        case .profileSet(let x): return try! e.encode(x)
+        case .tagSet(let x): return try! e.encode(x)
         }
     }
     public static func decode(kind: EventKind, payload: Data) throws -> EventBody {
@@ -192,7 +196,8 @@ public enum EventBody: Sendable, Equatable {
         case .benefitReversed: return .benefitReversed(try d.decode(BenefitReversed.self, from: payload))
         case .mallExchanged: return .mallExchanged(try d.decode(MallExchanged.self, from: payload))
         case .mallCancelled: return .mallCancelled(try d.decode(MallCancelled.self, from: payload))
-        case .birthdaySet: return .birthdaySet(try d.decode(BirthdaySet.self, from: payload))
+        case .profileSet: return .profileSet(try d.decode(ProfileSet.self, from: payload))
+        case .tagSet: return .tagSet(try d.decode(TagSet.self, from: payload))
         }
     }
 }
@@ -285,7 +290,9 @@ public enum EventValidator {
         case .mallCancelled(let c):
             if c.exchange.rawValue < 1 { errs.append(.init(path: "exchange", reason: "must be the event id of a mall.exchanged event")) }
             text(c.reason, "reason", required: true, max: 500)
-        case .birthdaySet: break
+        case .profileSet: break
+        case .tagSet(let c):
+            text(c.tag, "tag", required: true, max: 64); text(c.by, "by", required: true); text(c.reason, "reason", required: false, max: 500)
         }
         return errs
     }

@@ -171,8 +171,18 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var nextGrowthNo = 1
     public internal(set) var nextTierChangeNo = 1
     public internal(set) var wallet = Wallet()
-    /// For the birthday gift; set by the store from the profile.
-    public internal(set) var birthday: CivilDate?
+    /// The profile as the member's history last set it (`member.profile_set`): for the birthday
+    /// gift and conditions on profile fields.
+    public internal(set) var profile: MemberProfile?
+    public var birthday: CivilDate? { profile?.birthday }
+    /// Tags the member has now, by tag id.
+    public internal(set) var tags: [String: TagMark] = [:]
+    /// Recent orders as conditions see them (programs with rule tags).
+    public internal(set) var orderFacts: [OrderFact] = []
+    /// When a rule tag's truth could next change with time alone.
+    public internal(set) var tagsDueAt: Timestamp?
+    public internal(set) var nextTagChangeNo = 1
+    public internal(set) var lastOrderAt: Timestamp?
     /// Mall exchanges of the last 400 days, and older ones that lifetime limits count.
     public internal(set) var exchanges: [MallExchange] = []
 
@@ -202,6 +212,7 @@ public struct MemberState: Codable, Sendable, Equatable {
         var due: Timestamp? = tier.assessAt
         if let a = wallet.nextAllowanceAt { due = min(due ?? a, a) }
         if let b = wallet.nextBirthdayAt { due = min(due ?? b, b) }
+        if let g = tagsDueAt { due = min(due ?? g, g) }
         for l in lots where l.remaining > 0 {
             if l.availableAt > asOf { due = min(due ?? l.availableAt, l.availableAt) }
             if let e = l.expiresAt { due = min(due ?? e, e) }

@@ -131,18 +131,19 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var benefitPolicy = BenefitPolicy()
     public var mall: [MallItem] = []
     public var birthday: BirthdayRule?
+    public var tags: [TagDefinition] = []
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
                 benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy(), mall: [MallItem] = [],
-                birthday: BirthdayRule? = nil) {
+                birthday: BirthdayRule? = nil, tags: [TagDefinition] = []) {
         self.key = key; self.name = name; self.currency = currency; self.timeZone = timeZone; self.pointValueMinorPermille = pointValueMinorPermille
         self.tiers = tiers; self.assessment = assessment; self.earning = earning; self.activities = activities; self.expiry = expiry
         self.pendingDays = pendingDays; self.refund = refund; self.benefits = benefits; self.benefitPolicy = benefitPolicy
-        self.mall = mall; self.birthday = birthday
+        self.mall = mall; self.birthday = birthday; self.tags = tags
     }
     enum CodingKeys: String, CodingKey {
-        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday
+        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -156,7 +157,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   benefits: try c.decodeIfPresent([BenefitDefinition].self, forKey: .benefits) ?? [],
                   benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy(),
                   mall: try c.decodeIfPresent([MallItem].self, forKey: .mall) ?? [],
-                  birthday: try c.decodeIfPresent(BirthdayRule.self, forKey: .birthday))
+                  birthday: try c.decodeIfPresent(BirthdayRule.self, forKey: .birthday),
+                  tags: try c.decodeIfPresent([TagDefinition].self, forKey: .tags) ?? [])
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -179,7 +181,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -338,6 +340,7 @@ public enum ProgramParser {
             benefitPolicy.revokeOnDowngrade = r.bool(o["revokeOnDowngrade"], "benefitPolicy.revokeOnDowngrade", default: false)
         }
         let mall = mall(r, top["mall"], benefits: known, tiers: Set(tiers.map(\.id)))
+        let tags = tags(r, top["tags"])
         var birthday: BirthdayRule? = nil
         if let o = r.object(top["birthday"], "birthday", allowed: ["benefit", "count", "when", "tiers"], required: false) {
             let b = r.string(o["benefit"], "birthday.benefit", maxLength: 64)
@@ -353,7 +356,7 @@ public enum ProgramParser {
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags))
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -56,7 +56,17 @@ public enum StateCodec {
         w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
         w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
         w.wallet(s.wallet)
-        w.optInt(s.birthday?.dayNumber)
+        w.optString(s.profile.map { String(decoding: try! JSONEncoder().encode($0), as: UTF8.self) })
+        w.int(Int64(s.tags.count))
+        for (id, m) in s.tags.sorted(by: { $0.key < $1.key }) { w.string(id); w.time(m.since); w.u8(m.manual ? 1 : 0); w.optString(m.by) }
+        w.int(Int64(s.orderFacts.count))
+        for o in s.orderFacts {
+            w.string(o.orderId); w.time(o.at); w.int(o.amountMinor)
+            w.int(Int64(o.categories.count)); for c in o.categories { w.string(c) }
+            w.int(Int64(o.skus.count)); for k in o.skus { w.string(k) }
+            w.optString(o.channel); w.optString(o.store); w.u8(o.usedCoupon ? 1 : 0)
+        }
+        w.optTime(s.tagsDueAt); w.int(Int64(s.nextTagChangeNo)); w.optTime(s.lastOrderAt)
         w.int(Int64(s.exchanges.count))
         for x in s.exchanges {
             w.int(x.eventId.rawValue); w.time(x.at); w.string(x.item); w.string(x.kind.rawValue); w.int(Int64(x.quantity)); w.int(x.points); w.int(x.moneyMinor)
@@ -107,7 +117,23 @@ public enum StateCodec {
         s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
         if f >= 2 {
             s.wallet = try r.wallet()
-            s.birthday = try r.optInt().map { CivilDate(dayNumber: $0) }
+            if let p = try r.optString() {
+                guard let profile = try? JSONDecoder().decode(MemberProfile.self, from: Data(p.utf8)) else { throw Failure.badValue("profile") }
+                s.profile = profile
+            }
+            for _ in 0..<(try r.count()) {
+                let id = try r.string()
+                s.tags[id] = TagMark(since: try r.time(), manual: try r.u8() == 1, by: try r.optString())
+            }
+            for _ in 0..<(try r.count()) {
+                let id = try r.string(), at = try r.time(), amount = try r.int()
+                var cats: [String] = [], skus: [String] = []
+                for _ in 0..<(try r.count()) { cats.append(try r.string()) }
+                for _ in 0..<(try r.count()) { skus.append(try r.string()) }
+                s.orderFacts.append(OrderFact(orderId: id, at: at, amountMinor: amount, categories: cats, skus: skus, channel: try r.optString(),
+                                              store: try r.optString(), usedCoupon: try r.u8() == 1))
+            }
+            s.tagsDueAt = try r.optTime(); s.nextTagChangeNo = Int(try r.int()); s.lastOrderAt = try r.optTime()
             for _ in 0..<(try r.count()) {
                 let ev = EventID(try r.int()), at = try r.time(), item = try r.string()
                 guard let kind = MallItemKind(rawValue: try r.string()) else { throw Failure.badValue("mall item kind") }

@@ -71,6 +71,11 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/reports/mall", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/reminders", scope: .read),
         .init(method: .get, path: "/v1/reminders", scope: .read),
+        .init(method: .get, path: "/v1/members/{memberId}/tags", scope: .read),
+        .init(method: .post, path: "/v1/members/{memberId}/tags", scope: .write),
+        .init(method: .get, path: "/v1/members/{memberId}/tag-history", scope: .read),
+        .init(method: .get, path: "/v1/tags", scope: .read),
+        .init(method: .get, path: "/v1/tags/{tag}/members", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -134,6 +139,11 @@ public struct API: Sendable {
         case (.get, "/v1/reports/mall"): route = mallReport
         case (.get, "/v1/members/{memberId}/reminders"): route = memberReminders
         case (.get, "/v1/reminders"): route = reminders
+        case (.get, "/v1/members/{memberId}/tags"): route = memberTags
+        case (.post, "/v1/members/{memberId}/tags"): route = setTag
+        case (.get, "/v1/members/{memberId}/tag-history"): route = tagHistory
+        case (.get, "/v1/tags"): route = tags
+        case (.get, "/v1/tags/{tag}/members"): route = membersWithTag
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

@@ -54,6 +54,15 @@ public enum Demo {
           - {id: birthday_coupon, name: {zh-CN: 生日券 无门槛50元, en: Birthday - 50 off}, kind: noMinimum, amountMinor: 5000, claim: {days: 31}, use: {days: 31}}
           - {id: mall_coupon_20, name: {zh-CN: 20元无门槛券, en: 20 yuan off}, kind: noMinimum, amountMinor: 2000, autoClaim: true, use: {days: 30}, combinable: true}
         birthday: {benefit: birthday_coupon, when: month}
+        tags:
+          - {id: no_repurchase_48h, name: {zh-CN: 首单后48小时未复购, en: No second order 48h after the first}, category: behaviour,
+             rule: "member.orderCount == 1 && now - member.lastOrderAt >= duration('48h')"}
+          - {id: price_sensitive, name: {zh-CN: 价格敏感, en: Price sensitive}, category: preference,
+             rule: "orders.count() >= 3 && orders.filter(o, o.usedCoupon).count() * 2 > orders.count()"}
+          - {id: big_spender_30d, name: {zh-CN: 近30天高消费, en: Spent 1000+ in 30 days}, category: value, rule: "orders.within('30d').sum(amount) >= 100000"}
+          - {id: lapsing, name: {zh-CN: 90天未购, en: No order in 90 days}, category: lifecycle, rule: "member.orderCount > 0 && now - member.lastOrderAt >= duration('90d')"}
+          - {id: birthday_this_month, name: {zh-CN: 本月生日, en: Birthday this month}, category: lifecycle, rule: "member.profile.birthday.month == now.month"}
+          - {id: vip_care, name: {zh-CN: 重点关怀, en: VIP care}, category: lifecycle}
         mall:
           - {id: tote_bag, name: {zh-CN: 帆布袋, en: Canvas tote bag}, kind: goods, pointsPrice: 800, stock: 500, limit: {count: 2, per: year},
              image: "https://static.example.com/demo/tote.png"}

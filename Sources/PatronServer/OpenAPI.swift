@@ -68,6 +68,14 @@ public enum OpenAPI {
                                                           errors: [401, 403, 404, 422], query: [("kind", "benefit.claim_expiring, benefit.use_expiring or points.expiring"), ("days", "0 to 366, default 7"), ("cursor", ""), ("limit", "")]),
         "GET /v1/reminders": Operation(summary: "The same for all members, in time order, for the messages a later part sends", response: "Reminders",
                                        errors: [401, 403, 422], query: [("kind", "benefit.claim_expiring, benefit.use_expiring or points.expiring"), ("days", "0 to 366, default 7"), ("cursor", ""), ("limit", "")]),
+        "GET /v1/members/{memberId}/tags": Operation(summary: "The tags the member has now, with since when and why (rule or staff)", response: "MemberTags", errors: [401, 403, 404]),
+        "POST /v1/members/{memberId}/tags": Operation(summary: "Staff add or remove a manual tag (event tag.set; rule tags follow their rules)", request: "TagRequest",
+                                                      response: "MemberTags", success: 201, errors: [400, 401, 403, 404, 409, 413, 422, 503], idempotency: true),
+        "GET /v1/members/{memberId}/tag-history": Operation(summary: "Every tag.added and tag.removed of the member, newest first, with its cause", response: "TagHistory",
+                                                            errors: [401, 403, 404, 422], query: [("limit", "1 to 200, default 50")]),
+        "GET /v1/tags": Operation(summary: "The program's tags (rule and manual) with how many members have each now", response: "Tags", errors: [401, 403]),
+        "GET /v1/tags/{tag}/members": Operation(summary: "Members who have the tag now, in id order", response: "TaggedMembers", errors: [401, 403, 404, 422],
+                                                query: [("cursor", ""), ("limit", "1 to 200, default 50")]),
         "GET /v1/reports/points-liability": Operation(summary: "Points liability: outstanding points and their value, expiry schedule by month, breakage; reconciles with the ledger",
                                                       response: "PointsLiability", errors: [401, 403, 422],
                                                       query: [("asOf", "instant of the report (default now)"), ("breakageFrom", "start of the breakage period (default a year before breakageUntil)"),
@@ -87,12 +95,12 @@ public enum OpenAPI {
             guard let op = operations[key] else { preconditionFailure("route \(key) is not documented") }
             var params: [JSONValue] = []
             for name in r.path.split(separator: "/").filter({ $0.hasPrefix("{") }).map({ String($0.dropFirst().dropLast()) }) {
-                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : name == "item" ? "^[a-z][a-z0-9_-]{0,63}$" : "^[0-9]+$"
+                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : ["item", "tag"].contains(name) ? "^[a-z][a-z0-9_-]{0,63}$" : "^[0-9]+$"
                 params.append(.object(["name": .string(name), "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": .string(pattern)])]))
             }
             for (n, d) in op.query { params.append(.object(["name": .string(n), "in": "query", "required": .bool(false), "description": .string(d), "schema": .object(["type": "string"])])) }
             if op.idempotency {
-                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events") || key.hasSuffix("/benefits") || key.contains("/redemptions") || key.hasSuffix("/exchanges") || key.hasSuffix("/cancellation")),
+                params.append(.object(["name": "Idempotency-Key", "in": "header", "required": .bool(key.hasSuffix("/events") || key.hasSuffix("/benefits") || key.contains("/redemptions") || key.hasSuffix("/exchanges") || key.hasSuffix("/cancellation") || key.hasPrefix("POST") && key.hasSuffix("/tags")),
                                        "description": "The same key with the same body returns the first answer; with another body, 422.", "schema": .object(["type": "string", "maxLength": 200])]))
             }
             let mediaType = op.response == "MetricsText" ? "text/plain" : "application/json"
@@ -183,7 +191,7 @@ public enum OpenAPI {
         "amountMinor": {"type": "integer", "minimum": 0, "description": "line price before discounts, minor units"}, "discountMinor": {"type": "integer", "minimum": 0, "default": 0}}},
       "EventRequest": {"type": "object", "required": ["type", "occurredAt", "data"], "properties": {
         "type": {"type": "string", "enum": ["order.paid", "order.refunded", "points.adjusted", "activity", "points.redeemed", "debt.settled",
-          "benefit.granted", "benefit.claimed", "benefit.redeemed", "benefit.reversed", "mall.exchanged", "mall.cancelled"]},
+          "benefit.granted", "benefit.claimed", "benefit.redeemed", "benefit.reversed", "mall.exchanged", "mall.cancelled", "tag.set"]},
         "occurredAt": {"type": "string", "format": "date-time"},
         "data": {"oneOf": [
           {"title": "order.paid", "type": "object", "required": ["orderId", "lines"], "properties": {"orderId": {"type": "string"}, "currency": {"type": "string"},
@@ -202,7 +210,8 @@ public enum OpenAPI {
               "lines": {"type": "array"}, "channel": {"type": "string"}, "store": {"type": "string"}, "combinedWith": {"type": "array", "items": {"type": "string"}}}},
           {"title": "benefit.reversed", "type": "object", "required": ["grant", "reason"], "properties": {"grant": {"type": "string"}, "reason": {"type": "string"}}},
           {"title": "mall.exchanged", "type": "object", "required": ["item"], "properties": {"item": {"type": "string"}, "quantity": {"type": "integer"}, "address": {"type": "string"}}},
-          {"title": "mall.cancelled", "type": "object", "required": ["exchange", "reason"], "properties": {"exchange": {"type": "string"}, "reason": {"type": "string"}}}
+          {"title": "mall.cancelled", "type": "object", "required": ["exchange", "reason"], "properties": {"exchange": {"type": "string"}, "reason": {"type": "string"}}},
+          {"title": "tag.set", "type": "object", "required": ["tag", "add", "by"], "properties": {"tag": {"type": "string"}, "add": {"type": "boolean"}, "by": {"type": "string"}, "reason": {"type": "string"}}}
         ]}}},
       "GrantRequest": {"type": "object", "required": ["benefit", "reason", "staff"], "properties": {"benefit": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
         "reason": {"type": "string"}, "staff": {"type": "string"}, "occurredAt": {"type": "string", "format": "date-time"}}},
@@ -246,6 +255,18 @@ public enum OpenAPI {
         "items": {"type": "array", "items": {"type": "object", "properties": {"event": {"type": "string", "enum": ["benefit.claim_expiring", "benefit.use_expiring", "points.expiring"]},
           "memberId": {"type": "string"}, "at": {"type": "string", "description": "the instant it lapses"}, "lastDay": {"type": "string", "format": "date"},
           "grant": {"type": "string"}, "benefit": {"type": "string"}, "points": {"type": "integer"}}}}}},
+      "TagRequest": {"type": "object", "required": ["tag", "action", "by"], "properties": {"tag": {"type": "string"}, "action": {"type": "string", "enum": ["add", "remove"]},
+        "by": {"type": "string", "description": "who (staff id)"}, "reason": {"type": "string"}}},
+      "MemberTags": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"tag": {"type": "string"},
+        "name": {"$ref": "#/components/schemas/LocalizedText"}, "category": {"type": "string", "enum": ["behaviour", "preference", "lifecycle", "value"]},
+        "since": {"type": "string"}, "cause": {"type": "string", "enum": ["rule", "manual"]}, "by": {"type": "string"}}}}}},
+      "TagHistory": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"no": {"type": "integer"},
+        "event": {"type": "string", "enum": ["tag.added", "tag.removed"]}, "tag": {"type": "string"}, "at": {"type": "string"}, "cause": {"type": "string", "enum": ["rule", "manual"]},
+        "eventId": {"type": "string"}, "by": {"type": "string"}, "reason": {"type": "string"}}}}}},
+      "Tags": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+        "tag": {"type": "object", "description": "id, name, category, rule (the condition, normalised), description"}, "members": {"type": "integer"}}}}}},
+      "TaggedMembers": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"memberId": {"type": "string"},
+        "since": {"type": "string"}, "cause": {"type": "string"}, "by": {"type": "string"}}}}, "nextCursor": {"type": "string"}}},
       "ReversalRequest": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
       "BenefitReport": {"type": "object", "description": "Counts over the grants made in [from, until), as they stand at asOf. claimRatePpm = claimed / granted; useRatePpm = used / claimed (parts per million).",
         "properties": {"program": {"type": "string"}, "from": {"type": "string"}, "until": {"type": "string"}, "asOf": {"type": "string"},

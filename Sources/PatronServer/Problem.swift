@@ -106,6 +106,10 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             return Problem(.conflict, type: "order-fully-refunded", title: "The order is already fully refunded", detail: "order '\(o)' has nothing left to refund")
         case .benefit(let b): return benefit(b)
         case .mall(let m): return mall(m)
+        case .tag(.unknownTag(let t)): return invalid([FieldError(path: "tag", reason: "'\(t)' is not a tag of this program")])
+        case .tag(.ruleTag(let t)):
+            return Problem(.conflict, type: "rule-tag", title: "The tag follows its rule", detail: "'\(t)' is set by its rule in the program; staff can set manual tags only",
+                           errors: [FieldError(path: "tag", reason: "is a rule tag")])
         }
     }
 

@@ -42,7 +42,8 @@ struct EventRequest: Decodable {
         case .benefitReversed: body = .benefitReversed(try c.decode(BenefitReversed.self, forKey: .data))
         case .mallExchanged: body = .mallExchanged(try c.decode(MallExchanged.self, forKey: .data))
         case .mallCancelled: body = .mallCancelled(try c.decode(MallCancelled.self, forKey: .data))
-        case .birthdaySet: throw UnknownType(type: type) // recorded by PATCH /v1/members/{id} with the profile
+        case .profileSet: throw UnknownType(type: type) // recorded by POST and PATCH /v1/members with the profile
+        case .tagSet: body = .tagSet(try c.decode(TagSet.self, forKey: .data))
         }
     }
 }

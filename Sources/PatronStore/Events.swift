@@ -64,6 +64,7 @@ extension Store {
             if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, event.id, occurredAt)) }
             if isReplay { deleteDerived(&plan, program: program, member: member) }
             writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders)
+            writeTags(&plan, program: program, member: member, state: state, fx, replay: isReplay)
             writeMall(&plan, program: program, member: member, event: event, versions: engine.program, fx: fx, now: now)
             let answer = Coding.json(result)
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: answer, now: now)
@@ -104,6 +105,16 @@ extension Store {
         }
     }
 
+    /// The member's current tags, rewritten from the state when the step changed any.
+    func writeTags(_ plan: inout WritePlan, program: String, member: MemberID, state: MemberState, _ fx: Effects, replay: Bool) {
+        guard replay || !fx.tagChanges.isEmpty else { return }
+        let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
+        if !replay { plan.add("DELETE FROM member_tags WHERE program_id = ? AND member_id = ?", [p, m]) }
+        RowInsert.memberTags.add(&plan, state.tags.sorted { $0.key < $1.key }.map { id, mark in
+            [p, m, .text(id), .int(mark.since.seconds), .int(mark.manual ? 1 : 0), SQLValue(mark.by)]
+        })
+    }
+
     func updateMemberState(_ plan: inout WritePlan, program: String, m: LoadedMember, state: MemberState, lastEventNo: Int64, now: Timestamp) {
         let t = max(now, state.asOf)
         plan.add("""
@@ -117,7 +128,7 @@ extension Store {
     }
 
     func deleteDerived(_ plan: inout WritePlan, program: String, member: MemberID) {
-        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes", "benefit_grants"] {
+        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes", "benefit_grants", "tag_changes", "member_tags"] {
             plan.add("DELETE FROM \(table) WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
         }
     }
@@ -163,6 +174,10 @@ extension Store {
             [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)]
         })
         RowInsert.benefitGrants.add(&plan, fx.grants.values.sorted { $0.id < $1.id }.map { RowInsert.grantRow(p, m, $0) })
+        RowInsert.tagChanges.add(&plan, fx.tagChanges.map { c in
+            [p, m, .int(Int64(c.no)), .text(c.tag), .int(c.added ? 1 : 0), .int(c.at.seconds), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue),
+             SQLValue(c.by), SQLValue(c.reason)]
+        })
     }
 }
 
@@ -201,6 +216,8 @@ struct RowInsert: Sendable {
                                 columns: 11, tail: " ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining")
     static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
     static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
+    static let tagChanges = RowInsert("INSERT INTO tag_changes (program_id, member_id, change_no, tag_id, added, at, cause, event_no, set_by, reason)", columns: 10)
+    static let memberTags = RowInsert("INSERT INTO member_tags (program_id, member_id, tag_id, since, manual, set_by)", columns: 6)
     static let events = RowInsert("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome)", columns: 9)
     static let orders = RowInsert("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store, record)", columns: 9,
                                   tail: " ON CONFLICT DO NOTHING", guardRows: true)

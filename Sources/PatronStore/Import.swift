@@ -127,6 +127,7 @@ extension Store {
                 })
                 if late { deleteDerived(&plan, program: program, member: id) }
                 writeEffects(&plan, program: program, member: id, fx, newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) })
+                writeTags(&plan, program: program, member: id, state: state, fx, replay: late)
                 plans.append(plan)
                 planOrders.append(accepted.map(\.0))
                 planCreates.append(created[id] != nil)

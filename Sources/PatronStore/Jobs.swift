@@ -38,6 +38,7 @@ extension Store {
                     var plan = WritePlan()
                     updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: m.lastEventNo, now: now)
                     writeEffects(&plan, program: program, member: id, fx)
+                    writeTags(&plan, program: program, member: id, state: state, fx, replay: false)
                     plans.append(plan)
                     var r = JobReport()
                     r.members = 1

@@ -71,11 +71,12 @@ extension Store {
             var plan = WritePlan()
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
             insertIdentities(&plan, program: program, member: id, ids, now: now)
-            if let b = profile.birthday {
+            if profile != MemberProfile() {
                 let m = LoadedMember(id: id, registeredAt: registeredAt, profile: profile, state: state, stateVersion: 1, lastEventNo: 0)
-                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .birthdaySet(BirthdaySet(birthday: b)), now: now, fx: &fx)
+                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .profileSet(ProfileSet(profile: profile)), now: now, fx: &fx)
             }
             writeEffects(&plan, program: program, member: id, fx)
+            writeTags(&plan, program: program, member: id, state: state, fx, replay: false)
             let record = MemberRecord(id: id, program: program, registeredAt: registeredAt, identities: ids, profile: profile, standing: engine.standing(state, now: now))
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: Coding.json(record), now: now)
             if try await writeMemberPlan(plan) { return (record, false) }
@@ -185,12 +186,13 @@ extension Store {
             }
             var plan = WritePlan()
             var state = m.state
-            if profile.birthday != m.profile.birthday {
-                // The birthday feeds the birthday gift: it goes into the member's history as an event.
+            if profile != m.profile {
+                // The profile feeds the birthday gift and conditions: it goes into the member's history as an event.
                 let engine = try await self.engine(program)
                 var fx = Effects()
-                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .birthdaySet(BirthdaySet(birthday: profile.birthday)), now: now, fx: &fx)
+                state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .profileSet(ProfileSet(profile: profile)), now: now, fx: &fx)
                 writeEffects(&plan, program: program, member: id, fx)
+                writeTags(&plan, program: program, member: id, state: state, fx, replay: false)
                 plan.add("UPDATE members SET profile = ?, name = ? WHERE program_id = ? AND member_id = ?",
                          [.text(Coding.json(profile)), SQLValue(profile.name), .text(program), .int(id.rawValue)])
             } else {

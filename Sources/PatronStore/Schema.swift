@@ -241,6 +241,35 @@ public enum Schema {
             """,
             "CREATE INDEX mall_exchanges_status ON mall_exchanges (program_id, status, created_at)",
             "CREATE INDEX mall_exchanges_item ON mall_exchanges (program_id, item_id, created_at)",
+            // Tags members have now, and every change with its cause (tag.added, tag.removed).
+            """
+            CREATE TABLE member_tags (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              tag_id TEXT NOT NULL,
+              since BIGINT NOT NULL,
+              manual BIGINT NOT NULL,
+              set_by TEXT,
+              PRIMARY KEY (program_id, member_id, tag_id)
+            )
+            """,
+            "CREATE INDEX member_tags_tag ON member_tags (program_id, tag_id, member_id)",
+            """
+            CREATE TABLE tag_changes (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              change_no BIGINT NOT NULL,
+              tag_id TEXT NOT NULL,
+              added BIGINT NOT NULL,
+              at BIGINT NOT NULL,
+              cause TEXT NOT NULL,
+              event_no BIGINT,
+              set_by TEXT,
+              reason TEXT,
+              PRIMARY KEY (program_id, member_id, change_no)
+            )
+            """,
+            "CREATE INDEX tag_changes_at ON tag_changes (program_id, at)",
         ]),
     ]
 

@@ -486,7 +486,7 @@ func expectMall(_ r: MallRefusal, sourceLocation: SourceLocation = #_sourceLocat
     func birthdayGifts(_ c: Case) throws {
         var h = Harness(try program(c.when), registeredAt: at("2026-01-01T00:00:00+08:00"))
         let b = CivilDate(year: Int(c.birthday.prefix(4))!, month: Int(c.birthday.dropFirst(5).prefix(2))!, day: Int(c.birthday.suffix(2))!)
-        try h.send(.birthdaySet(BirthdaySet(birthday: b)), at: at(c.setAt))
+        try h.send(.profileSet(ProfileSet(profile: MemberProfile(birthday: b))), at: at(c.setAt))
         h.advance(to: at(c.probe))
         #expect(h.grants("welcome").map(\.id) == c.grants)
         #expect(h.grants("welcome").allSatisfy { $0.cause == .birthday })
@@ -494,12 +494,12 @@ func expectMall(_ r: MallRefusal, sourceLocation: SourceLocation = #_sourceLocat
 
     @Test func onlyForTheTiersNamedAndOnceAYear() throws {
         var h = Harness(try program("month", tiers: #", "tiers": ["gold"]"#), registeredAt: at("2026-01-01T00:00:00+08:00"))
-        try h.send(.birthdaySet(BirthdaySet(birthday: CivilDate(year: 1990, month: 5, day: 2))), at: at("2026-01-02T00:00:00+08:00"))
+        try h.send(.profileSet(ProfileSet(profile: MemberProfile(birthday: CivilDate(year: 1990, month: 5, day: 2)))), at: at("2026-01-02T00:00:00+08:00"))
         h.advance(to: at("2026-05-02T00:00:00+08:00"))
         #expect(h.grants("welcome").isEmpty) // basic in May 2026
         try h.order("g", 600_000, at: at("2026-06-01T00:00:00+08:00"))
         // Changing the birthday to a month already passed this year does not give a second one.
-        try h.send(.birthdaySet(BirthdaySet(birthday: CivilDate(year: 1990, month: 6, day: 20))), at: at("2026-06-02T00:00:00+08:00"))
+        try h.send(.profileSet(ProfileSet(profile: MemberProfile(birthday: CivilDate(year: 1990, month: 6, day: 20)))), at: at("2026-06-02T00:00:00+08:00"))
         #expect(h.grants("welcome").isEmpty)
         h.advance(to: at("2027-06-01T00:00:00+08:00"))
         #expect(h.grants("welcome").map(\.id) == ["bd.2027.1"])

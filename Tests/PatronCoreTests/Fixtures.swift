@@ -52,6 +52,9 @@ struct Harness {
     var lots: [Int: Lot] = [:]
     var tierChanges: [TierChange] = []
     var growth: [GrowthEntry] = []
+    /// The tag_changes table.
+    var tagChangesAll: [TagChange] = []
+    var tagChanges: [TagChange] { tagChangesAll }
     /// The benefit_grants table: every grant's latest form.
     var grants: [String: BenefitGrant] = [:]
     var events: [MemberEvent] = []
@@ -77,6 +80,7 @@ struct Harness {
         for (k, v) in fx.orders { orderTable[k] = v }
         for (k, n) in fx.orderLapses { orderTable[k]?.expiredPoints += n }
         for (k, g) in fx.grants { grants[k] = g }
+        tagChangesAll += fx.tagChanges
         // What the store keeps of the state: no order records.
         state = state.snapshot
     }
@@ -90,7 +94,7 @@ struct Harness {
             let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id)
             events.append(e)
             state = r.state
-            entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]; grants = [:]
+            entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]; grants = [:]; tagChangesAll = []
             absorb(r.effects)
             return r.outcomes[e.id]!
         }

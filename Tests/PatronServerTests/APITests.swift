@@ -102,12 +102,15 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
             }
             _ = try await c.execute(uri: "/v1/members/\(id)/events", method: .post, headers: headers(f.writer, idem: "adjust"),
                                     body: body(#"{"type": "points.adjusted", "occurredAt": "2026-11-01T09:40:00+08:00", "data": {"points": 5000, "reason": "welcome", "staff": "ops"}}"#))
+            let staffGrant = try await c.execute(uri: "/v1/members/\(id)/benefits", method: .post, headers: headers(f.writer, idem: "grant-setup"),
+                                                 body: body(#"{"benefit": "birthday_coupon", "reason": "birthday", "staff": "ops-1"}"#)) { r in
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+                return try decodeJSON(r)["outcome"]?["grants"]?.array?.first?.string ?? ""
+            }
             let exchange = try await c.execute(uri: "/v1/members/\(id)/mall/exchanges", method: .post, headers: headers(f.writer, idem: "ex-setup"), body: body(#"{"item": "tote_bag"}"#)) { r in
                 #expect(r.status == .created, "\(String(buffer: r.body))")
                 return try decodeJSON(r)["exchange"]?.string ?? ""
             }
-            // Events so far: seed order, claim, adjustment, exchange; then the calls below add the
-            // redemption of points, the birthday set by PATCH, and the staff grant (event 7).
             let calls: [(HTTPRequest.Method, String, String, String?, String?)] = [
                 (.get, "/healthz", "/healthz", nil, nil),
                 (.get, "/openapi.json", "/openapi.json", nil, nil),
@@ -129,7 +132,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/reports/points-liability", "/v1/reports/points-liability?breakageFrom=2026-01-01", f.reader, nil),
                 (.get, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits?status=claimed", f.reader, nil),
                 (.post, "/v1/members/{memberId}/benefits", "/v1/members/\(id)/benefits", f.writer, #"{"benefit": "birthday_coupon", "reason": "birthday", "staff": "ops-1"}"#),
-                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/st.7.1/claim", f.writer, nil),
+                (.post, "/v1/members/{memberId}/benefits/{grant}/claim", "/v1/members/\(id)/benefits/\(staffGrant)/claim", f.writer, nil),
                 (.get, "/v1/redemptions/{code}", "/v1/redemptions/\(code)", f.reader, nil),
                 (.post, "/v1/redemptions", "/v1/redemptions", f.writer, #"{"code": "\#(code)", "orderId": "pos-9", "amountMinor": 50000, "store": "s1"}"#),
                 (.post, "/v1/redemptions/{code}/reversal", "/v1/redemptions/\(code)/reversal", f.writer, #"{"reason": "order cancelled"}"#),
@@ -144,6 +147,11 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/reports/mall", "/v1/reports/mall", f.reader, nil),
                 (.get, "/v1/members/{memberId}/reminders", "/v1/members/\(id)/reminders?kind=benefit.use_expiring&days=31", f.reader, nil),
                 (.get, "/v1/reminders", "/v1/reminders?kind=points.expiring&days=366", f.reader, nil),
+                (.post, "/v1/members/{memberId}/tags", "/v1/members/\(id)/tags", f.writer, #"{"tag": "vip_care", "action": "add", "by": "ops-1", "reason": "asked for a fitting"}"#),
+                (.get, "/v1/members/{memberId}/tags", "/v1/members/\(id)/tags", f.reader, nil),
+                (.get, "/v1/members/{memberId}/tag-history", "/v1/members/\(id)/tag-history", f.reader, nil),
+                (.get, "/v1/tags", "/v1/tags", f.reader, nil),
+                (.get, "/v1/tags/{tag}/members", "/v1/tags/vip_care/members", f.reader, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
             for (method, path, uri, token, payload) in calls {

@@ -85,10 +85,11 @@ func benefitTestProgram() -> ProgramDefinition {
     func aCodeIsUsedOnce(_ backend: Backend) async throws {
         try await withStore(backend, program: benefitTestProgram()) { store, m in
             let t = t0.adding(seconds: 60)
-            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitGranted(BenefitGranted(benefit: "coupon", reason: "test", staff: "ops")),
-                                       idempotencyKey: "g", requestHash: "h", now: t)
-            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: "st.1.1")), idempotencyKey: "c", requestHash: "h", now: t)
-            let code = try #require(try await store.grantView(program: "shop", member: m, grant: "st.1.1", now: t).code)
+            let granted = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitGranted(BenefitGranted(benefit: "coupon", reason: "test", staff: "ops")),
+                                                 idempotencyKey: "g", requestHash: "h", now: t)
+            let grant = try #require(granted.event.outcome.grants?.first)
+            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: grant)), idempotencyKey: "c", requestHash: "h", now: t)
+            let code = try #require(try await store.grantView(program: "shop", member: m, grant: grant, now: t).code)
             let results = await withTaskGroup(of: Result<RedemptionResult, any Error>.self) { group in
                 for i in 0..<16 {
                     group.addTask {
@@ -106,10 +107,10 @@ func benefitTestProgram() -> ProgramDefinition {
             let wins = results.compactMap { try? $0.get() }
             #expect(wins.count == 1)
             for case .failure(let e) in results {
-                guard case StoreError.rule(.benefit(.alreadyUsed(grant: "st.1.1", _, let order)))? = e as? StoreError else { Issue.record("\(e)"); continue }
+                guard case StoreError.rule(.benefit(.alreadyUsed(grant: grant, _, let order)))? = e as? StoreError else { Issue.record("\(e)"); continue }
                 #expect(order == wins.first?.orderId)
             }
-            let g = try await store.grantView(program: "shop", member: m, grant: "st.1.1", now: t.adding(seconds: 5))
+            let g = try await store.grantView(program: "shop", member: m, grant: grant, now: t.adding(seconds: 5))
             #expect(g.status == .used && g.orderId == wins.first?.orderId)
         }
     }
@@ -203,8 +204,9 @@ func mallTestProgram() -> ProgramDefinition {
     func remindersListWhatLapses(_ backend: Backend) async throws {
         try await withStore(backend, program: benefitTestProgram()) { store, m in
             let t = t0.adding(seconds: 60)
-            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitGranted(BenefitGranted(benefit: "coupon", count: 3, reason: "r", staff: "s")),
-                                       idempotencyKey: "g", requestHash: "h", now: t)
+            let granted = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitGranted(BenefitGranted(benefit: "coupon", count: 3, reason: "r", staff: "s")),
+                                                 idempotencyKey: "g", requestHash: "h", now: t)
+            let grants = try #require(granted.event.outcome.grants)
             // Claim window: 30 days from 03-01 ends 03-31 24:00 local.
             var page = try await store.reminders(program: "shop", kind: .claimExpiring, member: nil, days: 29, cursor: nil, limit: 2, now: t)
             #expect(page.items.isEmpty)
@@ -213,10 +215,10 @@ func mallTestProgram() -> ProgramDefinition {
             #expect(page.items[0].lastDay == CivilDate(year: 2026, month: 3, day: 31))
             let rest = try await store.reminders(program: "shop", kind: .claimExpiring, member: nil, days: 31, cursor: page.nextCursor, limit: 2, now: t)
             #expect(rest.items.count == 1 && rest.nextCursor == nil)
-            #expect(Set((page.items + rest.items).map(\.grant)) == ["st.1.1", "st.1.2", "st.1.3"])
-            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: "st.1.1")), idempotencyKey: "c", requestHash: "h", now: t)
+            #expect(Set((page.items + rest.items).compactMap(\.grant)) == Set(grants))
+            _ = try await store.record(program: "shop", member: m, occurredAt: t, body: .benefitClaimed(BenefitClaimed(grant: grants[0])), idempotencyKey: "c", requestHash: "h", now: t)
             let use = try await store.reminders(program: "shop", kind: .useExpiring, member: m, days: 8, cursor: nil, limit: 10, now: t)
-            #expect(use.items.map(\.grant) == ["st.1.1"])
+            #expect(use.items.map(\.grant) == [grants[0]])
             // Points: the test program's earning lapses after 30 days.
             _ = try await store.record(program: "shop", member: m, occurredAt: t, body: order("o1", 50_000), idempotencyKey: "o", requestHash: "h", now: t)
             let pts = try await store.reminders(program: "shop", kind: .pointsExpiring, member: m, days: 40, cursor: nil, limit: 10, now: t)
@@ -246,7 +248,7 @@ func mallTestProgram() -> ProgramDefinition {
             _ = try await store.runJobs(asOf: april, now: april)
             w = try await store.wallet(program: "shop", member: n.record.id, status: nil, now: april)
             #expect(w.items.map(\.grant) == ["bd.2026.1"])
-            #expect(try await store.eventLog(program: "shop", member: n.record.id, cursor: nil, limit: 10).items.map(\.kind) == [.birthdaySet])
+            #expect(try await store.eventLog(program: "shop", member: n.record.id, cursor: nil, limit: 10).items.map(\.kind) == [.profileSet])
         }
     }
 }

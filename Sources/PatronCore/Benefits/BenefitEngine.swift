@@ -14,8 +14,7 @@ extension Engine {
 
     /// Records the member's birthday and when the next birthday gift is due: now, when `t` is in
     /// the birthday month (or on the day) and this year's was not given, else the next one.
-    func setBirthday(_ s: inout MemberState, _ birthday: CivilDate?, at t: Timestamp) {
-        s.birthday = birthday
+    func setBirthday(_ s: inout MemberState, at t: Timestamp) {
         scheduleBirthday(&s, after: t, includingNow: true)
     }
 

@@ -161,7 +161,7 @@ public struct CondSchema: Sendable, Equatable {
             "identity": Record(["kind": .string, "value": .string]),
             "rfm": Record(["r": .int, "f": .int, "m": .int, "score": .int]),
             "order": Record([
-                "id": .string, "at": .timestamp, "amount": .int, "category": .optional(.string),
+                "id": .string, "at": .timestamp, "amount": .int, "category": .optional(.string), "categories": .list(.string),
                 "channel": .string, "store": .optional(.string), "skus": .list(.string), "usedCoupon": .bool,
             ], timeField: "at"),
         ])

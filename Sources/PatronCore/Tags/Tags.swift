@@ -1,0 +1,185 @@
+import Foundation
+
+public enum TagCategory: String, Codable, Sendable, CaseIterable { case behaviour, preference, lifecycle, value }
+
+/// A tag of the program (标签). With a `rule` it keeps itself true: the engine evaluates the rule
+/// whenever an event touches the member and at the instant its truth could change with time.
+/// Without one it is a manual tag that staff add and remove.
+public struct TagDefinition: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: LocalizedText
+    public var category: TagCategory
+    /// A condition (docs/conditions.md) over `member` and `orders`.
+    public var rule: String?
+    public var description: LocalizedText?
+}
+
+/// A tag a member has.
+public struct TagMark: Codable, Sendable, Equatable {
+    public var since: Timestamp
+    /// Set by staff (a manual tag) rather than by its rule.
+    public var manual: Bool
+    public var by: String?
+}
+
+public enum TagCause: String, Codable, Sendable { case rule, manual }
+
+/// One tag added to or removed from a member (`tag.added`, `tag.removed`), with its cause.
+public struct TagChange: Codable, Sendable, Equatable {
+    public var no: Int
+    public var tag: String
+    public var added: Bool
+    public var at: Timestamp
+    public var cause: TagCause
+    public var eventId: EventID?
+    public var by: String?
+    public var reason: String?
+    public var event: String { added ? "tag.added" : "tag.removed" }
+}
+
+/// Staff add or remove a manual tag.
+public struct TagSet: Codable, Sendable, Equatable {
+    public var tag: String
+    public var add: Bool
+    public var by: String
+    public var reason: String?
+    public init(tag: String, add: Bool, by: String, reason: String? = nil) { self.tag = tag; self.add = add; self.by = by; self.reason = reason }
+}
+
+/// What the engine keeps of an order for conditions: the last 400 days of orders, for
+/// programs with rule tags.
+public struct OrderFact: Codable, Sendable, Equatable {
+    public var orderId: String
+    public var at: Timestamp
+    public var amountMinor: Int64
+    public var categories: [String]
+    public var skus: [String]
+    public var channel: String?
+    public var store: String?
+    public var usedCoupon: Bool
+}
+
+public enum TagRefusal: Error, Sendable, Equatable {
+    case unknownTag(String)
+    /// A rule tag follows its rule; staff cannot set it.
+    case ruleTag(String)
+}
+
+extension ProgramParser {
+    static func tags(_ r: DocumentReader, _ v: JSONValue?) -> [TagDefinition] {
+        var out: [TagDefinition] = []
+        var seen = Set<String>()
+        for (i, v) in (r.array(v, "tags", required: false, maxCount: 500) ?? []).enumerated() {
+            let p = "tags[\(i)]"
+            guard let o = r.object(v, p, allowed: ["id", "name", "category", "rule", "description"]) else { continue }
+            let id = r.string(o["id"], "\(p).id", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
+            if let id, !seen.insert(id).inserted { r.fail("\(p).id", "'\(id)' is used by an earlier tag") }
+            let name = localized(r, o["name"], "\(p).name")
+            let category = r.oneOf(o["category"], "\(p).category", TagCategory.self, default: .behaviour)
+            let desc = o["description"] == nil ? nil : localizedLong(r, o["description"], "\(p).description")
+            let rule = r.string(o["rule"], "\(p).rule", required: false, maxLength: Condition.maxSourceLength)
+            var normal: String? = nil
+            if let rule {
+                if rule.contains("member.identities") {
+                    r.fail("\(p).rule", "member.identities is not available to tag rules yet (identities are kept outside the member's history)")
+                }
+                switch Condition.compile(rule, schema: .member) {
+                case .success(let c): normal = c.source
+                case .failure(let e): r.fail("\(p).rule", "\(e)")
+                }
+            }
+            if let id, let name, let category { out.append(TagDefinition(id: id, name: name, category: category, rule: normal, description: desc)) }
+        }
+        return out
+    }
+}
+
+extension Engine {
+    /// The member and their recent orders as conditions see them.
+    public func conditionInputs(_ s: MemberState, at t: Timestamp) -> [String: CondValue] {
+        let v = program.at(t), p = v.definition
+        var profile: [String: CondValue] = [:]
+        if let pr = s.profile {
+            profile["name"] = pr.name.map { .string($0) } ?? .null
+            profile["gender"] = pr.gender.map { .string($0.rawValue) } ?? .null
+            profile["birthday"] = pr.birthday.map { .date($0) } ?? .null
+            profile["city"] = pr.city.map { .string($0) } ?? .null
+            profile["registeredChannel"] = pr.registeredChannel.map { .string($0) } ?? .null
+            profile["registeredStore"] = pr.registeredStore.map { .string($0) } ?? .null
+            profile["marketingConsent"] = pr.marketingConsent.map { .bool($0) } ?? .null
+        }
+        let member: [String: CondValue] = [
+            "id": .string(s.memberId.description), "tier": .string(s.tier.tierId), "registeredAt": .timestamp(s.registeredAt),
+            "profile": .record(profile),
+            "points": .record(["balance": .int(s.balance), "available": .int(s.available(at: t)), "pending": .int(s.pending(at: t))]),
+            "growth": .record(["lifetime": .int(s.growthTotal), "qualifying": .int(qualifying(s, p, v: v, at: t))]),
+            "tags": .list(s.tags.keys.sorted().map { .string($0) }),
+            "lastOrderAt": s.orderFacts.last.map { .timestamp($0.at) } ?? s.lastOrderAt.map { .timestamp($0) } ?? .null,
+            "orderCount": .int(Int64(s.orderCount)), "spentMinor": .int(s.spentMinor),
+        ]
+        let orders: [CondValue] = s.orderFacts.map { o in
+            .record(["id": .string(o.orderId), "at": .timestamp(o.at), "amount": .int(o.amountMinor),
+                     "category": o.categories.first.map { .string($0) } ?? .null, "categories": .list(o.categories.map { .string($0) }),
+                     "channel": .string(o.channel ?? ""), "store": o.store.map { .string($0) } ?? .null,
+                     "skus": .list(o.skus.map { .string($0) }), "usedCoupon": .bool(o.usedCoupon)])
+        }
+        return ["member": .record(member), "orders": .list(orders)]
+    }
+
+    /// Re-evaluates the rule tags at `t`: adds and removes what changed, and sets when a rule's
+    /// truth could next change with time alone.
+    func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, fx: inout Effects) {
+        let v = program.at(t)
+        guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; return }
+        let env = conditionInputs(s, at: t)
+        var next: Timestamp? = nil
+        for (tag, rule) in v.tagRules {
+            // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
+            guard case .success(let holds) = rule.holds(env, now: t, clock: v.clock) else { continue }
+            let has = s.tags[tag.id] != nil
+            if holds != has { changeTag(&s, tag.id, add: holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
+            guard rule.dependsOnTime, case .success(let n?) = rule.nextChange(env, now: t, clock: v.clock) else { continue }
+            // Uses of `now` the analysis cannot follow are looked at again the next local day,
+            // not every second.
+            let at = rule.root.timeIsLinear() ? max(n, t.adding(seconds: 1)) : v.clock.startOfNextDay(t)
+            next = min(next ?? at, at)
+        }
+        s.tagsDueAt = next
+    }
+
+    func changeTag(_ s: inout MemberState, _ tag: String, add: Bool, at t: Timestamp, cause: TagCause, event: EventID?, by: String?, reason: String?, fx: inout Effects) {
+        if add { s.tags[tag] = TagMark(since: t, manual: cause == .manual, by: by) } else { s.tags[tag] = nil }
+        fx.tagChanges.append(TagChange(no: s.nextTagChangeNo, tag: tag, added: add, at: t, cause: cause, eventId: event, by: by, reason: reason))
+        s.nextTagChangeNo += 1
+    }
+
+    func setTag(_ s: inout MemberState, _ c: TagSet, event: EventID, at t: Timestamp, v: ProgramVersions.Version, out: inout EventOutcome, fx: inout Effects) throws {
+        guard let def = v.definition.tags.first(where: { $0.id == c.tag }) else { throw EngineError.tag(.unknownTag(c.tag)) }
+        guard def.rule == nil else { throw EngineError.tag(.ruleTag(c.tag)) }
+        if (s.tags[c.tag] != nil) != c.add {
+            changeTag(&s, c.tag, add: c.add, at: t, cause: .manual, event: event, by: c.by, reason: c.reason, fx: &fx)
+        } else {
+            out.note = c.add ? "the member already has '\(c.tag)'" : "the member does not have '\(c.tag)'"
+        }
+    }
+
+    /// Keeps what conditions see of an order (programs with rule tags only).
+    func recordOrderFact(_ s: inout MemberState, _ o: OrderPaid, at t: Timestamp, v: ProgramVersions.Version) {
+        guard !v.tagRules.isEmpty else { return }
+        var cats: [String] = [], skus: [String] = []
+        for l in o.lines {
+            if let c = l.category, !cats.contains(c) { cats.append(c) }
+            if skus.count < 20, !skus.contains(l.sku) { skus.append(l.sku) }
+        }
+        let coupon = o.discountMinor > 0 || o.lines.contains { $0.discountMinor > 0 } || s.wallet.grants.contains { $0.use?.orderId == o.orderId }
+        let fact = OrderFact(orderId: o.orderId, at: t, amountMinor: o.paidMinor, categories: cats, skus: skus, channel: o.channel, store: o.store, usedCoupon: coupon)
+        let i = s.orderFacts.firstIndex { $0.at > t } ?? s.orderFacts.count
+        s.orderFacts.insert(fact, at: i)
+        let horizon = s.asOf.adding(days: -Self.orderFactDays)
+        if let f = s.orderFacts.first, f.at < horizon { s.orderFacts.removeAll { $0.at < horizon } }
+        if s.orderFacts.count > Self.maxOrderFacts { s.orderFacts.removeFirst(s.orderFacts.count - Self.maxOrderFacts) }
+    }
+
+    static let orderFactDays = 400
+    static let maxOrderFacts = 1000
+}
