@@ -121,8 +121,15 @@ struct CondEvaluator {
     }
 
     private mutating func compare(_ op: CondOp, _ l: CondNode, _ r: CondNode, _ varies: Bool, _ pos: CondPos) throws(CondError) -> CondValue {
+        let before = soonest
         let a = try eval(l), b = try eval(r)
-        if tracing && varies, let a1 = try later(l), let b1 = try later(r) { traceCrossing(a, b, a1, b1) }
+        // A side that is null and does not move with time makes the comparison constant: the
+        // instants the other side noted (say, the next month of `now.month`) cannot change it.
+        if tracing, (a == .null && !l.usesTime) || (b == .null && !r.usesTime) {
+            soonest = before
+        } else if tracing && varies, let a1 = try later(l), let b1 = try later(r) {
+            traceCrossing(a, b, a1, b1)
+        }
         if case .list(let xs) = a { try charge(xs.count, pos) }
         switch op {
         case .eq: return .bool(a == b)
