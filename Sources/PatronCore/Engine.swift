@@ -8,10 +8,10 @@ public struct ProgramVersions: Sendable {
         public var definition: ProgramDefinition
         public var clock: ProgramClock
         /// The rule tags, compiled once per version.
-        public var tagRules: [(tag: TagDefinition, rule: Condition)]
+        public var tagRules: [TagRule]
         public init(version: Int, effectiveFrom: Timestamp, definition: ProgramDefinition) {
             self.version = version; self.effectiveFrom = effectiveFrom; self.definition = definition; self.clock = definition.clock
-            tagRules = definition.tags.compactMap { t in t.rule.flatMap { try? Condition.compile($0, schema: .member).get() }.map { (t, $0) } }
+            tagRules = definition.tags.compactMap { t in t.rule.flatMap { try? Condition.compile($0, schema: .member).get() }.map { TagRule(tag: t, rule: $0) } }
         }
     }
     public private(set) var versions: [Version]
@@ -118,8 +118,15 @@ public struct Engine: Sendable {
             else if assessing { assess(&s, at: at, fx: &fx) }
             else if allowance { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
             else if birthday { birthdayGift(&s, at: at, fx: &fx) }
-            // Whatever happened, rule tags see the member as it is now (and a tag timer lands here).
-            evaluateTags(&s, at: at, event: nil, fx: &fx)
+            // Rule tags see the member as it is now: those due by their timer, and after a lapse or
+            // an assessment those that read points, growth or the tier (allowances and birthday
+            // gifts change nothing rules read).
+            if lotIdx != nil || assessing {
+                evaluateTags(&s, at: at, event: nil, only: { $0.readsState }, fx: &fx)
+            } else if !allowance && !birthday {
+                let due = s.tagDue
+                evaluateTags(&s, at: at, event: nil, only: { due[$0.tag.id].map { $0 <= at } ?? false }, fx: &fx)
+            }
         }
         s.lots.removeAll { $0.remaining == 0 }
         if t > s.asOf { s.asOf = t }

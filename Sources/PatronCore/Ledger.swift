@@ -179,7 +179,8 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var tags: [String: TagMark] = [:]
     /// Recent orders as conditions see them (programs with rule tags).
     public internal(set) var orderFacts: [OrderFact] = []
-    /// When a rule tag's truth could next change with time alone.
+    /// When each rule tag's truth could next change with time alone, and the soonest of them.
+    public internal(set) var tagDue: [String: Timestamp] = [:]
     public internal(set) var tagsDueAt: Timestamp?
     public internal(set) var nextTagChangeNo = 1
     public internal(set) var lastOrderAt: Timestamp?

@@ -66,6 +66,8 @@ public enum StateCodec {
             w.int(Int64(o.skus.count)); for k in o.skus { w.string(k) }
             w.optString(o.channel); w.optString(o.store); w.u8(o.usedCoupon ? 1 : 0)
         }
+        w.int(Int64(s.tagDue.count))
+        for (id, t) in s.tagDue.sorted(by: { $0.key < $1.key }) { w.string(id); w.time(t) }
         w.optTime(s.tagsDueAt); w.int(Int64(s.nextTagChangeNo)); w.optTime(s.lastOrderAt)
         w.int(Int64(s.exchanges.count))
         for x in s.exchanges {
@@ -133,6 +135,7 @@ public enum StateCodec {
                 s.orderFacts.append(OrderFact(orderId: id, at: at, amountMinor: amount, categories: cats, skus: skus, channel: try r.optString(),
                                               store: try r.optString(), usedCoupon: try r.u8() == 1))
             }
+            for _ in 0..<(try r.count()) { let id = try r.string(); s.tagDue[id] = try r.time() }
             s.tagsDueAt = try r.optTime(); s.nextTagChangeNo = Int(try r.int()); s.lastOrderAt = try r.optTime()
             for _ in 0..<(try r.count()) {
                 let ev = EventID(try r.int()), at = try r.time(), item = try r.string()

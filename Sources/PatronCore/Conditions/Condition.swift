@@ -93,4 +93,23 @@ public struct Condition: Sendable, CustomStringConvertible {
             return .failure(error)
         }
     }
+
+    /// `holds` and `nextChange` in one evaluation (for conditions whose time use can be
+    /// followed; others are evaluated twice, as those two functions do).
+    public func holdsAndNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                                   budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
+        guard root.usesTime, root.timeIsLinear() else {
+            return holds(env, now: now, clock: clock, budget: budget).flatMap { h in nextChange(env, now: now, clock: clock, budget: budget).map { (h, $0) } }
+        }
+        var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget, tracing: true)
+        do throws(CondError) {
+            let v = try evaluator.eval(root)
+            return .success((try CondEvaluator.truth(v, root.pos), evaluator.soonest.map { Timestamp(seconds: $0) }))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Whether the condition reads the variable `name` (a cheap over-approximation: any mention).
+    public func mentions(_ name: String) -> Bool { source.contains(name) }
 }

@@ -59,6 +59,21 @@ public struct OrderFact: Codable, Sendable, Equatable {
     public var usedCoupon: Bool
 }
 
+/// A rule tag compiled, with what it reads (so the engine evaluates it only when that changes).
+public struct TagRule: Sendable {
+    public var tag: TagDefinition
+    public var rule: Condition
+    /// Reads points, growth, the tier or the tags (changed by the clock: lapses, assessments).
+    public var readsState: Bool
+    /// Reads the order list.
+    public var readsOrders: Bool
+    public init(tag: TagDefinition, rule: Condition) {
+        self.tag = tag; self.rule = rule
+        readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
+        readsOrders = rule.mentions("orders")
+    }
+}
+
 public enum TagRefusal: Error, Sendable, Equatable {
     case unknownTag(String)
     /// A rule tag follows its rule; staff cannot set it.
@@ -96,7 +111,7 @@ extension ProgramParser {
 
 extension Engine {
     /// The member and their recent orders as conditions see them.
-    public func conditionInputs(_ s: MemberState, at t: Timestamp) -> [String: CondValue] {
+    public func conditionInputs(_ s: MemberState, at t: Timestamp, orders withOrders: Bool = true) -> [String: CondValue] {
         let v = program.at(t), p = v.definition
         var profile: [String: CondValue] = [:]
         if let pr = s.profile {
@@ -117,6 +132,7 @@ extension Engine {
             "lastOrderAt": s.orderFacts.last.map { .timestamp($0.at) } ?? s.lastOrderAt.map { .timestamp($0) } ?? .null,
             "orderCount": .int(Int64(s.orderCount)), "spentMinor": .int(s.spentMinor),
         ]
+        guard withOrders else { return ["member": .record(member)] }
         let orders: [CondValue] = s.orderFacts.map { o in
             .record(["id": .string(o.orderId), "at": .timestamp(o.at), "amount": .int(o.amountMinor),
                      "category": o.categories.first.map { .string($0) } ?? .null, "categories": .list(o.categories.map { .string($0) }),
@@ -126,25 +142,23 @@ extension Engine {
         return ["member": .record(member), "orders": .list(orders)]
     }
 
-    /// Re-evaluates the rule tags at `t`: adds and removes what changed, and sets when a rule's
-    /// truth could next change with time alone.
-    func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, fx: inout Effects) {
+    /// Re-evaluates the rule tags (`only` those chosen) at `t`: adds and removes what changed,
+    /// and sets when each rule's truth could next change with time alone.
+    func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, only: (TagRule) -> Bool = { _ in true }, fx: inout Effects) {
         let v = program.at(t)
-        guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; return }
-        let env = conditionInputs(s, at: t)
-        var next: Timestamp? = nil
-        for (tag, rule) in v.tagRules {
+        guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
+        let rules = v.tagRules.filter(only)
+        guard !rules.isEmpty else { return }
+        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders })
+        for r in rules {
             // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
-            guard case .success(let holds) = rule.holds(env, now: t, clock: v.clock) else { continue }
-            let has = s.tags[tag.id] != nil
-            if holds != has { changeTag(&s, tag.id, add: holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
-            guard rule.dependsOnTime, case .success(let n?) = rule.nextChange(env, now: t, clock: v.clock) else { continue }
+            guard case .success(let (holds, next)) = r.rule.holdsAndNextChange(env, now: t, clock: v.clock) else { continue }
+            if holds != (s.tags[r.tag.id] != nil) { changeTag(&s, r.tag.id, add: holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
             // Uses of `now` the analysis cannot follow are looked at again the next local day,
             // not every second.
-            let at = rule.root.timeIsLinear() ? max(n, t.adding(seconds: 1)) : v.clock.startOfNextDay(t)
-            next = min(next ?? at, at)
+            s.tagDue[r.tag.id] = next.map { r.rule.root.timeIsLinear() ? max($0, t.adding(seconds: 1)) : v.clock.startOfNextDay(t) }
         }
-        s.tagsDueAt = next
+        s.tagsDueAt = s.tagDue.values.min()
     }
 
     func changeTag(_ s: inout MemberState, _ tag: String, add: Bool, at t: Timestamp, cause: TagCause, event: EventID?, by: String?, reason: String?, fx: inout Effects) {
