@@ -54,9 +54,24 @@ struct CondNode: Sendable {
         case each(CondEach, CondNode, body: CondNode)
         case reduce(CondReduce, CondNode, body: CondNode?)
     }
-    var kind: Kind
-    var pos: CondPos
-    init(_ kind: Kind, _ pos: CondPos) { self.kind = kind; self.pos = pos }
+    let kind: Kind
+    let pos: CondPos
+    /// Whether the value may depend on the evaluation instant (`now` or a `within` window):
+    /// worked out once, as evaluation asks it of subtrees again and again.
+    let usesTime: Bool
+    init(_ kind: Kind, _ pos: CondPos) {
+        self.kind = kind; self.pos = pos
+        switch kind {
+        case .now, .within: usesTime = true
+        case .value, .variable, .local: usesTime = false
+        case .field(let a, _), .part(let a, _, _), .not(let a), .neg(let a), .has(let a), .size(let a): usesTime = a.usesTime
+        case .logic(_, let xs), .list(let xs): usesTime = xs.contains { $0.usesTime }
+        case .arith(let a, let steps): usesTime = a.usesTime || steps.contains { $0.node.usesTime }
+        case .compare(_, let a, let b, _), .isIn(let a, let b), .each(_, let a, let b): usesTime = a.usesTime || b.usesTime
+        case .text(_, let a, let b), .reduce(_, let a, let b): usesTime = a.usesTime || (b?.usesTime ?? false)
+        case .choose(let a, let b, let c): usesTime = a.usesTime || b.usesTime || c.usesTime
+        }
+    }
 
     var children: [CondNode] {
         switch kind {
@@ -68,13 +83,6 @@ struct CondNode: Sendable {
         case .text(_, let a, let b), .reduce(_, let a, let b): [a] + (b.map { [$0] } ?? [])
         case .choose(let a, let b, let c): [a, b, c]
         case .list(let xs): xs
-        }
-    }
-    /// Whether the value may depend on the evaluation instant (`now` or a `within` window).
-    var usesTime: Bool {
-        switch kind {
-        case .now, .within: true
-        default: children.contains { $0.usesTime }
         }
     }
     /// Whether `nextChange` can find the next instant exactly: `now` is used only through

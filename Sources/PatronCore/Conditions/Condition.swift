@@ -28,6 +28,12 @@ public struct Condition: Sendable, CustomStringConvertible {
     public let type: CondType
     let expecting: CondType
     let root: CondNode
+    /// `root.timeIsLinear()`, worked out once.
+    let timeIsLinear: Bool
+    init(source: String, type: CondType, expecting: CondType, root: CondNode) {
+        self.source = source; self.type = type; self.expecting = expecting; self.root = root
+        timeIsLinear = root.timeIsLinear()
+    }
 
     public var description: String { source }
 
@@ -84,7 +90,7 @@ public struct Condition: Sendable, CustomStringConvertible {
     public func nextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
                            budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
         guard root.usesTime else { return .success(nil) }
-        guard root.timeIsLinear() else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
+        guard timeIsLinear else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
         var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
             _ = try evaluator.eval(root)
@@ -98,7 +104,7 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// followed; others are evaluated twice, as those two functions do).
     public func holdsAndNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
                                    budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
-        guard root.usesTime, root.timeIsLinear() else {
+        guard root.usesTime, timeIsLinear else {
             return holds(env, now: now, clock: clock, budget: budget).flatMap { h in nextChange(env, now: now, clock: clock, budget: budget).map { (h, $0) } }
         }
         var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget, tracing: true)

@@ -156,7 +156,7 @@ extension Engine {
             if holds != (s.tags[r.tag.id] != nil) { changeTag(&s, r.tag.id, add: holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
             // Uses of `now` the analysis cannot follow are looked at again the next local day,
             // not every second.
-            s.tagDue[r.tag.id] = next.map { r.rule.root.timeIsLinear() ? max($0, t.adding(seconds: 1)) : v.clock.startOfNextDay(t) }
+            s.tagDue[r.tag.id] = next.map { r.rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : v.clock.startOfNextDay(t) }
         }
         s.tagsDueAt = s.tagDue.values.min()
     }
