@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import PatronCore
+import PatronServer
 
-/// `patron analytics`: customer-base models on purchase logs, without a database.
+/// `patron analytics`: customer-base models on purchase logs: a file, or a program's orders.
 struct Analytics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "analytics", abstract: "Customer-base analytics on purchase logs.", subcommands: [CLV.self])
 
@@ -17,15 +18,19 @@ struct Analytics: AsyncParsableCommand {
             end day is included; members whose first purchase is later are left out. Members are listed in the order of their first \
             appearance in the file. clv = Σ_{week i=1..H} E[M] (E[X(i)] − E[X(i−1)]) / (1+d)^(i/52) with BG/NBD's E[X] and Gamma-Gamma's E[M].
             """)
-        @Option(help: "The purchase log.") var transactions: String
-        @Option(help: "The last day of the calibration period, YYYY-MM-DD (included).") var calibrationEnd: String
+        @Option(help: "The purchase log (or give --program to read a program's orders from the database).") var transactions: String?
+        @Option(help: "Read this program's orders from the database instead of a file (one purchase per order, on its local date).") var program: String?
+        @OptionGroup var db: DatabaseOptions
+        @Option(help: "The last day of the calibration period, YYYY-MM-DD (included); with --program, default yesterday in the program's time zone.") var calibrationEnd: String?
         @Option(help: "Weeks after the calibration end to predict and value.") var horizonWeeks: Int
         @Option(help: "Annual discount rate for the CLV, e.g. 0.1.") var discountRate: Double = 0
         @Option(help: "The log's layout: csv or cdnow.") var format = "csv"
         @Option(help: "Write the JSON here (default: standard output).") var output: String?
 
         func validate() throws {
-            guard CivilDate(string: calibrationEnd) != nil else { throw ValidationError("--calibration-end: '\(calibrationEnd)' is not a date YYYY-MM-DD") }
+            guard (transactions == nil) != (program == nil) else { throw ValidationError("give either --transactions FILE or --program KEY") }
+            if program == nil, calibrationEnd == nil { throw ValidationError("--calibration-end is required with --transactions") }
+            if let e = calibrationEnd, CivilDate(string: e) == nil { throw ValidationError("--calibration-end: '\(e)' is not a date YYYY-MM-DD") }
             guard horizonWeeks >= 0 else { throw ValidationError("--horizon-weeks must not be negative") }
             guard discountRate > -1, discountRate.isFinite else { throw ValidationError("--discount-rate must be above -1") }
             guard TransactionText.Format(rawValue: format) != nil else { throw ValidationError("--format: '\(format)' is not one of csv, cdnow") }
@@ -38,12 +43,27 @@ struct Analytics: AsyncParsableCommand {
 
         func run() async throws {
             let started = Date()
-            let end = CivilDate(string: calibrationEnd)!
-            guard let data = FileManager.default.contents(atPath: transactions) else { throw fail("\(transactions): cannot read the file", code: 2) }
             let log: [Transaction]
-            do { log = try TransactionText.parse(String(decoding: data, as: UTF8.self), format: TransactionText.Format(rawValue: format)!) } catch {
-                throw fail("\(transactions): \(error)", code: 2)
+            let source: String
+            var calibration = calibrationEnd.flatMap { CivilDate(string: $0) }
+            if let program {
+                source = "program \(program)"
+                let store = try await db.open()
+                do {
+                    log = try await store.purchaseLog(program: program)
+                    if calibration == nil { calibration = CivilDate(dayNumber: try await store.program(program).latest.clock.dayNumber(now()) - 1) }
+                    try await store.close()
+                } catch { try? await store.close(); throw fail("\(source): \(error)", code: 2) }
+            } else {
+                let transactions = transactions!
+                source = transactions
+                guard let data = FileManager.default.contents(atPath: transactions) else { throw fail("\(transactions): cannot read the file", code: 2) }
+                do { log = try TransactionText.parse(String(decoding: data, as: UTF8.self), format: TransactionText.Format(rawValue: format)!) } catch {
+                    throw fail("\(transactions): \(error)", code: 2)
+                }
             }
+            let end = calibration!
+            let transactions = source
             let summaries = PurchaseSummary.summaries(of: log, calibrationEnd: end)
             let later = Set(log.map(\.memberId)).count - summaries.count
             let report: CustomerBaseReport
