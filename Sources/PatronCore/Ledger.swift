@@ -119,6 +119,8 @@ public struct OrderRecord: Codable, Sendable, Equatable {
     /// Points of this order's lot that lapsed unspent: a refund does not claw them back twice.
     var expiredPoints: Int64 = 0
     var paidMinor: Int64
+    /// The tier the member held when the order was paid.
+    public var tierAtOrder: String { tierBefore.tierId }
     /// Adds points of the order's lot that lapsed while the record was not loaded.
     public mutating func addLapsed(_ points: Int64) { expiredPoints += points }
 }

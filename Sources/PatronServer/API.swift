@@ -76,6 +76,8 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/members/{memberId}/tag-history", scope: .read),
         .init(method: .get, path: "/v1/tags", scope: .read),
         .init(method: .get, path: "/v1/tags/{tag}/members", scope: .read),
+        .init(method: .get, path: "/v1/reports/kpis", scope: .read),
+        .init(method: .get, path: "/v1/reports/cohorts", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -144,6 +146,8 @@ public struct API: Sendable {
         case (.get, "/v1/members/{memberId}/tag-history"): route = tagHistory
         case (.get, "/v1/tags"): route = tags
         case (.get, "/v1/tags/{tag}/members"): route = membersWithTag
+        case (.get, "/v1/reports/kpis"): route = kpis
+        case (.get, "/v1/reports/cohorts"): route = cohorts
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

@@ -63,7 +63,7 @@ extension Store {
             var newOrders: [(OrderPaid, EventID, Timestamp)] = []
             if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, event.id, occurredAt)) }
             if isReplay { deleteDerived(&plan, program: program, member: member) }
-            writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders)
+            writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders, clock: engine.program.at(occurredAt).clock)
             writeTags(&plan, program: program, member: member, state: state, fx, replay: isReplay)
             writeMall(&plan, program: program, member: member, event: event, versions: engine.program, fx: fx, now: now)
             let answer = Coding.json(result)
@@ -144,8 +144,27 @@ extension Store {
 
     /// Writes the step's effects. `newOrders` are the orders first recorded by this step (inserted,
     /// guarded: an order id belongs to one member); other changed order records are updated.
-    func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects, newOrders: [(OrderPaid, EventID, Timestamp)] = []) {
+    func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects, newOrders: [(OrderPaid, EventID, Timestamp)] = [],
+                      clock: ProgramClock? = nil) {
         let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
+        if let clock {
+            // The KPI aggregate, for the orders first recorded now (replays do not count them again).
+            struct Key: Hashable, Comparable {
+                var day: Int64, month: Int64, tier: String, channel: String, store: String
+                static func < (a: Key, b: Key) -> Bool { (a.day, a.tier, a.channel, a.store) < (b.day, b.tier, b.channel, b.store) }
+            }
+            var days: [Key: (orders: Int64, revenue: Int64)] = [:]
+            for (o, _, at) in newOrders {
+                guard let rec = fx.orders[o.orderId] else { continue }
+                let d = clock.date(at)
+                let key = Key(day: clock.dayNumber(at), month: Int64(d.year * 100 + d.month), tier: rec.tierAtOrder, channel: o.channel ?? "", store: o.store ?? "")
+                days[key, default: (0, 0)].orders += 1
+                days[key, default: (0, 0)].revenue += o.paidMinor
+            }
+            RowInsert.memberDays.add(&plan, days.sorted(by: { $0.key < $1.key }).map { k, v in
+                [p, m, .int(k.day), .int(k.month), .text(k.tier), .text(k.channel), .text(k.store), .int(v.orders), .int(v.revenue)]
+            })
+        }
         var inserted = Set<String>()
         RowInsert.orders.add(&plan, newOrders.compactMap { o, ev, at in
             guard let rec = fx.orders[o.orderId] else { return nil }
@@ -216,6 +235,10 @@ struct RowInsert: Sendable {
                                 columns: 11, tail: " ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining")
     static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
     static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
+    static let memberDays = RowInsert("INSERT INTO member_days (program_id, member_id, day, month, tier_id, channel, store, orders, revenue_minor)", columns: 9, tail: """
+         ON CONFLICT (program_id, member_id, day, tier_id, channel, store)
+         DO UPDATE SET orders = member_days.orders + excluded.orders, revenue_minor = member_days.revenue_minor + excluded.revenue_minor
+        """)
     static let tagChanges = RowInsert("INSERT INTO tag_changes (program_id, member_id, change_no, tag_id, added, at, cause, event_no, set_by, reason)", columns: 10)
     static let memberTags = RowInsert("INSERT INTO member_tags (program_id, member_id, tag_id, since, manual, set_by)", columns: 6)
     static let events = RowInsert("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome)", columns: 9)

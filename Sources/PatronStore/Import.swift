@@ -126,7 +126,8 @@ extension Store {
                      .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)]
                 })
                 if late { deleteDerived(&plan, program: program, member: id) }
-                writeEffects(&plan, program: program, member: id, fx, newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) })
+                writeEffects(&plan, program: program, member: id, fx, newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) },
+                             clock: engine.program.latest.clock)
                 writeTags(&plan, program: program, member: id, state: state, fx, replay: late)
                 plans.append(plan)
                 planOrders.append(accepted.map(\.0))

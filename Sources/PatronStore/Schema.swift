@@ -270,6 +270,24 @@ public enum Schema {
             )
             """,
             "CREATE INDEX tag_changes_at ON tag_changes (program_id, at)",
+            // The KPIs' aggregate: what each member bought each local day, by the tier they held
+            // and the channel and store; kept as orders arrive.
+            """
+            CREATE TABLE member_days (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              day BIGINT NOT NULL,
+              month BIGINT NOT NULL,
+              tier_id TEXT NOT NULL,
+              channel TEXT NOT NULL,
+              store TEXT NOT NULL,
+              orders BIGINT NOT NULL,
+              revenue_minor BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, day, tier_id, channel, store)
+            )
+            """,
+            "CREATE INDEX member_days_day ON member_days (program_id, day)",
+            "CREATE INDEX members_registered ON members (program_id, registered_at)",
         ]),
     ]
 

@@ -21,3 +21,81 @@ import Testing
         }
     }
 }
+
+@Suite struct KPIStoreTests {
+    func buy(_ store: Store, _ m: MemberID, _ id: String, _ amount: Int64, _ at: Timestamp, channel: String = "store") async throws {
+        _ = try await store.record(program: "shop", member: m, occurredAt: at, body: .orderPaid(OrderPaid(orderId: id, lines: [OrderLine(sku: "s", amountMinor: amount)], channel: channel)),
+                                   idempotencyKey: id, requestHash: "h", now: at)
+    }
+    func day(_ s: String) -> CivilDate { CivilDate(string: s)! }
+    func at(_ s: String) -> Timestamp { Timestamp(iso8601: s)! }
+
+    /// A hand-made history whose figures are worked out here.
+    @Test(arguments: Backend.allCases)
+    func handMadeHistory(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            let b = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "B")], registeredAt: at("2026-03-02T09:00:00+08:00")),
+                                                   idempotencyKey: nil, requestHash: "b", now: at("2026-03-02T09:00:00+08:00")).record.id
+            let c = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C")], registeredAt: at("2026-03-05T09:00:00+08:00")),
+                                                   idempotencyKey: nil, requestHash: "c", now: at("2026-03-05T09:00:00+08:00")).record.id
+            // February (previous period): a buys. March: a twice (one on the app), b once (300.00, silver at once), c once on 03-31 23:30 local.
+            try await buy(store, a, "a0", 5_000, at("2026-02-10T12:00:00+08:00"))
+            try await buy(store, a, "a1", 10_000, at("2026-03-03T12:00:00+08:00"))
+            try await buy(store, a, "a2", 20_000, at("2026-03-04T12:00:00+08:00"), channel: "app")
+            try await buy(store, b, "b1", 120_000, at("2026-03-10T12:00:00+08:00"))
+            try await buy(store, c, "c1", 7_000, at("2026-03-31T23:30:00+08:00"))
+            // April 1 00:30 local is still March 31 in UTC: it counts in April.
+            try await buy(store, c, "c2", 3_000, at("2026-04-01T00:30:00+08:00"))
+            let k = try await store.kpis(program: "shop", from: day("2026-03-01"), until: day("2026-04-01"), split: .channel, now: at("2026-04-02T00:00:00+08:00"))
+            #expect(k.members == 3 && k.newMembers == 3) // a registered at t0 = 03-01 10:00, inside March too
+            #expect(k.total.activeMembers == 3 && k.total.repeatBuyers == 1 && k.total.repurchaseRatePpm == 333_333)
+            #expect(k.total.orders == 4 && k.total.revenueMinor == 157_000 && k.total.averageOrderMinor == 39_250 && k.total.ordersPerActiveMilli == 1333)
+            // February's buyer (a) bought again in March; the previous period is the 31 days before.
+            #expect(k.previousBuyers == 1 && k.returningBuyers == 1 && k.returnRatePpm == 1_000_000)
+            #expect(k.upgradedMembers == 1) // b: basic → silver
+            #expect(k.groups?.map(\.key) == ["app", "store"])
+            #expect(k.groups?.first { $0.key == "app" }?.orders == 1)
+            #expect(k.groups?.first { $0.key == "store" }?.activeMembers == 3)
+            #expect(k.funnel.map(\.members) == [3, 3, 1, 0, 1])
+            let co = try await store.cohorts(program: "shop", from: day("2026-02-01"), until: day("2026-05-01"), months: 2)
+            #expect(co.cohorts.map(\.month) == ["2026-02", "2026-03"])
+            #expect(co.cohorts[0].members == 1 && co.cohorts[0].buyers == [1, 1, 0] && co.cohorts[0].revenueMinor == [5_000, 30_000, 0])
+            #expect(co.cohorts[1].members == 2 && co.cohorts[1].buyers == [2, 1, 0] && co.cohorts[1].retentionPpm == [1_000_000, 500_000, 0])
+        }
+    }
+
+    /// Generated histories: the aggregate's figures equal a direct recomputation from the orders.
+    @Test(arguments: Backend.allCases)
+    func generatedHistoriesAgreeWithARecomputation(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            var rng = SplitMix(seed: 31)
+            var members = [first]
+            for i in 0..<9 {
+                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "K\(i)")], registeredAt: t0),
+                                                              idempotencyKey: nil, requestHash: "k\(i)", now: t0).record.id)
+            }
+            let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+            var log: [(MemberID, Int64, Int64, String)] = [] // member, local day, amount, channel
+            for i in 0..<120 {
+                let m = members[Int(rng.next() % 10)]
+                let at = t0.adding(seconds: Int64(rng.next() % (60 * 86_400)))
+                let amount = Int64(100 + rng.next() % 30_000), channel = ["app", "store"][Int(rng.next() % 2)]
+                try await buy(store, m, "g\(i)", amount, at, channel: channel)
+                log.append((m, clock.dayNumber(at), amount, channel))
+            }
+            let from = clock.date(t0).dayNumber + 20, until = from + 25
+            let k = try await store.kpis(program: "shop", from: CivilDate(dayNumber: from), until: CivilDate(dayNumber: until), split: .channel, now: t0.adding(days: 90))
+            let inside = log.filter { $0.1 >= from && $0.1 < until }, before = log.filter { $0.1 >= from - 25 && $0.1 < from }
+            let counts = Dictionary(grouping: inside, by: \.0).mapValues(\.count)
+            #expect(k.total.activeMembers == Int64(counts.count))
+            #expect(k.total.repeatBuyers == Int64(counts.values.filter { $0 >= 2 }.count))
+            #expect(k.total.orders == Int64(inside.count) && k.total.revenueMinor == inside.reduce(0) { $0 + $1.2 })
+            let prev = Set(before.map(\.0))
+            #expect(k.previousBuyers == Int64(prev.count) && k.returningBuyers == Int64(prev.intersection(counts.keys).count))
+            for g in k.groups ?? [] {
+                let mine = inside.filter { $0.3 == g.key }
+                #expect(g.orders == Int64(mine.count) && g.activeMembers == Int64(Set(mine.map(\.0)).count))
+            }
+        }
+    }
+}

@@ -195,3 +195,40 @@ extension API {
         return json(try await store.reminders(program: key.program, kind: kind, member: nil, days: days, cursor: cursor, limit: limit, now: now()))
     }
 }
+
+extension API {
+    // MARK: KPIs and cohorts
+
+    func day(_ req: Request, _ name: String, _ fallback: CivilDate) throws -> CivilDate {
+        guard let s = req.uri.queryParameters.get(name) else { return fallback }
+        guard let d = CivilDate(string: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be a date YYYY-MM-DD, got '\(s)'")]) }
+        return d
+    }
+
+    func kpis(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let clock = try await store.program(key.program).at(now()).clock
+        let today = clock.date(now())
+        let until = try day(req, "until", CivilDate(dayNumber: today.dayNumber + 1))
+        let from = try day(req, "from", CivilDate(dayNumber: until.dayNumber - 30))
+        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
+        var split: KPISplit? = nil
+        if let s = req.uri.queryParameters.get("split") {
+            guard let v = KPISplit(rawValue: s) else { throw Problem.invalid([FieldError(path: "split", reason: "must be one of: tier, channel, store")]) }
+            split = v
+        }
+        return json(try await store.kpis(program: key.program, from: from, until: until, split: split, now: now()))
+    }
+
+    func cohorts(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let today = try await store.program(key.program).at(now()).clock.date(now())
+        let until = try day(req, "until", today.firstOfMonth(addingMonths: 1))
+        let from = try day(req, "from", until.firstOfMonth(addingMonths: -12))
+        var months = 12
+        if let m = req.uri.queryParameters.get("months") {
+            guard let v = Int(m), v >= 0, v <= 60 else { throw Problem.invalid([FieldError(path: "months", reason: "must be a whole number from 0 to 60, got '\(m)'")]) }
+            months = v
+        }
+        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
+        return json(try await store.cohorts(program: key.program, from: from, until: until, months: months))
+    }
+}

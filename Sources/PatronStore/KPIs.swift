@@ -1,0 +1,180 @@
+import Foundation
+import PatronCore
+
+/// The program's figures over a period of local days [from, until) (issue #5). Order figures come
+/// from `member_days`, the aggregate kept as orders arrive (one row per member, day, tier held,
+/// channel and store); tier moves from the tier history; claims from the benefit grants.
+public struct ProgramKPIs: Codable, Sendable, Equatable {
+    public struct Group: Codable, Sendable, Equatable {
+        /// The tier held when buying, the channel or the store ("" when the order named none);
+        /// nil for the whole program.
+        public var key: String?
+        /// Members who bought in the period.
+        public var activeMembers: Int64
+        /// Of those, members with at least two orders in the period.
+        public var repeatBuyers: Int64
+        /// repeatBuyers / activeMembers, in parts per million.
+        public var repurchaseRatePpm: Int64?
+        public var orders: Int64
+        /// Paid amounts of the period's orders, in minor units (refunds not taken off).
+        public var revenueMinor: Int64
+        /// revenue / orders, rounded down.
+        public var averageOrderMinor: Int64?
+        /// orders / active members, in thousandths.
+        public var ordersPerActiveMilli: Int64?
+    }
+    public var program: String
+    public var from: CivilDate
+    /// Exclusive.
+    public var until: CivilDate
+    /// Members registered before the period ends, and those registered in it.
+    public var members: Int64
+    public var newMembers: Int64
+    public var total: Group
+    /// Of the members who bought in the period just before (same length), the share who bought
+    /// again in this one, in ppm; and the counts.
+    public var previousBuyers: Int64
+    public var returningBuyers: Int64
+    public var returnRatePpm: Int64?
+    /// Members who moved up (down) a tier in the period, among members not in the top (bottom) tier.
+    public var upgradedMembers: Int64
+    public var upgradeRatePpm: Int64?
+    public var downgradedMembers: Int64
+    public var downgradeRatePpm: Int64?
+    /// Members in each tier now, and the share in the top tier (the Sephora rule of thumb is ~10%).
+    public var tierDistribution: [String: Int64]
+    public var topTierSharePpm: Int64?
+    /// The loop's funnel over the period: registered (by its end) → active → upgraded →
+    /// claimed a benefit → bought at least twice.
+    public var funnel: [FunnelStep]
+    /// Split by `tier`, `channel` or `store`, when asked.
+    public var split: String?
+    public var groups: [Group]?
+}
+
+public struct FunnelStep: Codable, Sendable, Equatable {
+    public var step: String
+    public var members: Int64
+}
+
+/// Retention by month of first purchase: for each cohort, the share of its members buying in
+/// each month after, and the revenue.
+public struct Cohorts: Codable, Sendable, Equatable {
+    public struct Cohort: Codable, Sendable, Equatable {
+        /// `YYYY-MM`.
+        public var month: String
+        public var members: Int64
+        /// Index k: the k-th month after the cohort's (0 is the cohort's own).
+        public var buyers: [Int64]
+        public var retentionPpm: [Int64]
+        public var revenueMinor: [Int64]
+    }
+    public var program: String
+    public var cohorts: [Cohort]
+}
+
+public enum KPISplit: String, Sendable, CaseIterable { case tier, channel, store }
+
+extension Store {
+    public func kpis(program: String, from: CivilDate, until: CivilDate, split: KPISplit?, now: Timestamp) async throws -> ProgramKPIs {
+        let versions = try await self.program(program)
+        let v = versions.at(now), clock = v.clock
+        let p = SQLValue.text(program)
+        let d0 = from.dayNumber, d1 = until.dayNumber, len = d1 - d0
+        let t0 = clock.startOfDay(from), t1 = clock.startOfDay(until)
+
+        func group(_ key: String?, _ rows: [SQLRow]) throws -> ProgramKPIs.Group {
+            var active: Int64 = 0, repeats: Int64 = 0, orders: Int64 = 0, revenue: Int64 = 0
+            for r in rows {
+                let n = try r.int("n")
+                active += 1; orders += n; revenue += try r.int("revenue")
+                if n >= 2 { repeats += 1 }
+            }
+            return .init(key: key, activeMembers: active, repeatBuyers: repeats, repurchaseRatePpm: ppm(repeats, active), orders: orders, revenueMinor: revenue,
+                         averageOrderMinor: orders > 0 ? revenue / orders : nil, ordersPerActiveMilli: active > 0 ? orders * 1000 / active : nil)
+        }
+        // One row per member who bought in the period (per group when split).
+        let col = split.map { ["tier": "tier_id", "channel": "channel", "store": "store"][$0.rawValue]! }
+        let perMember = try await db.query("""
+            SELECT member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
+            WHERE program_id = ? AND day >= ? AND day < ? GROUP BY member_id\(col.map { ", \($0)" } ?? "")
+            """, [p, .int(d0), .int(d1)])
+        var total: ProgramKPIs.Group
+        var groups: [ProgramKPIs.Group]? = nil
+        if col != nil {
+            var byKey: [String: [SQLRow]] = [:]
+            for r in perMember { byKey[try r.string("g"), default: []].append(r) }
+            groups = try byKey.sorted { $0.key < $1.key }.map { try group($0.key, $0.value) }
+            // The whole program counts each member once across groups.
+            let whole = try await db.query("SELECT member_id, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days WHERE program_id = ? AND day >= ? AND day < ? GROUP BY member_id",
+                                           [p, .int(d0), .int(d1)])
+            total = try group(nil, whole)
+        } else {
+            total = try group(nil, perMember)
+        }
+        func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
+        let members = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at < ?", [p, .int(t1.seconds)])
+        let newMembers = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at >= ? AND registered_at < ?", [p, .int(t0.seconds), .int(t1.seconds)])
+        let previous = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?", [p, .int(d0 - len), .int(d0)])
+        let returning = try await one("""
+            SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?
+              AND member_id IN (SELECT member_id FROM member_days WHERE program_id = ? AND day >= ? AND day < ?)
+            """, [p, .int(d0 - len), .int(d0), p, .int(d0), .int(d1)])
+        // Tier moves: compare tier positions in the program.
+        let rank = Dictionary(uniqueKeysWithValues: v.definition.tiers.enumerated().map { ($1.id, $0) })
+        var up = Set<Int64>(), down = Set<Int64>()
+        for r in try await db.query("SELECT member_id, from_tier, to_tier FROM tier_changes WHERE program_id = ? AND at >= ? AND at < ?", [p, .int(t0.seconds), .int(t1.seconds)]) {
+            let f = rank[try r.string("from_tier")] ?? 0, t = rank[try r.string("to_tier")] ?? 0
+            if t > f { up.insert(try r.int("member_id")) } else if t < f { down.insert(try r.int("member_id")) }
+        }
+        var tiers: [String: Int64] = [:]
+        for r in try await db.query("SELECT tier_id, COUNT(*) AS n FROM members WHERE program_id = ? GROUP BY tier_id", [p]) { tiers[try r.string("tier_id")] = try r.int("n") }
+        let all = tiers.values.reduce(0, +)
+        let top = v.definition.tiers.last!.id, bottom = v.definition.tiers.first!.id
+        let claimed = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM benefit_grants WHERE program_id = ? AND claimed_at >= ? AND claimed_at < ?",
+                                    [p, .int(t0.seconds), .int(t1.seconds)])
+        return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,
+                           previousBuyers: previous, returningBuyers: returning, returnRatePpm: ppm(returning, previous),
+                           upgradedMembers: Int64(up.count), upgradeRatePpm: ppm(Int64(up.count), all - (tiers[top] ?? 0)),
+                           downgradedMembers: Int64(down.count), downgradeRatePpm: ppm(Int64(down.count), all - (tiers[bottom] ?? 0)),
+                           tierDistribution: tiers, topTierSharePpm: ppm(tiers[top] ?? 0, all),
+                           funnel: [FunnelStep(step: "registered", members: members), FunnelStep(step: "active", members: total.activeMembers),
+                                    FunnelStep(step: "upgraded", members: Int64(up.count)), FunnelStep(step: "claimedBenefit", members: claimed),
+                                    FunnelStep(step: "repurchased", members: total.repeatBuyers)],
+                           split: split?.rawValue, groups: groups)
+    }
+
+    /// Cohorts by month of first purchase, for first purchases in [from, until), each followed
+    /// for `months` months.
+    public func cohorts(program: String, from: CivilDate, until: CivilDate, months: Int) async throws -> Cohorts {
+        _ = try await self.program(program)
+        let p = SQLValue.text(program)
+        let m0 = Int64(from.year * 100 + from.month), m1 = Int64(until.year * 100 + until.month)
+        let rows = try await db.query("""
+            SELECT f.cohort, d.month, COUNT(DISTINCT d.member_id) AS buyers, SUM(d.revenue_minor) AS revenue
+            FROM member_days d JOIN (SELECT member_id, MIN(month) AS cohort FROM member_days WHERE program_id = ? GROUP BY member_id) f ON f.member_id = d.member_id
+            WHERE d.program_id = ? AND f.cohort >= ? AND f.cohort < ?
+            GROUP BY f.cohort, d.month ORDER BY f.cohort, d.month
+            """, [p, p, .int(m0), .int(m1)])
+        func index(_ yyyymm: Int64) -> Int64 { yyyymm / 100 * 12 + yyyymm % 100 - 1 }
+        var out: [Int64: Cohorts.Cohort] = [:]
+        for r in rows {
+            let c = try r.int("cohort"), m = try r.int("month")
+            let k = Int(index(m) - index(c))
+            guard k >= 0, k <= months else { continue }
+            var co = out[c] ?? Cohorts.Cohort(month: String(format: "%04d-%02d", c / 100, c % 100), members: 0, buyers: Array(repeating: 0, count: months + 1),
+                                              retentionPpm: [], revenueMinor: Array(repeating: 0, count: months + 1))
+            co.buyers[k] = try r.int("buyers"); co.revenueMinor[k] = try r.intOrNil("revenue") ?? 0
+            out[c] = co
+        }
+        let cohorts = out.sorted { $0.key < $1.key }.map { _, c -> Cohorts.Cohort in
+            var c = c
+            c.members = c.buyers[0]
+            c.retentionPpm = c.buyers.map { ppm($0, c.members) ?? 0 }
+            return c
+        }
+        return Cohorts(program: program, cohorts: cohorts)
+    }
+}
+
+func ppm(_ a: Int64, _ b: Int64) -> Int64? { b > 0 ? a * 1_000_000 / b : nil }
