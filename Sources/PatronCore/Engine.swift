@@ -306,7 +306,7 @@ public struct Engine: Sendable {
 
     /// Shares the order-level discount among lines in proportion to what each line pays, with
     /// the remainder going to the largest shares, so the parts add up exactly.
-    static func allocateOrderDiscount(_ o: OrderPaid) -> [Int64] {
+    public static func allocateOrderDiscount(_ o: OrderPaid) -> [Int64] {
         let net = o.lines.map { max(0, $0.amountMinor - $0.discountMinor) }
         let total = net.reduce(0, +)
         guard o.discountMinor > 0, total > 0 else { return net }

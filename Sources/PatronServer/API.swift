@@ -76,6 +76,7 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/members/{memberId}/tag-history", scope: .read),
         .init(method: .get, path: "/v1/tags", scope: .read),
         .init(method: .get, path: "/v1/tags/{tag}/members", scope: .read),
+        .init(method: .get, path: "/v1/members/{memberId}/portrait", scope: .read),
         .init(method: .get, path: "/v1/reports/kpis", scope: .read),
         .init(method: .get, path: "/v1/reports/cohorts", scope: .read),
     ]
@@ -146,6 +147,7 @@ public struct API: Sendable {
         case (.get, "/v1/members/{memberId}/tag-history"): route = tagHistory
         case (.get, "/v1/tags"): route = tags
         case (.get, "/v1/tags/{tag}/members"): route = membersWithTag
+        case (.get, "/v1/members/{memberId}/portrait"): route = portrait
         case (.get, "/v1/reports/kpis"): route = kpis
         case (.get, "/v1/reports/cohorts"): route = cohorts
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")

@@ -99,3 +99,29 @@ import Testing
         }
     }
 }
+
+@Suite struct PortraitStoreTests {
+    @Test(arguments: Backend.allCases)
+    func portraitSumsUpTheMember(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let orders: [(String, [OrderLine], Int64, String, String, Timestamp)] = [
+                ("p1", [OrderLine(sku: "a", category: "shoes", amountMinor: 30_000), OrderLine(sku: "b", category: "bags", amountMinor: 10_000)], 4_000, "app", "s1", t0),
+                ("p2", [OrderLine(sku: "c", category: "shoes", amountMinor: 5_000)], 0, "app", "s2", t0.adding(days: 40)),
+                ("p3", [OrderLine(sku: "d", category: "beauty", amountMinor: 2_000)], 0, "store", "s2", t0.adding(days: 41)),
+            ]
+            for (id, lines, discount, ch, st, at) in orders {
+                _ = try await store.record(program: "shop", member: m, occurredAt: at, body: .orderPaid(OrderPaid(orderId: id, lines: lines, discountMinor: discount, channel: ch, store: st)),
+                                           idempotencyKey: id, requestHash: "h", now: at)
+            }
+            _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 42), body: .orderRefunded(OrderRefunded(orderId: "p3")), idempotencyKey: "r", requestHash: "h", now: t0.adding(days: 42))
+            let p = try await store.portrait(program: "shop", member: m, now: t0.adding(days: 43))
+            #expect(p.orders.count == 3 && p.orders.totalMinor == 43_000 && p.orders.averageMinor == 14_333 && p.orders.refunded == 1)
+            #expect(p.orders.first == t0 && p.orders.last == t0.adding(days: 41))
+            #expect(p.orders.byMonth.map(\.month) == ["2026-03", "2026-04"])
+            // The order discount is shared 3:1 between the lines: shoes 27,000 + 5,000, bags 9,000.
+            #expect(p.categoriesBySpend.map(\.key) == ["shoes", "bags", "beauty"] && p.categoriesBySpend[0].spentMinor == 32_000)
+            #expect(p.preferredChannel == "app" && p.preferredStore == "s2")
+            #expect(p.timeline.first?.kind == .orderRefunded && p.member.id == m)
+        }
+    }
+}

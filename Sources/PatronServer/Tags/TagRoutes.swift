@@ -37,6 +37,10 @@ extension API {
         json(["items": try await store.tagSummaries(program: key.program, now: now())])
     }
 
+    func portrait(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(try await store.portrait(program: key.program, member: try memberId(ctx), now: now()))
+    }
+
     func membersWithTag(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let (cursor, limit) = try pageArgs(req)
         return json(try await store.membersWithTag(program: key.program, tag: ctx.parameters.get("tag") ?? "", cursor: cursor, limit: limit, now: now()))
