@@ -67,10 +67,21 @@ public struct TagRule: Sendable {
     public var readsState: Bool
     /// Reads the order list.
     public var readsOrders: Bool
+    /// Every identifier in the rule: the record fields it may read (a superset: fields are named
+    /// after a dot, or bare in aggregates such as `sum(amount)`).
+    public var names: Set<String>
     public init(tag: TagDefinition, rule: Condition) {
         self.tag = tag; self.rule = rule
         readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
         readsOrders = rule.mentions("orders")
+        var names = Set<String>(), current = ""
+        for c in rule.source + " " {
+            if c.isLetter || c.isNumber || c == "_" { current.append(c) } else {
+                if !current.isEmpty { names.insert(current) }
+                current = ""
+            }
+        }
+        self.names = names
     }
 }
 
@@ -111,7 +122,9 @@ extension ProgramParser {
 
 extension Engine {
     /// The member and their recent orders as conditions see them.
-    public func conditionInputs(_ s: MemberState, at t: Timestamp, orders withOrders: Bool = true) -> [String: CondValue] {
+    /// `fields`: the order fields to fill in (all when nil); others read as null, so pass every
+    /// field the conditions evaluated may name.
+    public func conditionInputs(_ s: MemberState, at t: Timestamp, orders withOrders: Bool = true, fields: Set<String>? = nil) -> [String: CondValue] {
         let v = program.at(t), p = v.definition
         var profile: [String: CondValue] = [:]
         if let pr = s.profile {
@@ -133,11 +146,19 @@ extension Engine {
             "orderCount": .int(Int64(s.orderCount)), "spentMinor": .int(s.spentMinor),
         ]
         guard withOrders else { return ["member": .record(member)] }
+        func want(_ f: String) -> Bool { fields?.contains(f) ?? true }
         let orders: [CondValue] = s.orderFacts.map { o in
-            .record(["id": .string(o.orderId), "at": .timestamp(o.at), "amount": .int(o.amountMinor),
-                     "category": o.categories.first.map { .string($0) } ?? .null, "categories": .list(o.categories.map { .string($0) }),
-                     "channel": .string(o.channel ?? ""), "store": o.store.map { .string($0) } ?? .null,
-                     "skus": .list(o.skus.map { .string($0) }), "usedCoupon": .bool(o.usedCoupon)])
+            // `at` always: `within` reads it.
+            var r: [String: CondValue] = ["at": .timestamp(o.at)]
+            if want("id") { r["id"] = .string(o.orderId) }
+            if want("amount") { r["amount"] = .int(o.amountMinor) }
+            if want("category") { r["category"] = o.categories.first.map { .string($0) } ?? .null }
+            if want("categories") { r["categories"] = .list(o.categories.map { .string($0) }) }
+            if want("channel") { r["channel"] = .string(o.channel ?? "") }
+            if want("store") { r["store"] = o.store.map { .string($0) } ?? .null }
+            if want("skus") { r["skus"] = .list(o.skus.map { .string($0) }) }
+            if want("usedCoupon") { r["usedCoupon"] = .bool(o.usedCoupon) }
+            return .record(r)
         }
         return ["member": .record(member), "orders": .list(orders)]
     }
@@ -149,7 +170,7 @@ extension Engine {
         guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
         let rules = v.tagRules.filter(only)
         guard !rules.isEmpty else { return }
-        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders })
+        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders }, fields: rules.reduce(into: Set<String>()) { $0.formUnion($1.names) })
         for r in rules {
             // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
             guard case .success(let (holds, next)) = r.rule.holdsAndNextChange(env, now: t, clock: v.clock) else { continue }
