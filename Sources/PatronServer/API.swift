@@ -77,6 +77,8 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/tags", scope: .read),
         .init(method: .get, path: "/v1/tags/{tag}/members", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/portrait", scope: .read),
+        .init(method: .get, path: "/v1/reports/rfm", scope: .read),
+        .init(method: .post, path: "/v1/reports/rfm", scope: .admin),
         .init(method: .get, path: "/v1/reports/kpis", scope: .read),
         .init(method: .get, path: "/v1/reports/cohorts", scope: .read),
     ]
@@ -148,6 +150,8 @@ public struct API: Sendable {
         case (.get, "/v1/tags"): route = tags
         case (.get, "/v1/tags/{tag}/members"): route = membersWithTag
         case (.get, "/v1/members/{memberId}/portrait"): route = portrait
+        case (.get, "/v1/reports/rfm"): route = rfmReport
+        case (.post, "/v1/reports/rfm"): route = computeRFM
         case (.get, "/v1/reports/kpis"): route = kpis
         case (.get, "/v1/reports/cohorts"): route = cohorts
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")

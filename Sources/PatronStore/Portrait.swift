@@ -25,6 +25,8 @@ public struct MemberPortrait: Codable, Sendable {
         public var byMonth: [Month]
     }
     public var member: MemberRecord
+    /// RFM scores and lifecycle stage as of the last scoring run (`patron jobs rfm`).
+    public var rfm: MemberRFM?
     public var tags: [MemberTagView]
     /// Benefits by status now.
     public var benefits: [String: Int]
@@ -77,7 +79,7 @@ extension Store {
         }
         let wallet = try await self.wallet(program: program, member: id, status: nil, now: now)
         let ch = shares(channels, bySpend: false), st = shares(stores, bySpend: false)
-        return MemberPortrait(member: record, tags: try await memberTags(program: program, member: id, now: now), benefits: wallet.counts,
+        return MemberPortrait(member: record, rfm: try await memberRFM(program: program, member: id), tags: try await memberTags(program: program, member: id, now: now), benefits: wallet.counts,
                               orders: .init(count: count, totalMinor: total, averageMinor: count > 0 ? total / count : nil, first: first, last: last,
                                             refunded: Int64(refundedWhole.count),
                                             byMonth: months.sorted { $0.key < $1.key }.map { MemberPortrait.Month(month: $0.key, orders: $0.value.0, spentMinor: $0.value.1) }),

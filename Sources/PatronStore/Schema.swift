@@ -287,6 +287,21 @@ public enum Schema {
             )
             """,
             "CREATE INDEX member_days_day ON member_days (program_id, day)",
+            """
+            CREATE TABLE member_rfm (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              r BIGINT,
+              f BIGINT,
+              m BIGINT,
+              recency_days BIGINT,
+              frequency BIGINT NOT NULL,
+              monetary_minor BIGINT NOT NULL,
+              lifecycle TEXT NOT NULL,
+              computed_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id)
+            )
+            """,
             "CREATE INDEX members_registered ON members (program_id, registered_at)",
         ]),
     ]

@@ -198,7 +198,22 @@ struct Keys: AsyncParsableCommand {
 }
 
 struct Jobs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Scheduled work.", subcommands: [Run.self])
+    static let configuration = CommandConfiguration(abstract: "Scheduled work.", subcommands: [Run.self, RFM.self])
+    struct RFM: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rfm", abstract: "Score every member of a program (RFM quintiles, lifecycle stage) as of a day; meant to run daily.")
+        @OptionGroup var db: DatabaseOptions
+        @Option(help: "The program.") var program: String
+        @Option(help: "Score as of this instant (ISO 8601; default now).") var asOf: String?
+        func run() async throws {
+            var t = now()
+            if let s = asOf { guard let v = Timestamp(iso8601: s) else { throw ValidationError("--as-of: '\(s)' is not ISO 8601") }; t = v }
+            let store = try await db.open()
+            let n = try await store.computeRFM(program: program, asOf: t)
+            let r = try await store.rfmReport(program: program)
+            print("rfm: \(n) members scored as of \(t); \(r.scored) with RFM scores; lifecycle \(r.lifecycle.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            try await store.close()
+        }
+    }
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run all work due up to a date: expiry, pending points, tier assessment. Running it again does nothing more.")
         @OptionGroup var db: DatabaseOptions

@@ -152,6 +152,8 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/members/{memberId}/tag-history", "/v1/members/\(id)/tag-history", f.reader, nil),
                 (.get, "/v1/tags", "/v1/tags", f.reader, nil),
                 (.get, "/v1/tags/{tag}/members", "/v1/tags/vip_care/members", f.reader, nil),
+                (.post, "/v1/reports/rfm", "/v1/reports/rfm", f.admin, nil),
+                (.get, "/v1/reports/rfm", "/v1/reports/rfm", f.reader, nil),
                 (.get, "/v1/members/{memberId}/portrait", "/v1/members/\(id)/portrait", f.reader, nil),
                 (.get, "/v1/reports/kpis", "/v1/reports/kpis?from=2026-10-01&until=2026-11-02&split=channel", f.reader, nil),
                 (.get, "/v1/reports/cohorts", "/v1/reports/cohorts?from=2026-01-01&months=3", f.reader, nil),

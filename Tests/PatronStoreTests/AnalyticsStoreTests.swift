@@ -125,3 +125,62 @@ import Testing
         }
     }
 }
+
+@Suite struct RFMStoreTests {
+    /// Five buyers with distinct recency, frequency and spend get quintiles 1–5; lifecycle stages
+    /// follow the thresholds (30/60/120/365 days) at their edges.
+    @Test(arguments: Backend.allCases)
+    func quintilesAndStages(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            let asOf = Timestamp(iso8601: "2027-03-01T12:00:00+08:00")!
+            func member(_ i: Int) async throws -> MemberID {
+                try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "R\(i)")], registeredAt: t0),
+                                               idempotencyKey: nil, requestHash: "r\(i)", now: t0).record.id
+            }
+            // (days before asOf of each order, amount): recency 0/59/60/119/120 days, 5/4/3/2/1 orders.
+            let plans: [[(Int, Int64)]] = [
+                [(200, 1000), (150, 1000), (100, 1000), (50, 1000), (0, 1000)],   // active (recent, frequent), spend 5,000
+                [(300, 2000), (200, 2000), (100, 2000), (59, 2000)],               // active, at the edge of at_risk, spend 8,000
+                [(250, 10_000), (200, 10_000), (60, 10_000)],                      // at_risk from day 60, spend 30,000
+                [(300, 20_000), (119, 20_000)],                                    // at_risk (119 < 120), spend 40,000
+                [(120, 90_000)],                                                   // silent from day 120, spend 90,000
+            ]
+            var ids: [MemberID] = []
+            for (i, orders) in plans.enumerated() {
+                let m = try await member(i)
+                ids.append(m)
+                for (j, (daysBefore, amount)) in orders.enumerated() {
+                    let at = asOf.adding(days: -daysBefore)
+                    _ = try await store.record(program: "shop", member: m, occurredAt: at, body: order("r\(i)-\(j)", amount), idempotencyKey: "r\(i)-\(j)", requestHash: "h", now: at)
+                }
+            }
+            let lost = try await member(9) // never bought, registered long before
+            let recalled = try await member(10)
+            for (j, d) in [400, 10].enumerated() {
+                let at = asOf.adding(days: -d)
+                _ = try await store.record(program: "shop", member: recalled, occurredAt: at, body: order("c\(j)", 500), idempotencyKey: "c\(j)", requestHash: "h", now: at)
+            }
+            try await store.computeRFM(program: "shop", asOf: asOf)
+            let scores = try await ids.asyncMap { try await store.memberRFM(program: "shop", member: $0)! }
+            #expect(scores.map(\.lifecycle) == [.active, .active, .atRisk, .atRisk, .silent])
+            #expect(scores.map(\.recencyDays) == [0, 59, 60, 119, 120])
+            // Six buyers in the last 365 days (the recalled member, 500 spent 10 days ago, is the sixth):
+            // score = 1 + rank × 5 / 6 by ascending value, so spends 500, 5,000 … 90,000 score 1, 1, 2, 3, 4, 5.
+            #expect(scores.map(\.m) == [1, 2, 3, 4, 5])
+            #expect(scores.map(\.r) == [5, 3, 2, 1, 1] && scores[0].f == 5)
+            #expect(try await store.memberRFM(program: "shop", member: lost)?.lifecycle == .lost)
+            #expect(try await store.memberRFM(program: "shop", member: recalled)?.lifecycle == .recalled)
+            #expect(try await store.memberRFM(program: "shop", member: first)?.lifecycle == .lost)
+            let report = try await store.rfmReport(program: "shop")
+            #expect(report.scored == 6 && report.lifecycle["at_risk"] == 2)
+        }
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for x in self { out.append(try await f(x)) }
+        return out
+    }
+}

@@ -41,6 +41,15 @@ extension API {
         json(try await store.portrait(program: key.program, member: try memberId(ctx), now: now()))
     }
 
+    func rfmReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(try await store.rfmReport(program: key.program))
+    }
+
+    func computeRFM(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        try await store.computeRFM(program: key.program, asOf: now())
+        return json(try await store.rfmReport(program: key.program), status: .created)
+    }
+
     func membersWithTag(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let (cursor, limit) = try pageArgs(req)
         return json(try await store.membersWithTag(program: key.program, tag: ctx.parameters.get("tag") ?? "", cursor: cursor, limit: limit, now: now()))

@@ -1,0 +1,147 @@
+import Foundation
+import PatronCore
+
+/// Lifecycle stages (会员生命周期) by recency, with the program's thresholds in days.
+public enum LifecycleStage: String, Codable, Sendable, CaseIterable {
+    /// Registered or first bought within `newDays`.
+    case new
+    case active
+    /// No order for `atRiskDays` or more.
+    case atRisk = "at_risk"
+    /// No order for `silentDays` or more.
+    case silent
+    /// No order for `lostDays` or more, or never bought and registered long ago.
+    case lost
+    /// Bought again after having been silent: the last order came `silentDays` or more after the one before.
+    case recalled
+}
+
+public struct LifecycleThresholds: Codable, Sendable, Equatable {
+    public var newDays = 30, atRiskDays = 60, silentDays = 120, lostDays = 365
+    public init() {}
+}
+
+/// One member's RFM scores (quintiles 1–5 over the members who bought in the last 365 days:
+/// 5 is the most recent, the most frequent, the most spent) and lifecycle stage.
+public struct MemberRFM: Codable, Sendable, Equatable {
+    public var memberId: MemberID
+    public var r: Int?
+    public var f: Int?
+    public var m: Int?
+    public var recencyDays: Int64?
+    /// Orders and spend in the last 365 days.
+    public var frequency: Int64
+    public var monetaryMinor: Int64
+    public var lifecycle: LifecycleStage
+    public var computedAt: Timestamp
+}
+
+public struct RFMReport: Codable, Sendable, Equatable {
+    public struct Cell: Codable, Sendable, Equatable {
+        public var r: Int
+        public var f: Int
+        public var members: Int64
+        public var averageMonetaryMinor: Int64
+    }
+    public var program: String
+    public var computedAt: Timestamp?
+    public var scored: Int64
+    /// Members by recency and frequency score (the RFM grid), with their average spend.
+    public var grid: [Cell]
+    public var lifecycle: [String: Int64]
+}
+
+extension Store {
+    /// Scores every member of the program as of `asOf` (local day) from the `member_days`
+    /// aggregate, and replaces the stored scores. Run daily by `patron jobs rfm`, and on demand.
+    @discardableResult
+    public func computeRFM(program: String, asOf: Timestamp, thresholds: LifecycleThresholds = LifecycleThresholds()) async throws -> Int {
+        let clock = try await self.program(program).at(asOf).clock
+        let today = clock.dayNumber(asOf)
+        let p = SQLValue.text(program)
+        // Each member's last two purchase days, first day, and last-365-days orders and spend.
+        struct Acc { var first = Int64.max, last = Int64.min, previous: Int64? = nil, f: Int64 = 0, m: Int64 = 0 }
+        var acc: [Int64: Acc] = [:]
+        for r in try await db.query("""
+            SELECT member_id, day, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
+            WHERE program_id = ? AND day <= ? GROUP BY member_id, day ORDER BY member_id, day
+            """, [p, .int(today)]) {
+            let id = try r.int("member_id"), day = try r.int("day")
+            var a = acc[id] ?? Acc()
+            a.first = min(a.first, day)
+            if day > a.last { if a.last != Int64.min { a.previous = a.last }; a.last = day }
+            if day > today - 365 { a.f += try r.int("n"); a.m += try r.int("revenue") }
+            acc[id] = a
+        }
+        let registered = try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ?", [p])
+        // Quintiles over the members who bought in the last 365 days.
+        let scored = acc.filter { $0.value.f > 0 }
+        func quintiles(_ key: (Acc) -> Int64) -> [Int64: Int] {
+            let sorted = scored.sorted { (key($0.value), $0.key) < (key($1.value), $1.key) }
+            var out: [Int64: Int] = [:]
+            var i = 0
+            while i < sorted.count {
+                // Ties share the score of their first place.
+                var j = i
+                while j + 1 < sorted.count && key(sorted[j + 1].value) == key(sorted[i].value) { j += 1 }
+                let score = 1 + i * 5 / sorted.count
+                for k in i...j { out[sorted[k].key] = score }
+                i = j + 1
+            }
+            return out
+        }
+        let rq = quintiles { $0.last }, fq = quintiles { $0.f }, mq = quintiles { $0.m }
+        var rows: [[SQLValue]] = []
+        for r in registered {
+            let id = try r.int("member_id")
+            let regDay = clock.dayNumber(Timestamp(seconds: try r.int("registered_at")))
+            let a = acc[id]
+            let stage: LifecycleStage
+            if let a {
+                let recency = today - a.last
+                if recency >= Int64(thresholds.lostDays) { stage = .lost }
+                else if recency >= Int64(thresholds.silentDays) { stage = .silent }
+                else if recency >= Int64(thresholds.atRiskDays) { stage = .atRisk }
+                else if today - a.first < Int64(thresholds.newDays) { stage = .new }
+                else if let prev = a.previous, a.last - prev >= Int64(thresholds.silentDays) { stage = .recalled }
+                else { stage = .active }
+            } else {
+                stage = today - regDay < Int64(thresholds.newDays) ? .new : .lost
+            }
+            rows.append([p, .int(id), SQLValue(rq[id]), SQLValue(fq[id]), SQLValue(mq[id]), SQLValue(a.map { today - $0.last }),
+                         .int(a?.f ?? 0), .int(a?.m ?? 0), .text(stage.rawValue), .int(asOf.seconds)])
+        }
+        var plan = WritePlan()
+        plan.add("DELETE FROM member_rfm WHERE program_id = ?", [p])
+        RowInsert.memberRFM.add(&plan, rows)
+        try await db.write(plan)
+        return rows.count
+    }
+
+    public func memberRFM(program: String, member: MemberID) async throws -> MemberRFM? {
+        try await db.query("SELECT * FROM member_rfm WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)]).first.map { r in
+            MemberRFM(memberId: member, r: try r.intOrNil("r").map(Int.init), f: try r.intOrNil("f").map(Int.init), m: try r.intOrNil("m").map(Int.init),
+                      recencyDays: try r.intOrNil("recency_days"), frequency: try r.int("frequency"), monetaryMinor: try r.int("monetary_minor"),
+                      lifecycle: LifecycleStage(rawValue: try r.string("lifecycle")) ?? .lost, computedAt: Timestamp(seconds: try r.int("computed_at")))
+        }
+    }
+
+    public func rfmReport(program: String) async throws -> RFMReport {
+        _ = try await self.program(program)
+        let p = SQLValue.text(program)
+        let grid = try await db.query("""
+            SELECT r, f, COUNT(*) AS n, SUM(monetary_minor) AS m FROM member_rfm WHERE program_id = ? AND r IS NOT NULL GROUP BY r, f ORDER BY r, f
+            """, [p]).map { row in
+            let n = try row.int("n")
+            return RFMReport.Cell(r: Int(try row.int("r")), f: Int(try row.int("f")), members: n, averageMonetaryMinor: n > 0 ? (try row.intOrNil("m") ?? 0) / n : 0)
+        }
+        var stages: [String: Int64] = [:]
+        for r in try await db.query("SELECT lifecycle, COUNT(*) AS n FROM member_rfm WHERE program_id = ? GROUP BY lifecycle", [p]) { stages[try r.string("lifecycle")] = try r.int("n") }
+        let at = try await db.query("SELECT MAX(computed_at) AS t FROM member_rfm WHERE program_id = ?", [p]).first?.intOrNil("t")
+        return RFMReport(program: program, computedAt: at.map(Timestamp.init), scored: grid.reduce(0) { $0 + $1.members }, grid: grid, lifecycle: stages)
+    }
+}
+
+extension RowInsert {
+    static let memberRFM = RowInsert("INSERT INTO member_rfm (program_id, member_id, r, f, m, recency_days, frequency, monetary_minor, lifecycle, computed_at)", columns: 10)
+}
