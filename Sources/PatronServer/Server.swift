@@ -5,8 +5,9 @@ import PatronCore
 import PatronStore
 import ServiceLifecycle
 
-/// Runs the scheduled work (expiry, pending points, tier assessment) every `interval` while the
-/// server runs; stops with the server.
+/// Runs the scheduled work (expiry, pending points, tier assessment, allowances, birthday gifts,
+/// tag timers) every `interval` while the server runs, and scores members (RFM, lifecycle) once
+/// a local day per program; stops with the server.
 public struct JobService: Service {
     let store: Store
     let now: @Sendable () -> Timestamp
@@ -19,11 +20,20 @@ public struct JobService: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // The local day each program's members were last scored (RFM, lifecycle): once a day.
+            var scored: [String: Int64] = [:]
             while !Task.isCancelled {
                 do {
                     let t = now()
                     let r = try await store.runJobs(asOf: t, now: t)
                     if r.members > 0 { logger.info("jobs ran", metadata: ["members": "\(r.members)", "expiredPoints": "\(r.expiredPoints)", "tierChanges": "\(r.tierChanges)"]) }
+                    for program in try await store.programKeys() {
+                        let day = try await store.program(program).at(t).clock.dayNumber(t)
+                        guard scored[program] != day else { continue }
+                        let n = try await store.computeRFM(program: program, asOf: t)
+                        scored[program] = day
+                        logger.info("members scored", metadata: ["program": "\(program)", "members": "\(n)"])
+                    }
                 } catch {
                     logger.error("jobs failed", metadata: ["error": "\(error)"])
                 }
