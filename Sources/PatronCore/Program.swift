@@ -132,18 +132,20 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var mall: [MallItem] = []
     public var birthday: BirthdayRule?
     public var tags: [TagDefinition] = []
+    /// Churn warning: members whose P(alive) falls below `atRiskBelow` are flagged at risk.
+    public var churn: ChurnPolicy?
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
                 benefits: [BenefitDefinition] = [], benefitPolicy: BenefitPolicy = BenefitPolicy(), mall: [MallItem] = [],
-                birthday: BirthdayRule? = nil, tags: [TagDefinition] = []) {
+                birthday: BirthdayRule? = nil, tags: [TagDefinition] = [], churn: ChurnPolicy? = nil) {
         self.key = key; self.name = name; self.currency = currency; self.timeZone = timeZone; self.pointValueMinorPermille = pointValueMinorPermille
         self.tiers = tiers; self.assessment = assessment; self.earning = earning; self.activities = activities; self.expiry = expiry
         self.pendingDays = pendingDays; self.refund = refund; self.benefits = benefits; self.benefitPolicy = benefitPolicy
-        self.mall = mall; self.birthday = birthday; self.tags = tags
+        self.mall = mall; self.birthday = birthday; self.tags = tags; self.churn = churn
     }
     enum CodingKeys: String, CodingKey {
-        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags
+        case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags, churn
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -158,7 +160,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   benefitPolicy: try c.decodeIfPresent(BenefitPolicy.self, forKey: .benefitPolicy) ?? BenefitPolicy(),
                   mall: try c.decodeIfPresent([MallItem].self, forKey: .mall) ?? [],
                   birthday: try c.decodeIfPresent(BirthdayRule.self, forKey: .birthday),
-                  tags: try c.decodeIfPresent([TagDefinition].self, forKey: .tags) ?? [])
+                  tags: try c.decodeIfPresent([TagDefinition].self, forKey: .tags) ?? [],
+                  churn: try c.decodeIfPresent(ChurnPolicy.self, forKey: .churn))
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -181,7 +184,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday", "tags"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -341,6 +344,13 @@ public enum ProgramParser {
         }
         let mall = mall(r, top["mall"], benefits: known, tiers: Set(tiers.map(\.id)))
         let tags = tags(r, top["tags"])
+        var churn: ChurnPolicy? = nil
+        if let o = r.object(top["churn"], "churn", allowed: ["atRiskBelow", "horizonWeeks", "discountRate"], required: false) {
+            let below = r.permille(o["atRiskBelow"], "churn.atRiskBelow", min: 1, max: 999)
+            let weeks = r.int(o["horizonWeeks"], "churn.horizonWeeks", required: false, min: 1, max: 520) ?? 52
+            let rate = r.permille(o["discountRate"], "churn.discountRate", required: false, min: 0, max: 1000) ?? 0
+            if let below { churn = ChurnPolicy(atRiskBelowPermille: below, horizonWeeks: Int(weeks), discountRatePermille: rate) }
+        }
         var birthday: BirthdayRule? = nil
         if let o = r.object(top["birthday"], "birthday", allowed: ["benefit", "count", "when", "tiers"], required: false) {
             let b = r.string(o["benefit"], "birthday.benefit", maxLength: 64)
@@ -356,7 +366,7 @@ public enum ProgramParser {
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn))
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -77,6 +77,8 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/tags", scope: .read),
         .init(method: .get, path: "/v1/tags/{tag}/members", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/portrait", scope: .read),
+        .init(method: .get, path: "/v1/reports/churn", scope: .read),
+        .init(method: .post, path: "/v1/reports/churn", scope: .admin),
         .init(method: .get, path: "/v1/reports/rfm", scope: .read),
         .init(method: .post, path: "/v1/reports/rfm", scope: .admin),
         .init(method: .get, path: "/v1/reports/kpis", scope: .read),
@@ -150,6 +152,8 @@ public struct API: Sendable {
         case (.get, "/v1/tags"): route = tags
         case (.get, "/v1/tags/{tag}/members"): route = membersWithTag
         case (.get, "/v1/members/{memberId}/portrait"): route = portrait
+        case (.get, "/v1/reports/churn"): route = churnReport
+        case (.post, "/v1/reports/churn"): route = computeChurn
         case (.get, "/v1/reports/rfm"): route = rfmReport
         case (.post, "/v1/reports/rfm"): route = computeRFM
         case (.get, "/v1/reports/kpis"): route = kpis

@@ -54,6 +54,7 @@ public enum Demo {
           - {id: birthday_coupon, name: {zh-CN: 生日券 无门槛50元, en: Birthday - 50 off}, kind: noMinimum, amountMinor: 5000, claim: {days: 31}, use: {days: 31}}
           - {id: mall_coupon_20, name: {zh-CN: 20元无门槛券, en: 20 yuan off}, kind: noMinimum, amountMinor: 2000, autoClaim: true, use: {days: 30}, combinable: true}
         birthday: {benefit: birthday_coupon, when: month}
+        churn: {atRiskBelow: 0.3, horizonWeeks: 52, discountRate: 0.08}   # fitted daily by the job runner
         tags:
           - {id: no_repurchase_48h, name: {zh-CN: 首单后48小时未复购, en: No second order 48h after the first}, category: behaviour,
              rule: "member.orderCount == 1 && now - member.lastOrderAt >= duration('48h')"}

@@ -33,6 +33,11 @@ public struct JobService: Service {
                         let n = try await store.computeRFM(program: program, asOf: t)
                         scored[program] = day
                         logger.info("members scored", metadata: ["program": "\(program)", "members": "\(n)"])
+                        // The churn warning: too little history to fit is logged, not fatal.
+                        do {
+                            let c = try await store.computeChurn(program: program, asOf: t)
+                            logger.info("churn fitted", metadata: ["program": "\(program)", "members": "\(c.members)", "atRisk": "\(c.atRisk)"])
+                        } catch { logger.warning("churn not fitted", metadata: ["program": "\(program)", "error": "\(error)"]) }
                     }
                 } catch {
                     logger.error("jobs failed", metadata: ["error": "\(error)"])

@@ -27,6 +27,8 @@ public struct MemberPortrait: Codable, Sendable {
     public var member: MemberRecord
     /// RFM scores and lifecycle stage as of the last scoring run (`patron jobs rfm`).
     public var rfm: MemberRFM?
+    /// P(alive), expected purchases, CLV and the churn warning from the last model fit.
+    public var churn: MemberChurn?
     public var tags: [MemberTagView]
     /// Benefits by status now.
     public var benefits: [String: Int]
@@ -79,7 +81,7 @@ extension Store {
         }
         let wallet = try await self.wallet(program: program, member: id, status: nil, now: now)
         let ch = shares(channels, bySpend: false), st = shares(stores, bySpend: false)
-        return MemberPortrait(member: record, rfm: try await memberRFM(program: program, member: id), tags: try await memberTags(program: program, member: id, now: now), benefits: wallet.counts,
+        return MemberPortrait(member: record, rfm: try await memberRFM(program: program, member: id), churn: try await memberChurn(program: program, member: id), tags: try await memberTags(program: program, member: id, now: now), benefits: wallet.counts,
                               orders: .init(count: count, totalMinor: total, averageMinor: count > 0 ? total / count : nil, first: first, last: last,
                                             refunded: Int64(refundedWhole.count),
                                             byMonth: months.sorted { $0.key < $1.key }.map { MemberPortrait.Month(month: $0.key, orders: $0.value.0, spentMinor: $0.value.1) }),

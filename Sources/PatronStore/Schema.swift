@@ -288,6 +288,27 @@ public enum Schema {
             """,
             "CREATE INDEX member_days_day ON member_days (program_id, day)",
             """
+            CREATE TABLE member_churn (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              p_alive_ppm BIGINT NOT NULL,
+              expected_purchases_milli BIGINT NOT NULL,
+              expected_value_minor BIGINT NOT NULL,
+              clv_minor BIGINT NOT NULL,
+              at_risk BIGINT NOT NULL,
+              fitted_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id)
+            )
+            """,
+            "CREATE INDEX member_churn_risk ON member_churn (program_id, at_risk, clv_minor)",
+            """
+            CREATE TABLE churn_fits (
+              program_id TEXT PRIMARY KEY,
+              fitted_at BIGINT NOT NULL,
+              models TEXT NOT NULL
+            )
+            """,
+            """
             CREATE TABLE member_rfm (
               program_id TEXT NOT NULL,
               member_id BIGINT NOT NULL,

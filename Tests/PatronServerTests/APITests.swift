@@ -152,6 +152,8 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/members/{memberId}/tag-history", "/v1/members/\(id)/tag-history", f.reader, nil),
                 (.get, "/v1/tags", "/v1/tags", f.reader, nil),
                 (.get, "/v1/tags/{tag}/members", "/v1/tags/vip_care/members", f.reader, nil),
+                (.post, "/v1/reports/churn", "/v1/reports/churn", f.admin, nil),
+                (.get, "/v1/reports/churn", "/v1/reports/churn", f.reader, nil),
                 (.post, "/v1/reports/rfm", "/v1/reports/rfm", f.admin, nil),
                 (.get, "/v1/reports/rfm", "/v1/reports/rfm", f.reader, nil),
                 (.get, "/v1/members/{memberId}/portrait", "/v1/members/\(id)/portrait", f.reader, nil),
@@ -164,7 +166,12 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 try await c.execute(uri: uri, method: method, headers: headers(token, idem: "call-\(method.rawValue)-\(path)", type: type), body: payload.map(body)) { r in
                     let documented = doc["paths"]?[path]?[method.rawValue.lowercased()]?["responses"]
                     #expect(documented?[String(r.status.code)] != nil, "\(method) \(uri) answered \(r.status.code): \(String(buffer: r.body))")
-                    #expect(r.status.code < 300, "\(method) \(uri): \(String(buffer: r.body))")
+                    // Two days of history are too little to fit the churn models: a documented 422 that says so.
+                    if path == "/v1/reports/churn" && method == .post {
+                        #expect(r.status.code < 300 || String(buffer: r.body).contains("cannot be fitted"), "\(String(buffer: r.body))")
+                    } else {
+                        #expect(r.status.code < 300, "\(method) \(uri): \(String(buffer: r.body))")
+                    }
                 }
             }
         }

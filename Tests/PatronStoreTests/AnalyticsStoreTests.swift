@@ -184,3 +184,40 @@ extension Sequence {
         return out
     }
 }
+
+@Suite struct ChurnStoreTests {
+    /// The first 400 customers of the CDNOW sample as a program's orders: the models fit, every
+    /// buyer gets P(alive) and CLV, and the at-risk flag follows the program's threshold.
+    @Test(arguments: Backend.allCases)
+    func churnWarningFromTheProgramsOrders(_ backend: Backend) async throws {
+        var p = testProgram()
+        p.churn = ChurnPolicy(atRiskBelowPermille: 400, horizonWeeks: 39)
+        try await withStore(backend, program: p) { store, _ in
+            let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("PatronCoreTests/Fixtures/cdnow/CDNOW_sample.txt")
+            let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+            var orders: [ImportOrder] = []
+            for (i, line) in try String(contentsOf: file, encoding: .utf8).split(whereSeparator: \.isNewline).enumerated() {
+                let f = line.split(whereSeparator: { $0 == " " || $0 == "\r" })
+                guard f.count == 5, let customer = Int(f[1]), customer <= 400, let ymd = Int(f[2]), let dollars = Decimal(string: String(f[4])) else { continue }
+                let day = CivilDate(year: ymd / 10000, month: ymd / 100 % 100, day: ymd % 100)
+                orders.append(ImportOrder(line: i + 1, who: .identity(Identity(kind: .card, value: "C\(customer)")), occurredAt: clock.startOfDay(day).adding(seconds: 43_200 + Int64(i)),
+                                          order: OrderPaid(orderId: "cd\(i)", lines: [OrderLine(sku: "cd", amountMinor: NSDecimalNumber(decimal: dollars * 100).int64Value)])))
+            }
+            let asOf = clock.startOfDay(CivilDate(year: 1997, month: 10, day: 1)).adding(seconds: 3600)
+            let imported = try await store.importOrders(program: "shop", orders.filter { $0.occurredAt < asOf }, registerMissing: true, now: asOf)
+            #expect(imported.rejected.isEmpty, "\(imported.rejected.prefix(3))")
+            #expect(imported.ordersImported > 400, "\(orders.count) orders read")
+            let r = try await store.computeChurn(program: "shop", asOf: asOf)
+            #expect(r.calibrationEnd == CivilDate(year: 1997, month: 9, day: 30))
+            #expect(r.members == 400 && r.atRisk > 0 && r.atRisk < 400)
+            #expect(r.atRiskBelowPpm == 400_000 && r.mostValuableAtRisk.allSatisfy { $0.atRisk && $0.pAlivePpm < 400_000 })
+            #expect(r.mostValuableAtRisk.map(\.clvMinor) == r.mostValuableAtRisk.map(\.clvMinor).sorted(by: >))
+            guard case .object(let models)? = r.models, case .object(let bg)? = models["bgnbd"], case .double(let a)? = bg["a"] else { Issue.record("no models"); return }
+            #expect(a > 0)
+            // A member who bought once, long ago, is less likely alive than one who bought often and lately.
+            let all = try await store.db.query("SELECT member_id FROM member_churn WHERE program_id = 'shop'", []).count
+            #expect(all == 400)
+        }
+    }
+}

@@ -17,6 +17,18 @@ public struct MemberValue: Sendable, Equatable, Codable {
 }
 
 /// The three fitted models and every member's outlook.
+/// The program's churn warning: the customer-base models are fitted on its orders (daily by the
+/// job runner, and on demand), and members whose P(alive) is below `atRiskBelow` (a share, e.g.
+/// 0.3) are flagged at risk; CLV is valued over `horizonWeeks` at the annual `discountRate`.
+public struct ChurnPolicy: Codable, Sendable, Equatable {
+    public var atRiskBelowPermille: Int64
+    public var horizonWeeks: Int
+    public var discountRatePermille: Int64
+    public init(atRiskBelowPermille: Int64, horizonWeeks: Int = 52, discountRatePermille: Int64 = 0) {
+        self.atRiskBelowPermille = atRiskBelowPermille; self.horizonWeeks = horizonWeeks; self.discountRatePermille = discountRatePermille
+    }
+}
+
 public struct CustomerBaseReport: Sendable {
     public var bgnbd: ModelFit<BGNBD>
     public var paretoNBD: ModelFit<ParetoNBD>

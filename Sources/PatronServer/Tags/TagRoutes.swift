@@ -50,6 +50,14 @@ extension API {
         return json(try await store.rfmReport(program: key.program), status: .created)
     }
 
+    func churnReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(try await store.churnReport(program: key.program))
+    }
+
+    func computeChurn(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        json(try await store.computeChurn(program: key.program, asOf: now()), status: .created)
+    }
+
     func membersWithTag(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let (cursor, limit) = try pageArgs(req)
         return json(try await store.membersWithTag(program: key.program, tag: ctx.parameters.get("tag") ?? "", cursor: cursor, limit: limit, now: now()))
