@@ -339,8 +339,9 @@ public enum ProgramParser {
             for (j, a) in t.allowances.enumerated() where !known.contains(a.benefit) { r.fail("tiers[\(i)].allowances[\(j)].benefit", "names benefit '\(a.benefit)', which is not in benefits") }
         }
         var benefitPolicy = BenefitPolicy()
-        if let o = r.object(top["benefitPolicy"], "benefitPolicy", allowed: ["revokeOnDowngrade"], required: false) {
+        if let o = r.object(top["benefitPolicy"], "benefitPolicy", allowed: ["revokeOnDowngrade", "upgradeGiftsOncePer"], required: false) {
             benefitPolicy.revokeOnDowngrade = r.bool(o["revokeOnDowngrade"], "benefitPolicy.revokeOnDowngrade", default: false)
+            benefitPolicy.upgradeGiftsOncePer = r.oneOf(o["upgradeGiftsOncePer"], "benefitPolicy.upgradeGiftsOncePer", BenefitPolicy.GiftEvery.self, default: .lifetime) ?? .lifetime
         }
         let mall = mall(r, top["mall"], benefits: known, tiers: Set(tiers.map(\.id)))
         let tags = tags(r, top["tags"])

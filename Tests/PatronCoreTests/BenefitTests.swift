@@ -109,6 +109,18 @@ func expectRefusal(_ r: BenefitRefusal, sourceLocation: SourceLocation = #_sourc
         #expect(h.grants("welcome").count == 1)
     }
 
+    @Test func upgradeGiftsOncePerYearWhenTheProgramSaysSo() throws {
+        var h = Harness(try benefitProgram(assessment: #"{"kind": "rolling", "windowDays": 30, "downgrade": "oneTier"}"#, policy: #"{"upgradeGiftsOncePer": "year"}"#))
+        try h.order("a", 100_000, at: at("2026-01-10T10:00:00+08:00"))
+        h.advance(to: at("2026-02-20T00:00:00+08:00"))
+        try h.order("b", 100_000, at: at("2026-03-01T10:00:00+08:00")) // silver again in 2026: no second gift
+        #expect(h.grants("welcome").map(\.id) == ["up.silver.1.1"])
+        h.advance(to: at("2026-12-31T00:00:00+08:00"))
+        #expect(h.tier == "basic")
+        try h.order("c", 100_000, at: at("2027-01-02T10:00:00+08:00")) // a new year: the gift again
+        #expect(h.grants("welcome").map(\.id) == ["up.silver.1.1", "up.silver.2.1"])
+    }
+
     struct WindowCase: Sendable, CustomStringConvertible {
         var claimAt: String, redeemAt: String, ok: Bool
         var description: String { "claim \(claimAt) redeem \(redeemAt)" }

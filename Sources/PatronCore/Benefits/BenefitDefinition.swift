@@ -122,9 +122,24 @@ public struct Allowance: Codable, Sendable, Equatable {
 }
 
 public struct BenefitPolicy: Codable, Sendable, Equatable {
+    public enum GiftEvery: String, Codable, Sendable, CaseIterable {
+        /// A tier's upgrade gifts once per member.
+        case lifetime
+        /// Once per member per calendar year (local): reaching the tier again in a later year gives them again.
+        case year
+    }
     /// On a downgrade, unclaimed and unused benefits granted by the lost tiers are taken back.
     public var revokeOnDowngrade: Bool
-    public init(revokeOnDowngrade: Bool = false) { self.revokeOnDowngrade = revokeOnDowngrade }
+    public var upgradeGiftsOncePer: GiftEvery
+    public init(revokeOnDowngrade: Bool = false, upgradeGiftsOncePer: GiftEvery = .lifetime) {
+        self.revokeOnDowngrade = revokeOnDowngrade; self.upgradeGiftsOncePer = upgradeGiftsOncePer
+    }
+    enum CodingKeys: String, CodingKey { case revokeOnDowngrade, upgradeGiftsOncePer }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        revokeOnDowngrade = try c.decode(Bool.self, forKey: .revokeOnDowngrade)
+        upgradeGiftsOncePer = try c.decodeIfPresent(GiftEvery.self, forKey: .upgradeGiftsOncePer) ?? .lifetime
+    }
 }
 
 /// The birthday gift: `benefit`, `count` of it, once a year, on the first day of the birthday

@@ -90,8 +90,10 @@ extension Engine {
         let from = p.tierIndex(old) ?? 0
         if to > from {
             let tier = p.tiers[to]
-            if !s.wallet.upgradeGifted.contains(tier.id) {
-                s.wallet.upgradeGifted.insert(tier.id)
+            // Once per tier, or once per tier and local year.
+            let mark = p.benefitPolicy.upgradeGiftsOncePer == .year ? "\(tier.id)@\(v.clock.date(t).year)" : tier.id
+            if !s.wallet.upgradeGifted.contains(mark) {
+                s.wallet.upgradeGifted.insert(mark)
                 let round = (s.wallet.upgradeRounds[tier.id] ?? 0) + 1
                 s.wallet.upgradeRounds[tier.id] = round
                 for (k, id) in tier.benefits.enumerated() {
@@ -112,7 +114,7 @@ extension Engine {
                     fx.grants[g.id] = s.wallet.grants[i]
                 }
             }
-            if undo { s.wallet.upgradeGifted.subtract(lost) }
+            if undo { s.wallet.upgradeGifted = s.wallet.upgradeGifted.filter { !lost.contains(String($0.split(separator: "@")[0])) } }
         }
         refreshAllowances(&s, v: v, at: t, fx: &fx)
     }
