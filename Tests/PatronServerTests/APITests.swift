@@ -277,6 +277,15 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
         .init(name: "program of another key", method: .put, path: "/v1/program", key: "admin", body: Demo.programYAML(year: 2026).replacingOccurrences(of: "key: demo", with: "key: rival"), status: 422, field: "key", type: "application/yaml"),
         .init(name: "program without admin scope", method: .put, path: "/v1/program", key: "writer", body: Demo.programYAML(year: 2026), status: 403, field: nil, type: "application/yaml"),
         .init(name: "unknown route", method: .get, path: "/v1/nothing-here", key: "reader", body: nil, status: 404, field: nil),
+        .init(name: "tag rule that does not type-check", method: .put, path: "/v1/program", key: "admin",
+              body: Demo.programYAML(year: 2026).replacingOccurrences(of: #"rule: "orders.within('30d').sum(amount) >= 100000""#, with: #"rule: "orders.within('30d').sum(amount) >= 'lots'""#),
+              status: 422, field: "tags[2].rule", type: "application/yaml"),
+        .init(name: "tag rule naming an unknown field", method: .put, path: "/v1/program", key: "admin",
+              body: Demo.programYAML(year: 2026).replacingOccurrences(of: "member.orderCount > 0 && now", with: "member.orderCnt > 0 && now"),
+              status: 422, field: "tags[3].rule", type: "application/yaml"),
+        .init(name: "staff setting a rule tag", method: .post, path: "/v1/members/{id}/tags", key: "writer", body: #"{"tag": "lapsing", "action": "add", "by": "ops"}"#, status: 409, field: "tag"),
+        .init(name: "unknown tag", method: .post, path: "/v1/members/{id}/tags", key: "writer", body: #"{"tag": "nope", "action": "add", "by": "ops"}"#, status: 422, field: "tag"),
+        .init(name: "KPIs with a bad date", method: .get, path: "/v1/reports/kpis?from=2026-13-01", key: "reader", body: nil, status: 422, field: "from"),
     ]
 
     @Test(arguments: badInputs)
