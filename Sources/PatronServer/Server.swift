@@ -6,8 +6,7 @@ import PatronStore
 import ServiceLifecycle
 
 /// Runs the scheduled work (expiry, pending points, tier assessment, allowances, birthday gifts,
-/// tag timers) every `interval` while the server runs, and scores members (RFM, lifecycle) once
-/// a local day per program; stops with the server.
+/// tag timers) every `interval` while the server runs; stops with the server.
 public struct JobService: Service {
     let store: Store
     let now: @Sendable () -> Timestamp
@@ -20,27 +19,54 @@ public struct JobService: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            // The local day each program's members were last scored (RFM, lifecycle): once a day.
-            var scored: [String: Int64] = [:]
             while !Task.isCancelled {
                 do {
                     let t = now()
                     let r = try await store.runJobs(asOf: t, now: t)
                     if r.members > 0 { logger.info("jobs ran", metadata: ["members": "\(r.members)", "expiredPoints": "\(r.expiredPoints)", "tierChanges": "\(r.tierChanges)"]) }
+                } catch {
+                    logger.error("jobs failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+/// Scores members once a local day per program: RFM and lifecycle, then the churn warning (the
+/// customer-base models fitted on the program's orders). Its own service, so a long fit does
+/// not hold up expiry and assessments.
+public struct ScoringService: Service {
+    let store: Store
+    let now: @Sendable () -> Timestamp
+    let interval: Duration
+    let logger: Logger
+
+    public init(store: Store, now: @escaping @Sendable () -> Timestamp, interval: Duration = .seconds(300), logger: Logger) {
+        self.store = store; self.now = now; self.interval = interval; self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            // The local day each program was last scored.
+            var scored: [String: Int64] = [:]
+            while !Task.isCancelled {
+                do {
+                    let t = now()
                     for program in try await store.programKeys() {
                         let day = try await store.program(program).at(t).clock.dayNumber(t)
                         guard scored[program] != day else { continue }
                         let n = try await store.computeRFM(program: program, asOf: t)
                         scored[program] = day
                         logger.info("members scored", metadata: ["program": "\(program)", "members": "\(n)"])
-                        // The churn warning: too little history to fit is logged, not fatal.
+                        // Too little history to fit is logged, not fatal; the previous fit stays.
                         do {
                             let c = try await store.computeChurn(program: program, asOf: t)
                             logger.info("churn fitted", metadata: ["program": "\(program)", "members": "\(c.members)", "atRisk": "\(c.atRisk)"])
                         } catch { logger.warning("churn not fitted", metadata: ["program": "\(program)", "error": "\(error)"]) }
                     }
                 } catch {
-                    logger.error("jobs failed", metadata: ["error": "\(error)"])
+                    logger.error("scoring failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: interval)
             }
@@ -56,7 +82,10 @@ public enum PatronApp {
         let router = api.router()
         if benchRoutes { api.addBareRoute(router) }
         var services: [any Service] = []
-        if let jobsInterval { services.append(JobService(store: store, now: now, interval: jobsInterval, logger: logger)) }
+        if let jobsInterval {
+            services.append(JobService(store: store, now: now, interval: jobsInterval, logger: logger))
+            services.append(ScoringService(store: store, now: now, logger: logger))
+        }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "patron"),
                            services: services, logger: logger)
     }
