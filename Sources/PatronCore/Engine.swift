@@ -9,9 +9,12 @@ public struct ProgramVersions: Sendable {
         public var clock: ProgramClock
         /// The rule tags, compiled once per version.
         public var tagRules: [TagRule]
+        /// Every name the rules mention: the order fields conditions are given.
+        public var tagRuleNames: Set<String>
         public init(version: Int, effectiveFrom: Timestamp, definition: ProgramDefinition) {
             self.version = version; self.effectiveFrom = effectiveFrom; self.definition = definition; self.clock = definition.clock
             tagRules = definition.tags.compactMap { t in t.rule.flatMap { try? Condition.compile($0, schema: .member).get() }.map { TagRule(tag: t, rule: $0) } }
+            tagRuleNames = tagRules.reduce(into: []) { $0.formUnion($1.names) }
         }
     }
     public private(set) var versions: [Version]
@@ -101,29 +104,32 @@ public struct Engine: Sendable {
 
     /// Brings the state to `t`: lots lapse, tiers are assessed, in time order. Idempotent.
     public func advance(_ s: inout MemberState, to t: Timestamp, effects fx: inout Effects) {
+        // What the clock does, in this order when several fall on one instant.
+        enum Due { case lapse(Int), assessment, allowance, birthday, tagTimer }
         while true {
-            var next: Timestamp? = nil
-            var lotIdx: Int? = nil
-            for (i, l) in s.lots.enumerated() where l.remaining > 0 {
-                if let e = l.expiresAt, e <= t, next == nil || e < next! { next = e; lotIdx = i }
+            var next: (at: Timestamp, what: Due)? = nil
+            func consider(_ at: Timestamp?, _ what: Due) {
+                if let at, at <= t, next.map({ at < $0.at }) ?? true { next = (at, what) }
             }
-            var assessing = false
-            if let a = s.tier.assessAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = true }
-            var allowance = false, birthday = false
-            if let a = s.wallet.nextAllowanceAt, a <= t, next == nil || a < next! { next = a; lotIdx = nil; assessing = false; allowance = true }
-            if let b = s.wallet.nextBirthdayAt, b <= t, next == nil || b < next! { next = b; lotIdx = nil; assessing = false; allowance = false; birthday = true }
-            if let g = s.tagsDueAt, g <= t, next == nil || g < next! { next = g; lotIdx = nil; assessing = false; allowance = false; birthday = false }
-            guard let at = next else { break }
-            if let i = lotIdx { expire(&s, lotIndex: i, at: at, fx: &fx) }
-            else if assessing { assess(&s, at: at, fx: &fx) }
-            else if allowance { refreshAllowances(&s, v: program.at(at), at: at, fx: &fx) }
-            else if birthday { birthdayGift(&s, at: at, fx: &fx) }
-            // Rule tags see the member as it is now: those due by their timer, and after a lapse or
-            // an assessment those that read points, growth or the tier (allowances and birthday
-            // gifts change nothing rules read).
-            if lotIdx != nil || assessing {
+            for (i, l) in s.lots.enumerated() where l.remaining > 0 { consider(l.expiresAt, .lapse(i)) }
+            consider(s.tier.assessAt, .assessment)
+            consider(s.wallet.nextAllowanceAt, .allowance)
+            consider(s.wallet.nextBirthdayAt, .birthday)
+            consider(s.tagsDueAt, .tagTimer)
+            guard let (at, what) = next else { break }
+            // Rule tags see the member as it is now: after a lapse or an assessment those that read
+            // points, growth or the tier; at their timer those due (allowances and birthday gifts
+            // change nothing rules read).
+            switch what {
+            case .lapse(let i):
+                expire(&s, lotIndex: i, at: at, fx: &fx)
                 evaluateTags(&s, at: at, event: nil, only: { $0.readsState }, fx: &fx)
-            } else if !allowance && !birthday {
+            case .assessment:
+                assess(&s, at: at, fx: &fx)
+                evaluateTags(&s, at: at, event: nil, only: { $0.readsState }, fx: &fx)
+            case .allowance: refreshAllowances(&s, v: program.at(at), at: at, fx: &fx)
+            case .birthday: birthdayGift(&s, at: at, fx: &fx)
+            case .tagTimer:
                 let due = s.tagDue
                 evaluateTags(&s, at: at, event: nil, only: { due[$0.tag.id].map { $0 <= at } ?? false }, fx: &fx)
             }

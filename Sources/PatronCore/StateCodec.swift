@@ -56,7 +56,11 @@ public enum StateCodec {
         w.int(Int64(s.orderCount)); w.int(s.spentMinor); w.time(s.asOf); w.optTime(s.lastEventAt)
         w.int(Int64(s.nextEntryNo)); w.int(Int64(s.nextLotNo)); w.int(Int64(s.nextGrowthNo)); w.int(Int64(s.nextTierChangeNo))
         w.wallet(s.wallet)
-        w.optString(s.profile.map { String(decoding: try! JSONEncoder().encode($0), as: UTF8.self) })
+        if let p = s.profile {
+            w.u8(1)
+            w.optString(p.name); w.optString(p.gender?.rawValue); w.optInt(p.birthday?.dayNumber); w.optString(p.city)
+            w.optString(p.registeredChannel); w.optString(p.registeredStore); w.optInt(p.marketingConsent.map { $0 ? 1 : 0 })
+        } else { w.u8(0) }
         w.int(Int64(s.tags.count))
         for (id, m) in s.tags.sorted(by: { $0.key < $1.key }) { w.string(id); w.time(m.since); w.u8(m.manual ? 1 : 0); w.optString(m.by) }
         w.int(Int64(s.orderFacts.count))
@@ -119,9 +123,11 @@ public enum StateCodec {
         s.nextEntryNo = Int(try r.int()); s.nextLotNo = Int(try r.int()); s.nextGrowthNo = Int(try r.int()); s.nextTierChangeNo = Int(try r.int())
         if f >= 2 {
             s.wallet = try r.wallet()
-            if let p = try r.optString() {
-                guard let profile = try? JSONDecoder().decode(MemberProfile.self, from: Data(p.utf8)) else { throw Failure.badValue("profile") }
-                s.profile = profile
+            if try r.u8() == 1 {
+                let name = try r.optString(), gender = try r.optString()
+                s.profile = MemberProfile(name: name, gender: try gender.map { g in guard let v = Gender(rawValue: g) else { throw Failure.badValue("gender") }; return v },
+                                          birthday: try r.optInt().map { CivilDate(dayNumber: $0) }, city: try r.optString(),
+                                          registeredChannel: try r.optString(), registeredStore: try r.optString(), marketingConsent: try r.optInt().map { $0 == 1 })
             }
             for _ in 0..<(try r.count()) {
                 let id = try r.string()

@@ -278,6 +278,23 @@ public struct API: Sendable {
         Store.hash(req.method.rawValue, req.uri.path, String(decoding: body, as: UTF8.self))
     }
 
+    /// The request body (for the request hash) and `T` decoded from it: a 400 for broken JSON,
+    /// a 422 naming the field for content that does not fit `T`.
+    func jsonBody<T: Decodable>(_ req: Request, _ ctx: PatronContext, as t: T.Type) async throws -> (data: Data, value: T) {
+        let data = try await body(req, ctx)
+        try requireJSON(data)
+        return (data, try decode(t, from: data))
+    }
+
+    /// A query parameter that must be one of an enumeration's values; nil when absent.
+    func queryEnum<E: RawRepresentable & CaseIterable>(_ req: Request, _ name: String, _ type: E.Type) throws -> E? where E.RawValue == String {
+        guard let s = req.uri.queryParameters.get(name) else { return nil }
+        guard let v = E(rawValue: s) else {
+            throw Problem.invalid([FieldError(path: name, reason: "must be one of: \(E.allCases.map(\.rawValue).joined(separator: ", "))")])
+        }
+        return v
+    }
+
     /// Checks the body is a JSON object before typed decoding, for a 400 with a clear reason.
     func requireJSON(_ data: Data) throws {
         if data.isEmpty { throw Problem.badRequest("body", "is empty; send a JSON object") }

@@ -93,9 +93,7 @@ extension API {
     // MARK: members
 
     func registerMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let r = try decode(RegisterMember.self, from: data)
+        let (data, r) = try await jsonBody(req, ctx, as: RegisterMember.self)
         let res = try await store.registerMember(program: key.program, r, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, data), now: now())
         return json(res.record, status: .created, replayed: res.replayed)
     }
@@ -122,9 +120,7 @@ extension API {
 
     func updateMember(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let u = try decode(UpdateMember.self, from: data)
+        let (data, u) = try await jsonBody(req, ctx, as: UpdateMember.self)
         let r = try await store.updateMember(program: key.program, id: id, u, idempotencyKey: try idempotencyKey(req, required: false), requestHash: requestHash(req, data), now: now())
         return json(r.record, replayed: r.replayed)
     }

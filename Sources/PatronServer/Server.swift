@@ -18,18 +18,20 @@ public struct JobService: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let t = now()
-                    let r = try await store.runJobs(asOf: t, now: t)
-                    if r.members > 0 { logger.info("jobs ran", metadata: ["members": "\(r.members)", "expiredPoints": "\(r.expiredPoints)", "tierChanges": "\(r.tierChanges)"]) }
-                } catch {
-                    logger.error("jobs failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: interval)
-            }
+        await repeatEvery(interval, logger: logger, failure: "jobs failed") {
+            let t = now()
+            let r = try await store.runJobs(asOf: t, now: t)
+            if r.members > 0 { logger.info("jobs ran", metadata: ["members": "\(r.members)", "expiredPoints": "\(r.expiredPoints)", "tierChanges": "\(r.tierChanges)"]) }
         }
+    }
+}
+
+/// Runs `work` every `interval` until graceful shutdown; a failure is logged and the loop goes on.
+func repeatEvery(_ interval: Duration, logger: Logger, failure: String, _ work: () async throws -> Void) async {
+    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        do { try await work() } catch { logger.error("\(failure)", metadata: ["error": "\(error)"]) }
+        // Only the wait is cut short by a shutdown; work under way finishes.
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
     }
 }
 
@@ -47,28 +49,21 @@ public struct ScoringService: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            // The local day each program was last scored.
-            var scored: [String: Int64] = [:]
-            while !Task.isCancelled {
+        // The local day each program was last scored.
+        var scored: [String: Int64] = [:]
+        await repeatEvery(interval, logger: logger, failure: "scoring failed") {
+            let t = now()
+            for program in try await store.programKeys() {
+                let day = try await store.program(program).at(t).clock.dayNumber(t)
+                guard scored[program] != day else { continue }
+                let n = try await store.computeRFM(program: program, asOf: t)
+                scored[program] = day
+                logger.info("members scored", metadata: ["program": "\(program)", "members": "\(n)"])
+                // Too little history to fit is logged, not fatal; the previous fit stays.
                 do {
-                    let t = now()
-                    for program in try await store.programKeys() {
-                        let day = try await store.program(program).at(t).clock.dayNumber(t)
-                        guard scored[program] != day else { continue }
-                        let n = try await store.computeRFM(program: program, asOf: t)
-                        scored[program] = day
-                        logger.info("members scored", metadata: ["program": "\(program)", "members": "\(n)"])
-                        // Too little history to fit is logged, not fatal; the previous fit stays.
-                        do {
-                            let c = try await store.computeChurn(program: program, asOf: t)
-                            logger.info("churn fitted", metadata: ["program": "\(program)", "members": "\(c.members)", "atRisk": "\(c.atRisk)"])
-                        } catch { logger.warning("churn not fitted", metadata: ["program": "\(program)", "error": "\(error)"]) }
-                    }
-                } catch {
-                    logger.error("scoring failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: interval)
+                    let c = try await store.computeChurn(program: program, asOf: t)
+                    logger.info("churn fitted", metadata: ["program": "\(program)", "members": "\(c.members)", "atRisk": "\(c.atRisk)"])
+                } catch { logger.warning("churn not fitted", metadata: ["program": "\(program)", "error": "\(error)"]) }
             }
         }
     }

@@ -170,7 +170,7 @@ extension Engine {
         guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
         let rules = v.tagRules.filter(only)
         guard !rules.isEmpty else { return }
-        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders }, fields: rules.reduce(into: Set<String>()) { $0.formUnion($1.names) })
+        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders }, fields: v.tagRuleNames)
         for r in rules {
             // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
             guard case .success(let (holds, next)) = r.rule.holdsAndNextChange(env, now: t, clock: v.clock) else { continue }

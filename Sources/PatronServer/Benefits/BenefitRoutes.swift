@@ -18,22 +18,13 @@ struct ReversalRequest: Codable, Sendable {
 
 extension API {
     func wallet(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        var status: GrantStatus? = nil
-        if let s = req.uri.queryParameters.get("status") {
-            guard let v = GrantStatus(rawValue: s) else {
-                throw Problem.invalid([FieldError(path: "status", reason: "must be one of: \(GrantStatus.allCases.map(\.rawValue).joined(separator: ", "))")])
-            }
-            status = v
-        }
-        return json(try await store.wallet(program: key.program, member: try memberId(ctx), status: status, now: now()))
+        json(try await store.wallet(program: key.program, member: try memberId(ctx), status: try queryEnum(req, "status", GrantStatus.self), now: now()))
     }
 
     func grantBenefit(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let g = try decode(GrantRequest.self, from: data)
+        let (data, g) = try await jsonBody(req, ctx, as: GrantRequest.self)
         let r = try await store.record(program: key.program, member: id, occurredAt: g.occurredAt ?? now(),
                                        body: .benefitGranted(BenefitGranted(benefit: g.benefit, count: g.count ?? 1, reason: g.reason, staff: g.staff)),
                                        idempotencyKey: idem, requestHash: requestHash(req, data), now: now())
@@ -51,9 +42,7 @@ extension API {
 
     func redeem(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let r = try decode(RedemptionRequest.self, from: data)
+        let (data, r) = try await jsonBody(req, ctx, as: RedemptionRequest.self)
         if r.code.isEmpty || r.code.count > 32 { throw Problem.invalid([FieldError(path: "code", reason: "must be 1 to 32 characters")]) }
         return json(try await store.redeem(program: key.program, r, idempotencyKey: idem, requestHash: requestHash(req, data), now: now()), status: .created)
     }
@@ -64,9 +53,7 @@ extension API {
 
     func reverseRedemption(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let r = try decode(ReversalRequest.self, from: data)
+        let (data, r) = try await jsonBody(req, ctx, as: ReversalRequest.self)
         return json(try await store.reverseRedemption(program: key.program, code: ctx.parameters.get("code") ?? "", reason: r.reason,
                                                       idempotencyKey: idem, requestHash: requestHash(req, data), now: now()))
     }
@@ -97,9 +84,7 @@ extension API {
     }
 
     func restock(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let r = try decode(StockRequest.self, from: data)
+        let (_, r) = try await jsonBody(req, ctx, as: StockRequest.self)
         guard abs(r.quantity) <= 1_000_000_000, r.quantity != 0 else { throw Problem.invalid([FieldError(path: "quantity", reason: "must be a non-zero whole number within ±1000000000")]) }
         return json(try await store.restock(program: key.program, item: ctx.parameters.get("item") ?? "", quantity: r.quantity, now: now()))
     }
@@ -107,9 +92,7 @@ extension API {
     func exchange(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let x = try decode(ExchangeRequest.self, from: data)
+        let (data, x) = try await jsonBody(req, ctx, as: ExchangeRequest.self)
         let r = try await store.record(program: key.program, member: id, occurredAt: now(), body: .mallExchanged(MallExchanged(item: x.item, quantity: x.quantity ?? 1, address: x.address)),
                                        idempotencyKey: idem, requestHash: requestHash(req, data), now: now())
         return json(try await store.exchangeView(program: key.program, member: id, exchange: r.event.eventId), status: .created, replayed: r.replayed)
@@ -123,13 +106,7 @@ extension API {
 
     func listExchanges(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let q = req.uri.queryParameters
-        var status: FulfilmentStatus? = nil
-        if let s = q.get("status") {
-            guard let v = FulfilmentStatus(rawValue: s) else {
-                throw Problem.invalid([FieldError(path: "status", reason: "must be one of: \(FulfilmentStatus.allCases.map(\.rawValue).joined(separator: ", "))")])
-            }
-            status = v
-        }
+        let status = try queryEnum(req, "status", FulfilmentStatus.self)
         var member: MemberID? = nil
         if let m = q.get("member") {
             guard let v = Int64(m) else { throw Problem.invalid([FieldError(path: "member", reason: "must be a member id")]) }
@@ -140,17 +117,13 @@ extension API {
     }
 
     func fulfil(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let f = try decode(FulfilmentRequest.self, from: data)
+        let (_, f) = try await jsonBody(req, ctx, as: FulfilmentRequest.self)
         return json(try await store.fulfil(program: key.program, member: try memberId(ctx), exchange: try exchangeId(ctx), to: f.status, trackingNo: f.trackingNo, now: now()))
     }
 
     func cancelExchange(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let r = try decode(ReversalRequest.self, from: data)
+        let (data, r) = try await jsonBody(req, ctx, as: ReversalRequest.self)
         return json(try await store.cancelExchange(program: key.program, member: try memberId(ctx), exchange: try exchangeId(ctx), reason: r.reason,
                                                    idempotencyKey: idem, requestHash: requestHash(req, data), now: now()))
     }
@@ -172,8 +145,8 @@ extension API {
 
     func reminderArgs(_ req: Request) throws -> (ReminderKind, Int) {
         let q = req.uri.queryParameters
-        guard let k = q.get("kind"), let kind = ReminderKind(rawValue: k) else {
-            throw Problem.invalid([FieldError(path: "kind", reason: "must be one of: \(ReminderKind.allCases.map(\.rawValue).joined(separator: ", "))")])
+        guard let kind = try queryEnum(req, "kind", ReminderKind.self) else {
+            throw Problem.invalid([FieldError(path: "kind", reason: "is required: one of \(ReminderKind.allCases.map(\.rawValue).joined(separator: ", "))")])
         }
         var days = 7
         if let d = q.get("days") {
@@ -193,42 +166,5 @@ extension API {
         let (kind, days) = try reminderArgs(req)
         let (cursor, limit) = try pageArgs(req)
         return json(try await store.reminders(program: key.program, kind: kind, member: nil, days: days, cursor: cursor, limit: limit, now: now()))
-    }
-}
-
-extension API {
-    // MARK: KPIs and cohorts
-
-    func day(_ req: Request, _ name: String, _ fallback: CivilDate) throws -> CivilDate {
-        guard let s = req.uri.queryParameters.get(name) else { return fallback }
-        guard let d = CivilDate(string: s) else { throw Problem.invalid([FieldError(path: name, reason: "must be a date YYYY-MM-DD, got '\(s)'")]) }
-        return d
-    }
-
-    func kpis(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let clock = try await store.program(key.program).at(now()).clock
-        let today = clock.date(now())
-        let until = try day(req, "until", CivilDate(dayNumber: today.dayNumber + 1))
-        let from = try day(req, "from", CivilDate(dayNumber: until.dayNumber - 30))
-        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
-        var split: KPISplit? = nil
-        if let s = req.uri.queryParameters.get("split") {
-            guard let v = KPISplit(rawValue: s) else { throw Problem.invalid([FieldError(path: "split", reason: "must be one of: tier, channel, store")]) }
-            split = v
-        }
-        return json(try await store.kpis(program: key.program, from: from, until: until, split: split, now: now()))
-    }
-
-    func cohorts(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let today = try await store.program(key.program).at(now()).clock.date(now())
-        let until = try day(req, "until", today.firstOfMonth(addingMonths: 1))
-        let from = try day(req, "from", until.firstOfMonth(addingMonths: -12))
-        var months = 12
-        if let m = req.uri.queryParameters.get("months") {
-            guard let v = Int(m), v >= 0, v <= 60 else { throw Problem.invalid([FieldError(path: "months", reason: "must be a whole number from 0 to 60, got '\(m)'")]) }
-            months = v
-        }
-        guard from < until else { throw Problem.invalid([FieldError(path: "from", reason: "must be before until")]) }
-        return json(try await store.cohorts(program: key.program, from: from, until: until, months: months))
     }
 }

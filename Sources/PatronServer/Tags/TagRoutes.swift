@@ -20,9 +20,7 @@ extension API {
     func setTag(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
         let idem = try idempotencyKey(req, required: true)
-        let data = try await body(req, ctx)
-        try requireJSON(data)
-        let t = try decode(TagRequest.self, from: data)
+        let (data, t) = try await jsonBody(req, ctx, as: TagRequest.self)
         _ = try await store.record(program: key.program, member: id, occurredAt: now(), body: .tagSet(TagSet(tag: t.tag, add: t.action == .add, by: t.by, reason: t.reason)),
                                    idempotencyKey: idem, requestHash: requestHash(req, data), now: now())
         return json(["items": try await store.memberTags(program: key.program, member: id, now: now())], status: .created)
@@ -35,27 +33,6 @@ extension API {
 
     func tags(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         json(["items": try await store.tagSummaries(program: key.program, now: now())])
-    }
-
-    func portrait(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        json(try await store.portrait(program: key.program, member: try memberId(ctx), now: now()))
-    }
-
-    func rfmReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        json(try await store.rfmReport(program: key.program))
-    }
-
-    func computeRFM(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        try await store.computeRFM(program: key.program, asOf: now())
-        return json(try await store.rfmReport(program: key.program), status: .created)
-    }
-
-    func churnReport(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        json(try await store.churnReport(program: key.program))
-    }
-
-    func computeChurn(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        json(try await store.computeChurn(program: key.program, asOf: now()), status: .created)
     }
 
     func membersWithTag(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {

@@ -157,7 +157,7 @@ extension Store {
 
     /// The member's benefits, newest first; `status` keeps only those in that status now.
     public func wallet(program: String, member: MemberID, status: GrantStatus?, now: Timestamp) async throws -> WalletPage {
-        _ = try await loadMember(program: program, id: member)
+        try await ensureMember(program, member)
         let def = try await self.program(program).at(now).definition
         let rows = try await db.query("SELECT * FROM benefit_grants WHERE program_id = ? AND member_id = ? ORDER BY granted_at DESC, grant_id DESC LIMIT 1000",
                                       [.text(program), .int(member.rawValue)])

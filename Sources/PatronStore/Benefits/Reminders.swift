@@ -32,7 +32,7 @@ extension Store {
     /// Reminders of one kind lapsing in (now, now + days], in time order, for one member or all.
     public func reminders(program: String, kind: ReminderKind, member: MemberID?, days: Int, cursor: String?, limit: Int, now: Timestamp) async throws -> ReminderPage {
         let clock = try await self.program(program).at(now).clock
-        if let member { _ = try await loadMember(program: program, id: member) }
+        if let member { try await ensureMember(program, member) }
         let until = now.adding(days: days)
         // Cursor: "<at>~<member>~<ref>", the last item of the previous page.
         var after: (Int64, Int64, String) = (now.seconds, -1, "")

@@ -35,7 +35,7 @@ public struct TagSummary: Codable, Sendable, Equatable {
 
 extension Store {
     public func memberTags(program: String, member: MemberID, now: Timestamp) async throws -> [MemberTagView] {
-        _ = try await loadMember(program: program, id: member)
+        try await ensureMember(program, member)
         let def = try await self.program(program).at(now).definition
         return try await db.query("SELECT tag_id, since, manual, set_by FROM member_tags WHERE program_id = ? AND member_id = ? ORDER BY tag_id",
                                   [.text(program), .int(member.rawValue)]).map { r in
@@ -48,7 +48,7 @@ extension Store {
 
     /// Every tag change of the member, newest first.
     public func tagHistory(program: String, member: MemberID, limit: Int) async throws -> [TagChangeView] {
-        _ = try await loadMember(program: program, id: member)
+        try await ensureMember(program, member)
         return try await db.query("""
             SELECT change_no, tag_id, added, at, cause, event_no, set_by, reason FROM tag_changes
             WHERE program_id = ? AND member_id = ? ORDER BY change_no DESC LIMIT ?

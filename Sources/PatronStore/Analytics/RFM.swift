@@ -1,26 +1,6 @@
 import Foundation
 import PatronCore
 
-/// Lifecycle stages (会员生命周期) by recency, with the program's thresholds in days.
-public enum LifecycleStage: String, Codable, Sendable, CaseIterable {
-    /// Registered or first bought within `newDays`.
-    case new
-    case active
-    /// No order for `atRiskDays` or more.
-    case atRisk = "at_risk"
-    /// No order for `silentDays` or more.
-    case silent
-    /// No order for `lostDays` or more, or never bought and registered long ago.
-    case lost
-    /// Bought again after having been silent: the last order came `silentDays` or more after the one before.
-    case recalled
-}
-
-public struct LifecycleThresholds: Codable, Sendable, Equatable {
-    public var newDays = 30, atRiskDays = 60, silentDays = 120, lostDays = 365
-    public init() {}
-}
-
 /// One member's RFM scores (quintiles 1–5 over the members who bought in the last 365 days:
 /// 5 is the most recent, the most frequent, the most spent) and lifecycle stage.
 public struct MemberRFM: Codable, Sendable, Equatable {
@@ -59,57 +39,24 @@ extension Store {
         let clock = try await self.program(program).at(asOf).clock
         let today = clock.dayNumber(asOf)
         let p = SQLValue.text(program)
-        // Each member's last two purchase days, first day, and last-365-days orders and spend.
-        struct Acc { var first = Int64.max, last = Int64.min, previous: Int64? = nil, f: Int64 = 0, m: Int64 = 0 }
-        var acc: [Int64: Acc] = [:]
+        var acc: [Int64: PurchaseDays] = [:]
         for r in try await db.query("""
             SELECT member_id, day, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
             WHERE program_id = ? AND day <= ? GROUP BY member_id, day ORDER BY member_id, day
             """, [p, .int(today)]) {
-            let id = try r.int("member_id"), day = try r.int("day")
-            var a = acc[id] ?? Acc()
-            a.first = min(a.first, day)
-            if day > a.last { if a.last != Int64.min { a.previous = a.last }; a.last = day }
-            if day > today - 365 { a.f += try r.int("n"); a.m += try r.int("revenue") }
-            acc[id] = a
+            acc[try r.int("member_id"), default: PurchaseDays()].add(day: try r.int("day"), orders: try r.int("n"), spendMinor: try r.int("revenue"), today: today)
         }
-        let registered = try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ?", [p])
         // Quintiles over the members who bought in the last 365 days.
-        let scored = acc.filter { $0.value.f > 0 }
-        func quintiles(_ key: (Acc) -> Int64) -> [Int64: Int] {
-            let sorted = scored.sorted { (key($0.value), $0.key) < (key($1.value), $1.key) }
-            var out: [Int64: Int] = [:]
-            var i = 0
-            while i < sorted.count {
-                // Ties share the score of their first place.
-                var j = i
-                while j + 1 < sorted.count && key(sorted[j + 1].value) == key(sorted[i].value) { j += 1 }
-                let score = 1 + i * 5 / sorted.count
-                for k in i...j { out[sorted[k].key] = score }
-                i = j + 1
-            }
-            return out
-        }
-        let rq = quintiles { $0.last }, fq = quintiles { $0.f }, mq = quintiles { $0.m }
+        let scored = acc.filter { $0.value.orders365 > 0 }
+        let rq = RFMScoring.quintiles(scored.mapValues(\.last)), fq = RFMScoring.quintiles(scored.mapValues(\.orders365))
+        let mq = RFMScoring.quintiles(scored.mapValues(\.spend365))
         var rows: [[SQLValue]] = []
-        for r in registered {
+        for r in try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ?", [p]) {
             let id = try r.int("member_id")
-            let regDay = clock.dayNumber(Timestamp(seconds: try r.int("registered_at")))
             let a = acc[id]
-            let stage: LifecycleStage
-            if let a {
-                let recency = today - a.last
-                if recency >= Int64(thresholds.lostDays) { stage = .lost }
-                else if recency >= Int64(thresholds.silentDays) { stage = .silent }
-                else if recency >= Int64(thresholds.atRiskDays) { stage = .atRisk }
-                else if today - a.first < Int64(thresholds.newDays) { stage = .new }
-                else if let prev = a.previous, a.last - prev >= Int64(thresholds.silentDays) { stage = .recalled }
-                else { stage = .active }
-            } else {
-                stage = today - regDay < Int64(thresholds.newDays) ? .new : .lost
-            }
+            let stage = RFMScoring.lifecycle(a, registeredDay: clock.dayNumber(Timestamp(seconds: try r.int("registered_at"))), today: today, thresholds)
             rows.append([p, .int(id), SQLValue(rq[id]), SQLValue(fq[id]), SQLValue(mq[id]), SQLValue(a.map { today - $0.last }),
-                         .int(a?.f ?? 0), .int(a?.m ?? 0), .text(stage.rawValue), .int(asOf.seconds)])
+                         .int(a?.orders365 ?? 0), .int(a?.spend365 ?? 0), .text(stage.rawValue), .int(asOf.seconds)])
         }
         var plan = WritePlan()
         plan.add("DELETE FROM member_rfm WHERE program_id = ?", [p])

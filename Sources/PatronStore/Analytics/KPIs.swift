@@ -83,12 +83,12 @@ extension Store {
         let d0 = from.dayNumber, d1 = until.dayNumber, len = d1 - d0
         let t0 = clock.startOfDay(from), t1 = clock.startOfDay(until)
 
-        func group(_ key: String?, _ rows: [SQLRow]) throws -> ProgramKPIs.Group {
+        /// Figures of a group from its members' (orders, revenue) in the period.
+        func group(_ key: String?, _ members: [(orders: Int64, revenue: Int64)]) -> ProgramKPIs.Group {
             var active: Int64 = 0, repeats: Int64 = 0, orders: Int64 = 0, revenue: Int64 = 0
-            for r in rows {
-                let n = try r.int("n")
-                active += 1; orders += n; revenue += try r.int("revenue")
-                if n >= 2 { repeats += 1 }
+            for m in members {
+                active += 1; orders += m.orders; revenue += m.revenue
+                if m.orders >= 2 { repeats += 1 }
             }
             return .init(key: key, activeMembers: active, repeatBuyers: repeats, repurchaseRatePpm: ppm(repeats, active), orders: orders, revenueMinor: revenue,
                          averageOrderMinor: orders > 0 ? revenue / orders : nil, ordersPerActiveMilli: active > 0 ? orders * 1000 / active : nil)
@@ -99,19 +99,17 @@ extension Store {
             SELECT member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
             WHERE program_id = ? AND day >= ? AND day < ? GROUP BY member_id\(col.map { ", \($0)" } ?? "")
             """, [p, .int(d0), .int(d1)])
-        var total: ProgramKPIs.Group
-        var groups: [ProgramKPIs.Group]? = nil
-        if col != nil {
-            var byKey: [String: [SQLRow]] = [:]
-            for r in perMember { byKey[try r.string("g"), default: []].append(r) }
-            groups = try byKey.sorted { $0.key < $1.key }.map { try group($0.key, $0.value) }
-            // The whole program counts each member once across groups.
-            let whole = try await db.query("SELECT member_id, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days WHERE program_id = ? AND day >= ? AND day < ? GROUP BY member_id",
-                                           [p, .int(d0), .int(d1)])
-            total = try group(nil, whole)
-        } else {
-            total = try group(nil, perMember)
+        // The whole program counts each member once across groups.
+        var byKey: [String: [(orders: Int64, revenue: Int64)]] = [:]
+        var byMember: [Int64: (orders: Int64, revenue: Int64)] = [:]
+        for r in perMember {
+            let n = try r.int("n"), revenue = try r.int("revenue")
+            if col != nil { byKey[try r.string("g"), default: []].append((n, revenue)) }
+            byMember[try r.int("member_id"), default: (0, 0)].orders += n
+            byMember[try r.int("member_id"), default: (0, 0)].revenue += revenue
         }
+        let total = group(nil, Array(byMember.values))
+        let groups = col == nil ? nil : byKey.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
         func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
         let members = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at < ?", [p, .int(t1.seconds)])
         let newMembers = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at >= ? AND registered_at < ?", [p, .int(t0.seconds), .int(t1.seconds)])
