@@ -53,6 +53,14 @@ struct CondNode: Sendable {
         /// The body sees the element as the newest local.
         case each(CondEach, CondNode, body: CondNode)
         case reduce(CondReduce, CondNode, body: CondNode?)
+        // Only in a plan (`CondNode.resolved`): names turned into a layout's numbers.
+        /// A variable and its fields (`member.profile.city`, `original`, `cost` nodes) read from one slot.
+        case slot(Int, cost: Int, original: CondNode)
+        /// A variable that is a list of records, by its list number.
+        case rows(Int)
+        /// A field of an element bound by a method (`o.amount`, `original`): its field number per
+        /// list number (-1 when the list's records have no such field).
+        case localField(Int, fields: [Int], original: CondNode)
     }
     let kind: Kind
     let pos: CondPos
@@ -63,7 +71,7 @@ struct CondNode: Sendable {
         self.kind = kind; self.pos = pos
         switch kind {
         case .now, .within: usesTime = true
-        case .value, .variable, .local: usesTime = false
+        case .value, .variable, .local, .slot, .rows, .localField: usesTime = false
         case .field(let a, _), .part(let a, _, _), .not(let a), .neg(let a), .has(let a), .size(let a): usesTime = a.usesTime
         case .logic(_, let xs), .list(let xs): usesTime = xs.contains { $0.usesTime }
         case .arith(let a, let steps): usesTime = a.usesTime || steps.contains { $0.node.usesTime }
@@ -75,7 +83,7 @@ struct CondNode: Sendable {
 
     var children: [CondNode] {
         switch kind {
-        case .value, .now, .variable, .local: []
+        case .value, .now, .variable, .local, .slot, .rows, .localField: []
         case .field(let a, _), .part(let a, _, _), .not(let a), .neg(let a), .has(let a), .size(let a): [a]
         case .logic(_, let xs): xs
         case .arith(let a, let steps): [a] + steps.map(\.node)

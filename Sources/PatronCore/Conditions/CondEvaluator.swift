@@ -1,6 +1,7 @@
 import Foundation
 
-/// Walks a checked tree. Every node and every element an aggregate visits costs one step of the
+/// Walks a checked tree, reading the variables from dictionaries: the reference for `CondRunner`,
+/// which evaluates conditions (tests check the two agree). Every node and every element an aggregate visits costs one step of the
 /// budget. With `tracing` on it also notes the instants after `now` at which the value could
 /// change (see `Condition.nextChange`).
 struct CondEvaluator {
@@ -40,7 +41,12 @@ struct CondEvaluator {
         if remaining < 0 { throw CondError(.budget, pos, "the evaluation costs more than its budget of \(budget) steps") }
     }
     private mutating func note(_ t: Int64?) {
-        guard tracing, let t, t > realNow else { return }
+        guard tracing else { return }
+        Self.note(t, after: realNow, &soonest)
+    }
+    /// Keeps the earliest instant after `realNow` in `soonest`.
+    static func note(_ t: Int64?, after realNow: Int64, _ soonest: inout Int64?) {
+        guard let t, t > realNow else { return }
         soonest = min(soonest ?? t, t)
     }
     /// Evaluates `n` again one second later (for slopes), or nil at the end of time.
@@ -76,6 +82,7 @@ struct CondEvaluator {
         case .within(let t, let d, let field): return try within(t, d, field, n.pos)
         case .each(let kind, let t, let body): return try each(kind, t, body, n.pos)
         case .reduce(let op, let t, let body): return try reduce(op, t, body, n.pos)
+        case .slot, .rows, .localField: preconditionFailure("a plan is run by CondRunner")
         }
     }
 
@@ -89,7 +96,7 @@ struct CondEvaluator {
 
     private mutating func part(_ t: CondNode, _ part: CondPart, _ varies: Bool, _ pos: CondPos) throws(CondError) -> CondValue {
         let v = try eval(t)
-        if tracing && varies, let v1 = try later(t) { traceSteps(v, v1, part) }
+        if tracing && varies, let v1 = try later(t) { Self.traceSteps(v, v1, part, now: now, realNow: realNow, clock: clock, &soonest) }
         return try Self.part(v, part, clock, pos)
     }
 
@@ -128,7 +135,7 @@ struct CondEvaluator {
         if tracing, (a == .null && !l.usesTime) || (b == .null && !r.usesTime) {
             soonest = before
         } else if tracing && varies, let a1 = try later(l), let b1 = try later(r) {
-            traceCrossing(a, b, a1, b1)
+            Self.traceCrossing(a, b, a1, b1, now: now, realNow: realNow, &soonest)
         }
         if case .list(let xs) = a { try charge(xs.count, pos) }
         switch op {
@@ -370,7 +377,8 @@ struct CondEvaluator {
     }
 
     /// `a − b` is linear in `now` with slope k (measured over one second): notes where it crosses 0.
-    private mutating func traceCrossing(_ a: CondValue, _ b: CondValue, _ a1: CondValue, _ b1: CondValue) {
+    static func traceCrossing(_ a: CondValue, _ b: CondValue, _ a1: CondValue, _ b1: CondValue, now: Int64, realNow: Int64, _ soonest: inout Int64?) {
+        func note(_ t: Int64?) { Self.note(t, after: realNow, &soonest) }
         guard let d0 = Self.gap(a, b), let d1 = Self.gap(a1, b1) else { return }
         let (k, o) = d1.subtractingReportingOverflow(d0)
         guard !o, k != 0, d0 != Int64.min else { return }
@@ -384,11 +392,12 @@ struct CondEvaluator {
     /// The operand of a part moves by k per second: notes the first second at which the part
     /// changes, found by bisection (the part is monotone in the operand between time-zone
     /// transitions, which are noted themselves).
-    private mutating func traceSteps(_ v0: CondValue, _ v1: CondValue, _ part: CondPart) {
+    static func traceSteps(_ v0: CondValue, _ v1: CondValue, _ part: CondPart, now: Int64, realNow: Int64, clock: ProgramClock,
+                           _ soonest: inout Int64?) {
+        func note(_ t: Int64?) { Self.note(t, after: realNow, &soonest) }
         guard let x0 = Self.seconds(v0), let x1 = Self.seconds(v1) else { return }
         let (k, o) = x1.subtractingReportingOverflow(x0)
         guard !o, k != 0 else { return }
-        let clock = self.clock
         func key(_ x: Int64) -> Int64? {
             guard Self.timeRange.contains(x) else { return nil }
             switch part {

@@ -58,30 +58,46 @@ public protocol CondSource {
 }
 
 /// A `CondSource` over the variables as values (`["member": .record(…), "orders": .list(…)]`):
-/// for tests and for callers that already hold values.
+/// for tests and for callers that already hold values. A condition gives over it exactly what
+/// it gives over the values themselves, inputs that do not match the schema included (a path
+/// through something that is not a record, a list of records that is missing or holds other
+/// values: the evaluation then reads those as values, and fails where it failed before).
 public struct CondValueSource: CondSource {
     let slotValues: [CondValue]
     let rows: [[CondValue]]
     let fieldNames: [[String]]
+    /// Per list: the variable's value when it is not a list of records (null when missing);
+    /// evaluation reads it as a plain value.
+    let plainLists: [CondValue?]
+    /// Every path goes through records or nulls only (else evaluation walks paths field by
+    /// field, to fail as the values would).
+    let conforms: Bool
 
     public init(_ env: [String: CondValue], layout: CondLayout) {
         var values = [CondValue](repeating: .null, count: layout.slots.count)
+        var conforms = true
         for (path, slot) in layout.slots {
-            let parts = path.split(separator: ".").map(String.init)
-            var v = env[parts[0]] ?? .null
+            let parts = path.split(separator: ".")
+            var v = env[String(parts[0])] ?? .null
             for p in parts.dropFirst() {
-                if case .record(let fs) = v { v = fs[p] ?? .null } else { v = .null }
+                switch v {
+                case .record(let fs): v = fs[String(p)] ?? .null
+                case .null: break
+                default: v = .null; conforms = false
+                }
             }
             values[slot] = v
         }
         slotValues = values
         var rows = [[CondValue]](repeating: [], count: layout.fields.count)
         var names = [[String]](repeating: [], count: layout.fields.count)
+        var plain = [CondValue?](repeating: nil, count: layout.fields.count)
         for (name, list) in layout.lists {
             names[list] = layout.fields[list].sorted { $0.value < $1.value }.map(\.key)
-            if case .list(let xs) = env[name] ?? .null { rows[list] = xs }
+            let v = env[name] ?? .null
+            if case .list(let xs) = v, xs.allSatisfy({ if case .record = $0 { true } else { false } }) { rows[list] = xs } else { plain[list] = v }
         }
-        self.rows = rows; self.fieldNames = names
+        self.rows = rows; self.fieldNames = names; self.plainLists = plain; self.conforms = conforms
     }
 
     public func value(_ slot: Int) -> CondValue { slotValues[slot] }

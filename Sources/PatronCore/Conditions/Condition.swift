@@ -26,12 +26,20 @@ public struct Condition: Sendable, CustomStringConvertible {
     public let source: String
     /// The type of the value (for a condition, `bool` or `bool?`).
     public let type: CondType
+    /// The numbered slots and lists of the schema the condition was compiled against: a
+    /// `CondSource` given to it answers by these numbers.
+    public let layout: CondLayout
     let expecting: CondType
+    /// The checked tree, read by the reference evaluator (`CondEvaluator`).
     let root: CondNode
+    /// `root` with its names resolved against `layout`: what evaluation runs.
+    let plan: CondNode
     /// `root.timeIsLinear()`, worked out once.
     let timeIsLinear: Bool
-    init(source: String, type: CondType, expecting: CondType, root: CondNode) {
+    init(source: String, type: CondType, expecting: CondType, root: CondNode, layout: CondLayout) {
         self.source = source; self.type = type; self.expecting = expecting; self.root = root
+        self.layout = layout
+        plan = root.resolved(layout)
         timeIsLinear = root.timeIsLinear()
     }
 
@@ -49,21 +57,24 @@ public struct Condition: Sendable, CustomStringConvertible {
             guard type == .null || type.base == want || checker.unify(want, type.base) == want else {
                 throw CondError(.type, expr.start, "the expression must give \(want.prose), found \(type.prose)")
             }
-            return .success(Condition(source: CondPrinter.print(expr), type: type, expecting: want, root: root))
+            let layout = schema == .member ? CondLayout.member : CondLayout(schema: schema)
+            return .success(Condition(source: CondPrinter.print(expr), type: type, expecting: want, root: root, layout: layout))
         } catch {
             return .failure(error)
         }
     }
 
-    /// The value for the variables in `env` (named as in the schema; a missing variable or
-    /// record field is null). `now` is the evaluation instant; parts of timestamps (`.month`,
-    /// `.day`, …) are taken in `clock`'s time zone. A condition (expecting `bool`) gives
-    /// `.bool`, with null as false.
-    public func evaluate(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+    // MARK: evaluation over a source
+
+    /// The value for the inputs `source` gives, by the numbers of `layout` (the member's state,
+    /// a column of members, or values in a `CondValueSource`). `now` is the evaluation instant;
+    /// parts of timestamps (`.month`, `.day`, …) are taken in `clock`'s time zone. A condition
+    /// (expecting `bool`) gives `.bool`, with null as false.
+    public func evaluate(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
                          budget: Int = Condition.defaultBudget) -> Result<CondValue, CondError> {
-        var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget)
+        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget)
         do throws(CondError) {
-            let v = try evaluator.eval(root)
+            let v = try runner.value(plan)
             return .success(expecting == .bool ? .bool(try CondEvaluator.truth(v, root.pos)) : v)
         } catch {
             return .failure(error)
@@ -71,9 +82,9 @@ public struct Condition: Sendable, CustomStringConvertible {
     }
 
     /// Whether the condition holds (null is false).
-    public func holds(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+    public func holds(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
                       budget: Int = Condition.defaultBudget) -> Result<Bool, CondError> {
-        evaluate(env, now: now, clock: clock, budget: budget).map { $0 == .bool(true) }
+        evaluate(source, now: now, clock: clock, budget: budget).map { $0 == .bool(true) }
     }
 
     /// Whether the value may change with time alone (it uses `now` or `within`).
@@ -87,8 +98,80 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// year or hour, and time-zone transitions). When `now` is used in other ways (inside a
     /// list, `has`, an aggregate's expression, or as the result), the answer is `now` + 1s.
     /// Costs about twice an evaluation.
+    public func nextChange(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
+                           budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
+        guard root.usesTime else { return .success(nil) }
+        guard timeIsLinear else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
+        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget, tracing: true)
+        do throws(CondError) {
+            _ = try runner.eval(plan)
+            return .success(runner.soonest.map { Timestamp(seconds: $0) })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// `holds` and `nextChange` in one evaluation (for conditions whose time use can be
+    /// followed; others are evaluated twice, as those two functions do).
+    public func holdsAndNextChange(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
+                                   budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
+        guard root.usesTime, timeIsLinear else {
+            return holds(source, now: now, clock: clock, budget: budget).flatMap { h in nextChange(source, now: now, clock: clock, budget: budget).map { (h, $0) } }
+        }
+        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget, tracing: true)
+        do throws(CondError) {
+            let v = try runner.value(plan)
+            return .success((try CondEvaluator.truth(v, root.pos), runner.soonest.map { Timestamp(seconds: $0) }))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    // MARK: evaluation over values
+
+    /// `evaluate` for the variables in `env` (named as in the schema; a missing variable or
+    /// record field is null).
+    public func evaluate(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                         budget: Int = Condition.defaultBudget) -> Result<CondValue, CondError> {
+        evaluate(CondValueSource(env, layout: layout), now: now, clock: clock, budget: budget)
+    }
+
+    /// `holds` for the variables in `env`.
+    public func holds(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                      budget: Int = Condition.defaultBudget) -> Result<Bool, CondError> {
+        holds(CondValueSource(env, layout: layout), now: now, clock: clock, budget: budget)
+    }
+
+    /// `nextChange` for the variables in `env`.
     public func nextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
                            budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
+        nextChange(CondValueSource(env, layout: layout), now: now, clock: clock, budget: budget)
+    }
+
+    /// `holdsAndNextChange` for the variables in `env`.
+    public func holdsAndNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                                   budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
+        holdsAndNextChange(CondValueSource(env, layout: layout), now: now, clock: clock, budget: budget)
+    }
+
+    // MARK: the reference
+
+    /// `evaluate` by the reference evaluator, which walks the checked tree over dictionaries
+    /// (for tests: evaluation must give the same).
+    func referenceEvaluate(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                           budget: Int = Condition.defaultBudget) -> Result<CondValue, CondError> {
+        var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget)
+        do throws(CondError) {
+            let v = try evaluator.eval(root)
+            return .success(expecting == .bool ? .bool(try CondEvaluator.truth(v, root.pos)) : v)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// `nextChange` by the reference evaluator.
+    func referenceNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                             budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
         guard root.usesTime else { return .success(nil) }
         guard timeIsLinear else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
         var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget, tracing: true)
@@ -100,12 +183,13 @@ public struct Condition: Sendable, CustomStringConvertible {
         }
     }
 
-    /// `holds` and `nextChange` in one evaluation (for conditions whose time use can be
-    /// followed; others are evaluated twice, as those two functions do).
-    public func holdsAndNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
-                                   budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
+    /// `holdsAndNextChange` by the reference evaluator.
+    func referenceHoldsAndNextChange(_ env: [String: CondValue], now: Timestamp, clock: ProgramClock,
+                                     budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
         guard root.usesTime, timeIsLinear else {
-            return holds(env, now: now, clock: clock, budget: budget).flatMap { h in nextChange(env, now: now, clock: clock, budget: budget).map { (h, $0) } }
+            return referenceEvaluate(env, now: now, clock: clock, budget: budget).map { $0 == .bool(true) }.flatMap { h in
+                referenceNextChange(env, now: now, clock: clock, budget: budget).map { (h, $0) }
+            }
         }
         var evaluator = CondEvaluator(env: env, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
