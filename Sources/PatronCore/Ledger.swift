@@ -179,7 +179,7 @@ public struct MemberState: Codable, Sendable, Equatable {
     public var birthday: CivilDate? { profile?.birthday }
     /// Tags the member has now, by tag id.
     public internal(set) var tags: [String: TagMark] = [:]
-    /// Recent orders as conditions see them (programs with rule tags).
+    /// Recent orders as conditions see them (rule tags, segments): the last 400 days.
     public internal(set) var orderFacts: [OrderFact] = []
     /// When each rule tag's truth could next change with time alone, and the soonest of them.
     public internal(set) var tagDue: [String: Timestamp] = [:]

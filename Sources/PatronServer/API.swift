@@ -83,6 +83,14 @@ public struct API: Sendable {
         .init(method: .post, path: "/v1/reports/rfm", scope: .admin),
         .init(method: .get, path: "/v1/reports/kpis", scope: .read),
         .init(method: .get, path: "/v1/reports/cohorts", scope: .read),
+        .init(method: .post, path: "/v1/segments/preview", scope: .read),
+        .init(method: .get, path: "/v1/segments", scope: .read),
+        .init(method: .post, path: "/v1/segments", scope: .write),
+        .init(method: .get, path: "/v1/segments/{segment}", scope: .read),
+        .init(method: .put, path: "/v1/segments/{segment}", scope: .write),
+        .init(method: .delete, path: "/v1/segments/{segment}", scope: .write),
+        .init(method: .get, path: "/v1/segments/{segment}/composition", scope: .read),
+        .init(method: .get, path: "/v1/segments/{segment}/members", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -158,6 +166,13 @@ public struct API: Sendable {
         case (.post, "/v1/reports/rfm"): route = computeRFM
         case (.get, "/v1/reports/kpis"): route = kpis
         case (.get, "/v1/reports/cohorts"): route = cohorts
+        case (.post, "/v1/segments/preview"): route = previewSegment
+        case (.get, "/v1/segments"): route = listSegments
+        case (.post, "/v1/segments"), (.put, "/v1/segments/{segment}"): route = saveSegment
+        case (.get, "/v1/segments/{segment}"): route = getSegment
+        case (.delete, "/v1/segments/{segment}"): route = deleteSegment
+        case (.get, "/v1/segments/{segment}/composition"): route = segmentComposition
+        case (.get, "/v1/segments/{segment}/members"): route = segmentMembers
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in
@@ -287,6 +302,15 @@ public struct API: Sendable {
     }
 
     /// A query parameter that must be one of an enumeration's values; nil when absent.
+    /// An integer query parameter within `range`, or `d` when absent.
+    func queryInt(_ req: Request, _ name: String, default d: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let s = req.uri.queryParameters.get(name) else { return d }
+        guard let v = Int(s), range.contains(v) else {
+            throw Problem.invalid([FieldError(path: name, reason: "must be an integer from \(range.lowerBound) to \(range.upperBound)")])
+        }
+        return v
+    }
+
     func queryEnum<E: RawRepresentable & CaseIterable>(_ req: Request, _ name: String, _ type: E.Type) throws -> E? where E.RawValue == String {
         guard let s = req.uri.queryParameters.get(name) else { return nil }
         guard let v = E(rawValue: s) else {

@@ -93,6 +93,17 @@ public enum OpenAPI {
                                                       response: "PointsLiability", errors: [401, 403, 422],
                                                       query: [("asOf", "instant of the report (default now)"), ("breakageFrom", "start of the breakage period (default a year before breakageUntil)"),
                                                               ("breakageUntil", "end of the breakage period, exclusive (default asOf)")]),
+        "POST /v1/segments/preview": Operation(summary: "Preview a segment as it is written (JSON or YAML): its size, a sample of members and its make-up (tier, lifecycle, RFM grid, gender, city, registered channel, average spend), evaluated over every member now; listed identities and ids no member has are returned apart",
+                                               request: "SegmentDocument", response: "SegmentPreview", errors: [400, 401, 403, 413, 422], query: [("sample", "members in the sample, 0 to 200, default 20")]),
+        "GET /v1/segments": Operation(summary: "The program's saved segments", response: "Segments", errors: [401, 403]),
+        "POST /v1/segments": Operation(summary: "Save a segment (201 new, 200 replaced); listed identities must belong to members", request: "SegmentDocument", response: "Segment", success: 201, errors: [400, 401, 403, 413, 422]),
+        "GET /v1/segments/{segment}": Operation(summary: "A saved segment", response: "Segment", errors: [401, 403, 404]),
+        "PUT /v1/segments/{segment}": Operation(summary: "Save the segment with this id (the body's id must match)", request: "SegmentDocument", response: "Segment", success: 201, errors: [400, 401, 403, 413, 422]),
+        "DELETE /v1/segments/{segment}": Operation(summary: "Delete a saved segment", response: "Empty", success: 204, errors: [401, 403, 404]),
+        "GET /v1/segments/{segment}/composition": Operation(summary: "The saved segment's size and make-up now (群体画像)", response: "SegmentPreview", errors: [401, 403, 404, 422],
+                                                           query: [("sample", "members in the sample, 0 to 200, default 20")]),
+        "GET /v1/segments/{segment}/members": Operation(summary: "The segment's members now, in id order, as JSON or CSV", response: "SegmentMembers", errors: [401, 403, 404, 422],
+                                                       query: [("format", "json (default) or csv"), ("fields", "comma-separated: memberId, tier, registeredAt, name, gender, city, registeredChannel, pointsBalance, pointsAvailable, growthLifetime, spentMinor, orderCount, lastOrderAt, tags, rfm, lifecycle")]),
     ]
 
     static let errorText: [Int: String] = [
@@ -108,7 +119,7 @@ public enum OpenAPI {
             guard let op = operations[key] else { preconditionFailure("route \(key) is not documented") }
             var params: [JSONValue] = []
             for name in r.path.split(separator: "/").filter({ $0.hasPrefix("{") }).map({ String($0.dropFirst().dropLast()) }) {
-                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : ["item", "tag"].contains(name) ? "^[a-z][a-z0-9_-]{0,63}$" : "^[0-9]+$"
+                let pattern = name == "code" ? "^[0-9A-Za-z -]{1,32}$" : name == "grant" ? "^[a-z0-9._-]{1,200}$" : ["item", "tag", "segment"].contains(name) ? "^[a-z][a-z0-9_-]{0,63}$" : "^[0-9]+$"
                 params.append(.object(["name": .string(name), "in": "path", "required": .bool(true), "schema": .object(["type": "string", "pattern": .string(pattern)])]))
             }
             for (n, d) in op.query { params.append(.object(["name": .string(n), "in": "query", "required": .bool(false), "description": .string(d), "schema": .object(["type": "string"])])) }
@@ -128,7 +139,7 @@ public enum OpenAPI {
             if !params.isEmpty { operation["parameters"] = .array(params) }
             if let rq = op.request {
                 var content: [String: JSONValue] = ["application/json": .object(["schema": ref(rq)])]
-                if rq == "ProgramDocument" { content["application/yaml"] = .object(["schema": ref(rq)]) }
+                if rq == "ProgramDocument" || rq == "SegmentDocument" { content["application/yaml"] = .object(["schema": ref(rq)]) }
                 operation["requestBody"] = .object(["required": .bool(true), "content": .object(content)])
             }
             if r.scope != nil { operation["security"] = .array([.object(["bearer": .array([.string(r.scope!.rawValue)])])]) }
@@ -290,6 +301,24 @@ public enum OpenAPI {
           "members": {"type": "integer"}, "atRisk": {"type": "integer"}, "atRiskBelowPpm": {"type": "integer"}, "clvMinor": {"type": "integer"}, "clvAtRiskMinor": {"type": "integer"},
           "mostValuableAtRisk": {"type": "array", "items": {"type": "object", "properties": {"memberId": {"type": "string"}, "pAlivePpm": {"type": "integer"},
             "expectedPurchasesMilli": {"type": "integer"}, "expectedValueMinor": {"type": "integer"}, "clvMinor": {"type": "integer"}, "atRisk": {"type": "boolean"}, "fittedAt": {"type": "string"}}}}}},
+      "SegmentDocument": {"type": "object", "description": "A condition over member and orders (docs/conditions.md), a fixed list (member ids and/or identities), or both with combine. id and name are optional in a preview.",
+        "properties": {"id": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"}, "name": {"$ref": "#/components/schemas/LocalizedText"}, "description": {"$ref": "#/components/schemas/LocalizedText"},
+          "condition": {"type": "string"}, "members": {"type": "array", "items": {"type": "integer"}},
+          "identities": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string"}, "value": {"type": "string"}}}},
+          "combine": {"type": "string", "enum": ["and", "or"], "description": "and (default): listed members for whom the condition holds; or: listed members and those for whom it holds"}}},
+      "Segment": {"type": "object", "properties": {"definition": {"$ref": "#/components/schemas/SegmentDocument"}, "createdAt": {"type": "string"}, "updatedAt": {"type": "string"}}},
+      "Segments": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
+      "SegmentPreview": {"type": "object", "description": "Make-up buckets are {key, members}; the key null stands for a missing value. Points, qualifying growth and scores are as of the member's last write and the last scoring run.",
+        "properties": {"asOf": {"type": "string"}, "composition": {"type": "object", "properties": {"members": {"type": "integer"}, "ofMembers": {"type": "integer"},
+          "tiers": {"type": "array"}, "lifecycle": {"type": "array"}, "rfm": {"type": "array", "description": "{r, f, members} for r, f in 1...5"}, "gender": {"type": "array"},
+          "cities": {"type": "array", "description": "the 10 largest, then other"}, "channels": {"type": "array", "description": "registered channel"},
+          "averageSpentMinor": {"type": "integer"}, "averageOrders": {"type": "number"}, "averageOrderValueMinor": {"type": "integer"},
+          "sample": {"type": "array", "items": {"type": "string"}}, "failed": {"type": "integer", "description": "members whose evaluation went over its budget"}, "firstError": {"type": "string"}}},
+          "unknownIdentities": {"type": "array"}, "unknownMembers": {"type": "array"},
+          "scan": {"type": "object", "properties": {"members": {"type": "integer"}, "orders": {"type": "integer"}, "seconds": {"type": "number"}, "membersPerSecond": {"type": "number"}}},
+          "facts": {"type": "object", "properties": {"members": {"type": "integer"}, "orders": {"type": "integer"}, "builtAt": {"type": "string"}, "buildSeconds": {"type": "number"}, "refreshed": {"type": "integer"}, "bytes": {"type": "integer"}}}}},
+      "SegmentMembers": {"type": "object", "description": "format=csv answers text/csv with the same fields as columns", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
+      "Empty": {"type": "object"},
       "RFM": {"type": "object", "description": "r, f, m are quintiles 1-5 among members who bought in the last 365 days (5 = most recent, most orders, most spent). Lifecycle: new (registered or first order within 30 days), active, at_risk (no order for 60+ days), silent (120+), lost (365+, or never bought), recalled (bought again after a gap of 120+ days).",
         "properties": {"program": {"type": "string"}, "computedAt": {"type": "string"}, "scored": {"type": "integer"},
           "grid": {"type": "array", "items": {"type": "object", "properties": {"r": {"type": "integer"}, "f": {"type": "integer"}, "members": {"type": "integer"}, "averageMonetaryMinor": {"type": "integer"}}}},

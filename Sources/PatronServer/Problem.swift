@@ -70,6 +70,7 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             case .outOfStock(let item): return Problem(.conflict, type: "out-of-stock", title: "The item is out of stock", detail: s.description,
                                                        errors: [FieldError(path: "item", reason: "'\(item)' has no stock left for this quantity")])
             case .exchangeNotOpen: return Problem(.conflict, type: "exchange-not-open", title: "The exchange cannot move to that status", detail: s.description)
+            case .segmentNotFound: return Problem(.notFound, type: "segment-not-found", title: "No such segment", detail: s.description)
             case .codeNotFound: return Problem(.notFound, type: "code-not-found", title: "No benefit has this code", detail: s.description,
                                                errors: [FieldError(path: "code", reason: "is not a code of this program")])
             }

@@ -128,6 +128,7 @@ extension Store {
 
     func updateMemberState(_ plan: inout WritePlan, program: String, m: LoadedMember, state: MemberState, lastEventNo: Int64, now: Timestamp) {
         let t = max(now, state.asOf)
+        plan.touched.append(MemberKey(program: program, member: m.id.rawValue))
         plan.add("""
             UPDATE members SET tier_id = ?, balance = ?, points_available = ?, points_pending = ?, growth_total = ?, state = ?,
               state_version = state_version + 1, last_event_no = ?, as_of = ?, next_due_at = ?, updated_at = ?

@@ -113,6 +113,7 @@ extension Store {
     }
 
     func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, now: Timestamp) {
+        plan.touched.append(MemberKey(program: program, member: id.rawValue))
         plan.add("""
             INSERT INTO members (program_id, member_id, registered_at, name, profile, tier_id, balance, points_available, points_pending, growth_total,
               state, state_version, last_event_no, as_of, next_due_at, updated_at)

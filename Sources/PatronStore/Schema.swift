@@ -325,6 +325,18 @@ public enum Schema {
             """,
             "CREATE INDEX members_registered ON members (program_id, registered_at)",
         ]),
+        Migration(version: 3, name: "segments", statements: [
+            """
+            CREATE TABLE segments (
+              program_id TEXT NOT NULL,
+              segment_id TEXT NOT NULL,
+              definition TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              updated_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, segment_id)
+            )
+            """,
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

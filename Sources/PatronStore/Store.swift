@@ -20,6 +20,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case outOfStock(String)
     /// A fulfilment step that does not follow from the exchange's status.
     case exchangeNotOpen(String)
+    case segmentNotFound(String)
 
     public var description: String {
         switch self {
@@ -35,6 +36,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .codeNotFound(let c): "no benefit of this program has the code '\(c)'"
         case .outOfStock(let i): "item '\(i)' is out of stock"
         case .exchangeNotOpen(let m): m
+        case .segmentNotFound(let s): "segment '\(s)' does not exist in this program"
         }
     }
 }
@@ -74,8 +76,13 @@ public final class Store: Sendable {
     /// How often a write is retried when another write to the same member got there first.
     static let maxAttempts = 64
 
+    /// Segment facts per program, kept in memory once a segment is previewed or saved.
+    let facts: FactsRegistry
+
     public init(db: any Database, logger: Logger = Logger(label: "patron.store")) {
-        self.db = db
+        let facts = FactsRegistry()
+        self.facts = facts
+        self.db = db is NotifyingDatabase ? db : NotifyingDatabase(inner: db, committed: { facts.touched($0) })
         self.logger = logger
     }
 

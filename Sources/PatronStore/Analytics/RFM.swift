@@ -62,6 +62,7 @@ extension Store {
         plan.add("DELETE FROM member_rfm WHERE program_id = ?", [p])
         RowInsert.memberRFM.add(&plan, rows)
         try await db.write(plan)
+        facts.scoresChanged(program)
         return rows.count
     }
 

@@ -81,12 +81,42 @@ public struct Statement: Sendable {
 /// commit, each in its own savepoint, so one failing plan does not undo the others).
 public struct WritePlan: Sendable {
     public var statements: [Statement] = []
+    /// Members whose state the plan writes: told to the segment facts once it has committed.
+    public var touched: [MemberKey] = []
     public init() {}
     public mutating func add(_ sql: String, _ binds: [SQLValue] = [], expectRows: Int? = nil, else failure: GuardFailure? = nil) {
         statements.append(Statement(sql, binds, expectRows: expectRows, else: failure))
     }
-    public mutating func append(contentsOf other: WritePlan) { statements.append(contentsOf: other.statements) }
+    public mutating func append(contentsOf other: WritePlan) { statements.append(contentsOf: other.statements); touched.append(contentsOf: other.touched) }
     public var isEmpty: Bool { statements.isEmpty }
+}
+
+/// A member of a program.
+public struct MemberKey: Sendable, Hashable {
+    public var program: String
+    public var member: Int64
+    public init(program: String, member: Int64) { self.program = program; self.member = member }
+}
+
+/// A database that tells `committed` which members each committed plan wrote.
+struct NotifyingDatabase: Database {
+    let inner: any Database
+    let committed: @Sendable ([MemberKey]) -> Void
+    var dialect: SQLDialect { inner.dialect }
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await inner.query(sql, binds) }
+    func write(_ plan: WritePlan) async throws {
+        try await inner.write(plan)
+        if !plan.touched.isEmpty { committed(plan.touched) }
+    }
+    func writeBatch(_ plans: [WritePlan]) async throws -> [GuardFailure?] {
+        let results = try await inner.writeBatch(plans)
+        var touched: [MemberKey] = []
+        for (plan, failure) in zip(plans, results) where failure == nil { touched.append(contentsOf: plan.touched) }
+        if !touched.isEmpty { committed(touched) }
+        return results
+    }
+    func executeScript(_ statements: [String]) async throws { try await inner.executeScript(statements) }
+    func close() async throws { try await inner.close() }
 }
 
 public enum DatabaseError: Error, Sendable, CustomStringConvertible {

@@ -1,0 +1,233 @@
+import Foundation
+
+/// What conditions see of one member, taken from the member's state (the same values rule tags
+/// see) and kept by `MemberFacts`.
+public struct MemberFactsRow: Sendable, Equatable {
+    public var id: MemberID
+    public var tier: String
+    public var registeredAt: Timestamp
+    public var profile: MemberProfile?
+    public var balance: Int64, available: Int64, pending: Int64
+    public var growthLifetime: Int64, growthQualifying: Int64
+    public var tags: [String]
+    public var lastOrderAt: Timestamp?
+    public var orderCount: Int64, spentMinor: Int64
+    /// The recent orders conditions see (the last 400 days), oldest first.
+    public var orders: [OrderFact]
+    public init(id: MemberID, tier: String, registeredAt: Timestamp, profile: MemberProfile? = nil, balance: Int64 = 0, available: Int64 = 0,
+                pending: Int64 = 0, growthLifetime: Int64 = 0, growthQualifying: Int64 = 0, tags: [String] = [], lastOrderAt: Timestamp? = nil,
+                orderCount: Int64 = 0, spentMinor: Int64 = 0, orders: [OrderFact] = []) {
+        self.id = id; self.tier = tier; self.registeredAt = registeredAt; self.profile = profile
+        self.balance = balance; self.available = available; self.pending = pending
+        self.growthLifetime = growthLifetime; self.growthQualifying = growthQualifying
+        self.tags = tags; self.lastOrderAt = lastOrderAt; self.orderCount = orderCount; self.spentMinor = spentMinor; self.orders = orders
+    }
+}
+
+/// Scores computed apart from the member's history (daily scoring): RFM and lifecycle.
+public struct MemberScores: Sendable, Equatable {
+    public var r: Int?, f: Int?, m: Int?
+    public var lifecycle: LifecycleStage?
+    public init(r: Int? = nil, f: Int? = nil, m: Int? = nil, lifecycle: LifecycleStage? = nil) {
+        self.r = r; self.f = f; self.m = m; self.lifecycle = lifecycle
+    }
+    /// `member.rfm.score`: the mean of the three scores, rounded half up (1–5).
+    public var score: Int? {
+        guard let r, let f, let m else { return nil }
+        return (2 * (r + f + m) + 3) / 6
+    }
+}
+
+extension Engine {
+    /// The member as conditions see them at `t` (points and the qualifying growth as of `t`).
+    public func factsRow(_ s: MemberState, at t: Timestamp) -> MemberFactsRow {
+        let v = program.at(t)
+        return MemberFactsRow(
+            id: s.memberId, tier: s.tier.tierId, registeredAt: s.registeredAt, profile: s.profile,
+            balance: s.balance, available: s.available(at: t), pending: s.pending(at: t),
+            growthLifetime: s.growthTotal, growthQualifying: qualifying(s, v.definition, v: v, at: t),
+            tags: s.tags.keys.sorted(), lastOrderAt: s.orderFacts.last?.at ?? s.lastOrderAt,
+            orderCount: Int64(s.orderCount), spentMinor: s.spentMinor, orders: s.orderFacts)
+    }
+}
+
+/// Every member of a program as conditions see them, in columns, for segments: a condition
+/// is evaluated for a million members by reading the columns in place (`MemberFactsCursor`),
+/// without building any member's values. Rows are updated in place as members change; each
+/// member's tags and orders are contiguous runs in shared pools, appended anew when they
+/// change (the old run is garbage until `compact`).
+public struct MemberFacts: Sendable {
+    static let none = UInt32.max
+    // Strings, interned.
+    var strings: [String] = []
+    var stringIds: [String: UInt32] = [:]
+
+    // Per member row.
+    public private(set) var ids: [Int64] = []
+    var rowOf: [Int64: Int32] = [:]
+    var present: [Bool] = []
+    var tier: [UInt32] = []
+    var registeredAt: [Int64] = []
+    var name: [String?] = []
+    var gender: [UInt8] = []           // 0: null; else Gender's index + 1
+    var birthday: [Int32] = []         // day number; Int32.min: null
+    var city: [UInt32] = [], regChannel: [UInt32] = [], regStore: [UInt32] = []
+    var consent: [Int8] = []           // -1: null
+    var balance: [Int64] = [], available: [Int64] = [], pending: [Int64] = []
+    var growthLifetime: [Int64] = [], growthQualifying: [Int64] = []
+    var lastOrderAt: [Int64] = []      // Int64.min: null
+    var orderCount: [Int64] = [], spentMinor: [Int64] = []
+    var rfmR: [UInt8] = [], rfmF: [UInt8] = [], rfmM: [UInt8] = []   // 0: null
+    var lifecycle: [UInt8] = []        // 0: null; else LifecycleStage's index + 1
+    var tagStart: [UInt32] = [], tagCount: [UInt16] = []
+    var orderStart: [UInt32] = [], orderRun: [UInt16] = []
+
+    // Pools.
+    var tagPool: [UInt32] = []
+    var oAt: [Int64] = [], oAmount: [Int64] = []
+    var oChannel: [UInt32] = [], oStore: [UInt32] = []
+    var oCoupon: [Bool] = []
+    var oId: [String] = []
+    var oCatStart: [UInt32] = [], oCatCount: [UInt8] = []
+    var oSkuStart: [UInt32] = [], oSkuCount: [UInt8] = []
+    var catPool: [UInt32] = [], skuPool: [UInt32] = []
+    /// Pool entries no row points at any more.
+    public private(set) var garbage = 0
+
+    public init() {}
+
+    /// Members held (rows removed by `remove` are not counted).
+    public var count: Int { rowOf.count }
+    /// Rows, including removed ones (for scans: check `isPresent`).
+    public var rows: Int { ids.count }
+    /// Orders held in the pools, including garbage.
+    public var orderRows: Int { oAt.count }
+    public func isPresent(_ row: Int) -> Bool { present[row] }
+    public func row(of id: MemberID) -> Int? { rowOf[id.rawValue].map(Int.init) }
+
+    mutating func intern(_ s: String?) -> UInt32 {
+        guard let s else { return Self.none }
+        if let id = stringIds[s] { return id }
+        let id = UInt32(strings.count)
+        strings.append(s); stringIds[s] = id
+        return id
+    }
+    func string(_ id: UInt32) -> String? { id == Self.none ? nil : strings[Int(id)] }
+    func stringId(_ s: String) -> UInt32? { stringIds[s] }
+
+    /// Adds the member, or replaces what is held of them.
+    public mutating func upsert(_ m: MemberFactsRow) {
+        let row: Int
+        if let r = rowOf[m.id.rawValue] {
+            row = Int(r)
+            garbage += Int(tagCount[row]) + Int(orderRun[row])
+            present[row] = true
+        } else {
+            row = ids.count
+            rowOf[m.id.rawValue] = Int32(row)
+            ids.append(m.id.rawValue); present.append(true)
+            tier.append(0); registeredAt.append(0); name.append(nil); gender.append(0); birthday.append(0)
+            city.append(0); regChannel.append(0); regStore.append(0); consent.append(-1)
+            balance.append(0); available.append(0); pending.append(0); growthLifetime.append(0); growthQualifying.append(0)
+            lastOrderAt.append(0); orderCount.append(0); spentMinor.append(0)
+            rfmR.append(0); rfmF.append(0); rfmM.append(0); lifecycle.append(0)
+            tagStart.append(0); tagCount.append(0); orderStart.append(0); orderRun.append(0)
+        }
+        tier[row] = intern(m.tier)
+        registeredAt[row] = m.registeredAt.seconds
+        let p = m.profile
+        name[row] = p?.name
+        gender[row] = p?.gender.map { UInt8(Gender.allCases.firstIndex(of: $0)! + 1) } ?? 0
+        birthday[row] = p?.birthday.map { Int32(clamping: $0.dayNumber) } ?? Int32.min
+        city[row] = intern(p?.city); regChannel[row] = intern(p?.registeredChannel); regStore[row] = intern(p?.registeredStore)
+        consent[row] = p?.marketingConsent.map { $0 ? 1 : 0 } ?? -1
+        balance[row] = m.balance; available[row] = m.available; pending[row] = m.pending
+        growthLifetime[row] = m.growthLifetime; growthQualifying[row] = m.growthQualifying
+        lastOrderAt[row] = m.lastOrderAt?.seconds ?? Int64.min
+        orderCount[row] = m.orderCount; spentMinor[row] = m.spentMinor
+        tagStart[row] = UInt32(tagPool.count); tagCount[row] = UInt16(min(m.tags.count, Int(UInt16.max)))
+        for t in m.tags.prefix(Int(UInt16.max)) { tagPool.append(intern(t)) }
+        let orders = m.orders.suffix(Int(UInt16.max))
+        orderStart[row] = UInt32(oAt.count); orderRun[row] = UInt16(orders.count)
+        for o in orders {
+            oAt.append(o.at.seconds); oAmount.append(o.amountMinor)
+            oChannel.append(intern(o.channel)); oStore.append(intern(o.store)); oCoupon.append(o.usedCoupon); oId.append(o.orderId)
+            oCatStart.append(UInt32(catPool.count)); oCatCount.append(UInt8(min(o.categories.count, 255)))
+            for c in o.categories.prefix(255) { catPool.append(intern(c)) }
+            oSkuStart.append(UInt32(skuPool.count)); oSkuCount.append(UInt8(min(o.skus.count, 255)))
+            for s in o.skus.prefix(255) { skuPool.append(intern(s)) }
+        }
+        if garbage > 1_000_000 && garbage > oAt.count / 2 { compact() }
+    }
+
+    /// Sets the member's daily scores (RFM, lifecycle); unknown members are ignored.
+    public mutating func setScores(_ id: MemberID, _ s: MemberScores) {
+        guard let r = rowOf[id.rawValue].map(Int.init) else { return }
+        rfmR[r] = UInt8(s.r ?? 0); rfmF[r] = UInt8(s.f ?? 0); rfmM[r] = UInt8(s.m ?? 0)
+        lifecycle[r] = s.lifecycle.map { UInt8(LifecycleStage.allCases.firstIndex(of: $0)! + 1) } ?? 0
+    }
+
+    /// Forgets a member (merged away, deleted): the row stays, marked absent.
+    public mutating func remove(_ id: MemberID) {
+        guard let r = rowOf.removeValue(forKey: id.rawValue).map(Int.init) else { return }
+        present[r] = false
+        garbage += Int(tagCount[r]) + Int(orderRun[r])
+        tagCount[r] = 0; orderRun[r] = 0
+    }
+
+    /// Rewrites the pools without garbage, in row order.
+    public mutating func compact() {
+        var tags: [UInt32] = []; tags.reserveCapacity(tagPool.count - min(garbage, tagPool.count))
+        var at: [Int64] = [], amount: [Int64] = [], ch: [UInt32] = [], st: [UInt32] = [], coupon: [Bool] = [], oid: [String] = []
+        var cs: [UInt32] = [], cc: [UInt8] = [], ss: [UInt32] = [], sc: [UInt8] = [], cats: [UInt32] = [], skus: [UInt32] = []
+        for r in 0..<ids.count {
+            let t0 = Int(tagStart[r]), tn = Int(tagCount[r])
+            tagStart[r] = UInt32(tags.count); tags.append(contentsOf: tagPool[t0..<t0 + tn])
+            let o0 = Int(orderStart[r]), on = Int(orderRun[r])
+            orderStart[r] = UInt32(at.count)
+            for i in o0..<o0 + on {
+                at.append(oAt[i]); amount.append(oAmount[i]); ch.append(oChannel[i]); st.append(oStore[i]); coupon.append(oCoupon[i]); oid.append(oId[i])
+                let c0 = Int(oCatStart[i]), s0 = Int(oSkuStart[i])
+                cs.append(UInt32(cats.count)); cc.append(oCatCount[i]); cats.append(contentsOf: catPool[c0..<c0 + Int(oCatCount[i])])
+                ss.append(UInt32(skus.count)); sc.append(oSkuCount[i]); skus.append(contentsOf: skuPool[s0..<s0 + Int(oSkuCount[i])])
+            }
+        }
+        tagPool = tags; oAt = at; oAmount = amount; oChannel = ch; oStore = st; oCoupon = coupon; oId = oid
+        oCatStart = cs; oCatCount = cc; oSkuStart = ss; oSkuCount = sc; catPool = cats; skuPool = skus
+        garbage = 0
+    }
+
+    /// The row as it was given (for tests and the member sample).
+    public func memberRow(_ r: Int) -> MemberFactsRow {
+        var p: MemberProfile? = MemberProfile(
+            name: name[r], gender: gender[r] == 0 ? nil : Gender.allCases[Int(gender[r]) - 1],
+            birthday: birthday[r] == Int32.min ? nil : CivilDate(dayNumber: Int64(birthday[r])),
+            city: string(city[r]), registeredChannel: string(regChannel[r]), registeredStore: string(regStore[r]),
+            marketingConsent: consent[r] < 0 ? nil : consent[r] == 1)
+        if p == MemberProfile() { p = nil }
+        let t0 = Int(tagStart[r]), o0 = Int(orderStart[r])
+        return MemberFactsRow(
+            id: MemberID(ids[r]), tier: strings[Int(tier[r])], registeredAt: Timestamp(seconds: registeredAt[r]), profile: p,
+            balance: balance[r], available: available[r], pending: pending[r], growthLifetime: growthLifetime[r], growthQualifying: growthQualifying[r],
+            tags: tagPool[t0..<t0 + Int(tagCount[r])].map { strings[Int($0)] },
+            lastOrderAt: lastOrderAt[r] == Int64.min ? nil : Timestamp(seconds: lastOrderAt[r]),
+            orderCount: orderCount[r], spentMinor: spentMinor[r],
+            orders: (o0..<o0 + Int(orderRun[r])).map { i in
+                let c0 = Int(oCatStart[i]), s0 = Int(oSkuStart[i])
+                return OrderFact(orderId: oId[i], at: Timestamp(seconds: oAt[i]), amountMinor: oAmount[i],
+                                 categories: catPool[c0..<c0 + Int(oCatCount[i])].map { strings[Int($0)] },
+                                 skus: skuPool[s0..<s0 + Int(oSkuCount[i])].map { strings[Int($0)] },
+                                 channel: string(oChannel[i]), store: string(oStore[i]), usedCoupon: oCoupon[i])
+            })
+    }
+
+    public func scores(_ r: Int) -> MemberScores {
+        MemberScores(r: rfmR[r] == 0 ? nil : Int(rfmR[r]), f: rfmF[r] == 0 ? nil : Int(rfmF[r]), m: rfmM[r] == 0 ? nil : Int(rfmM[r]),
+                     lifecycle: lifecycle[r] == 0 ? nil : LifecycleStage.allCases[Int(lifecycle[r]) - 1])
+    }
+
+    /// Approximate bytes held.
+    public var bytes: Int {
+        ids.count * 170 + oAt.count * 60 + (tagPool.count + catPool.count + skuPool.count) * 4 + strings.reduce(0) { $0 + $1.utf8.count + 40 }
+    }
+}
