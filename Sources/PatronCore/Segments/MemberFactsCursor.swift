@@ -140,7 +140,7 @@ public final class MemberFactsCursor: CondSource {
 extension MemberFactsCursor {
     /// Whether `c` holds for the current row at `now`.
     public func holds(_ c: Condition, now: Timestamp, clock: ProgramClock) -> Result<Bool, CondError> {
-        c.holds(values(), now: now, clock: clock)
+        c.holds(self, now: now, clock: clock)
     }
 }
 
