@@ -159,6 +159,14 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/members/{memberId}/portrait", "/v1/members/\(id)/portrait", f.reader, nil),
                 (.get, "/v1/reports/kpis", "/v1/reports/kpis?from=2026-10-01&until=2026-11-02&split=channel", f.reader, nil),
                 (.get, "/v1/reports/cohorts", "/v1/reports/cohorts?from=2026-01-01&months=3", f.reader, nil),
+                (.post, "/v1/segments/preview", "/v1/segments/preview?sample=5", f.reader, #"{"condition": "orders.within('90d').any(o, o.category == 'shoes')"}"#),
+                (.post, "/v1/segments", "/v1/segments", f.writer, #"{"id": "shoe_buyers", "name": {"zh-CN": "买鞋会员", "en": "Shoe buyers"}, "condition": "orders.any(o, o.category == 'shoes')"}"#),
+                (.put, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.writer, #"{"id": "shoe_buyers", "name": "Shoe buyers", "condition": "orders.any(o, o.category == 'shoes')", "members": [\#(id)], "combine": "or"}"#),
+                (.get, "/v1/segments", "/v1/segments", f.reader, nil),
+                (.get, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.reader, nil),
+                (.get, "/v1/segments/{segment}/composition", "/v1/segments/shoe_buyers/composition", f.reader, nil),
+                (.get, "/v1/segments/{segment}/members", "/v1/segments/shoe_buyers/members?format=csv&fields=memberId,tier,city", f.reader, nil),
+                (.delete, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.writer, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
             for (method, path, uri, token, payload) in calls {
@@ -173,6 +181,36 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                         #expect(r.status.code < 300, "\(method) \(uri): \(String(buffer: r.body))")
                     }
                 }
+            }
+        }
+    }
+
+    /// A segment is previewed as it is written, saved, and exported as CSV with chosen fields.
+    @Test func segmentsPreviewSaveAndExport() async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let buyer = try await register(c, f.writer, phone: "13800000001")
+            _ = try await register(c, f.writer, phone: "13800000002")
+            _ = try await c.execute(uri: "/v1/members/\(buyer)/events", method: .post, headers: headers(f.writer, idem: "o1"), body: body(orderBody("o1", amount: 60_000)))
+            let yaml = "condition: \"orders.within('30d').any(o, o.category == 'shoes') && member.profile.city == '上海'\"\n"
+            try await c.execute(uri: "/v1/segments/preview?sample=1", method: .post, headers: headers(f.reader, type: "application/yaml"), body: body(yaml)) { r in
+                #expect(r.status == .ok, "\(String(buffer: r.body))")
+                let j = try decodeJSON(r)
+                #expect(j["composition"]?["members"]?.int == 1 && j["composition"]?["ofMembers"]?.int == 2)
+                #expect(j["composition"]?["sample"]?.array?.map(\.string) == [buyer])
+                #expect(j["composition"]?["cities"]?.array?.first?["key"]?.string == "上海")
+            }
+            try await c.execute(uri: "/v1/segments", method: .post, headers: headers(f.writer),
+                                body: body(#"{"id": "shoes_sh", "name": {"zh-CN": "上海鞋类", "en": "Shanghai shoes"}, "condition": "orders.any(o, o.category == 'shoes')"}"#)) { r in
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+            }
+            try await c.execute(uri: "/v1/segments/shoes_sh/members?format=csv&fields=memberId,city,spentMinor,tags", method: .get, headers: headers(f.reader)) { r in
+                #expect(r.headers[.contentType] == "text/csv; charset=utf-8")
+                #expect(String(buffer: r.body) == "memberId,city,spentMinor,tags\n\(buyer),上海,60000,\n", "\(String(buffer: r.body))")
+            }
+            try await c.execute(uri: "/v1/segments/shoes_sh/members?fields=memberId,tier", method: .get, headers: headers(f.reader)) { r in
+                let j = try decodeJSON(r)
+                #expect(j["items"]?.array?.count == 1 && j["items"]?.array?.first?["memberId"]?.string == buyer)
             }
         }
     }
@@ -285,6 +323,15 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
               status: 422, field: "tags[3].rule", type: "application/yaml"),
         .init(name: "staff setting a rule tag", method: .post, path: "/v1/members/{id}/tags", key: "writer", body: #"{"tag": "lapsing", "action": "add", "by": "ops"}"#, status: 409, field: "tag"),
         .init(name: "unknown tag", method: .post, path: "/v1/members/{id}/tags", key: "writer", body: #"{"tag": "nope", "action": "add", "by": "ops"}"#, status: 422, field: "tag"),
+        .init(name: "segment condition that does not type-check", method: .post, path: "/v1/segments", key: "writer",
+              body: #"{"id": "x", "name": "X", "condition": "member.tier == 3"}"#, status: 422, field: "condition"),
+        .init(name: "segment with neither condition nor list", method: .post, path: "/v1/segments/preview", key: "reader", body: #"{"name": "X"}"#, status: 422, field: "condition"),
+        .init(name: "segment listing an unknown identity", method: .post, path: "/v1/segments", key: "writer",
+              body: #"{"id": "x", "name": "X", "identities": [{"kind": "phone", "value": "19900000000"}]}"#, status: 422, field: "identities[0]"),
+        .init(name: "segment id differs from the path", method: .put, path: "/v1/segments/other_id", key: "writer", body: #"{"id": "x", "name": "X", "members": [1]}"#, status: 422, field: "id"),
+        .init(name: "unknown segment", method: .get, path: "/v1/segments/nope/members", key: "reader", body: nil, status: 404, field: nil),
+        .init(name: "unknown export field", method: .get, path: "/v1/segments/nope/members?fields=memberId,password", key: "reader", body: nil, status: 422, field: "fields[1]"),
+        .init(name: "segment written with a read key", method: .post, path: "/v1/segments", key: "reader", body: #"{"id": "x", "name": "X", "members": [1]}"#, status: 403, field: nil),
         .init(name: "KPIs with a bad date", method: .get, path: "/v1/reports/kpis?from=2026-13-01", key: "reader", body: nil, status: 422, field: "from"),
     ]
 
@@ -298,7 +345,8 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 let entries = try await f.store.allEntries(program: "demo", member: MemberID(Int64(id)!))
                 let program = try await f.store.programVersions("demo").count
                 let members = try await f.store.listMembers(program: "demo", cursor: nil, limit: 200).items.count
-                return "\(m.standing) \(m.profile) \(entries.count) \(program) \(members)"
+                let segments = try await f.store.segments(program: "demo").count
+                return "\(m.standing) \(m.profile) \(entries.count) \(program) \(members) \(segments)"
             }
             let before = try await snapshot()
             let token: String? = switch b.key {
