@@ -18,6 +18,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Working folder (emptied).") var dir = "/tmp/patron-bench"
     @Option(help: "Write the figures as JSON here too.") var output: String?
     @Flag(help: "Skip the HTTP part.") var skipHttp = false
+    @Option(help: "Members for the segment preview (0 skips it).") var segmentMembers = 1_000_000
+    @Option(help: "Orders of those members.") var segmentOrders = 10_000_000
+    @Flag(help: "Run only the segment part.") var onlySegments = false
 
     func run() async throws {
         #if DEBUG
@@ -27,6 +30,11 @@ struct Bench: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var results: [String: Double] = [:]
         print("patron bench: \(orders) orders for \(members) members; \(requests) HTTP requests over \(connections) connections; \(ProcessInfo.processInfo.activeProcessorCount) cores; folder \(dir)\n")
+        if onlySegments {
+            try await segments(members: segmentMembers, orders: segmentOrders, now: PatronApp.systemNow(), results: &results)
+            try write(results)
+            return
+        }
 
         // 1. Raw bulk limit.
         let raw = try RawSQLite.insertLoop(path: "\(dir)/raw.db", rows: orders, perTransaction: 1000, synchronous: "NORMAL")
@@ -86,7 +94,12 @@ struct Bench: AsyncParsableCommand {
         let jobs = try await store.runJobs(asOf: now, now: now)
         print(String(format: "  jobs to now: %d members, %d points lapsed, %d tier changes in %.1f s", jobs.members, jobs.expiredPoints, jobs.tierChanges, (ContinuousClock.now - jobsStart).seconds))
 
-        guard !skipHttp else { try await store.close(); try write(results); return }
+        guard !skipHttp else {
+            try await store.close()
+            if segmentMembers > 0 { try await segments(members: segmentMembers, orders: segmentOrders, now: now, results: &results) }
+            try write(results)
+            return
+        }
         // 3. Raw durable commit limit.
         let fullCommits = try RawSQLite.commitLoop(path: "\(dir)/raw-full.db", seconds: 3)
         results["raw_full_commits_per_s"] = fullCommits
@@ -153,6 +166,7 @@ struct Bench: AsyncParsableCommand {
         try await client.shutdown()
         server.terminate()
         server.waitUntilExit()
+        if segmentMembers > 0 { try await segments(members: segmentMembers, orders: segmentOrders, now: now, results: &results) }
         try write(results)
     }
 
@@ -257,11 +271,12 @@ extension Duration {
 enum RawSQLite {
     static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    static func open(_ path: String, synchronous: String) throws -> OpaquePointer {
+    /// Opens `path` in WAL mode; `create` adds the `raw` table of the insert loops.
+    static func open(_ path: String, synchronous: String, create: Bool = true) throws -> OpaquePointer {
         var db: OpaquePointer?
         guard sqlite3_open(path, &db) == SQLITE_OK, let db else { throw ValidationError("cannot open \(path)") }
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=\(synchronous)",
-                       "CREATE TABLE raw (id INTEGER NOT NULL, member_id INTEGER NOT NULL, at INTEGER NOT NULL, amount INTEGER NOT NULL, sku TEXT NOT NULL)"] {
+        let table = "CREATE TABLE raw (id INTEGER NOT NULL, member_id INTEGER NOT NULL, at INTEGER NOT NULL, amount INTEGER NOT NULL, sku TEXT NOT NULL)"
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=\(synchronous)"] + (create ? [table] : []) {
             guard sqlite3_exec(db, pragma, nil, nil, nil) == SQLITE_OK else { throw ValidationError("\(pragma): \(String(cString: sqlite3_errmsg(db)))") }
         }
         return db

@@ -154,3 +154,23 @@ extension Duration {
     /// The duration in seconds, as a fraction.
     var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+
+extension Store {
+    /// Writes members with their states as they are (no events): for benchmarks and for loading
+    /// members carried over from another system whose histories were folded elsewhere. Each
+    /// state's member id must be new to the program.
+    public func loadMemberStates(program: String, _ states: [MemberState], now: Timestamp) async throws {
+        _ = try await self.program(program)
+        var plans: [WritePlan] = []
+        plans.reserveCapacity(states.count)
+        for s in states {
+            var plan = WritePlan()
+            insertMember(&plan, program: program, id: s.memberId, profile: s.profile ?? MemberProfile(), state: s, now: now)
+            plans.append(plan)
+        }
+        let failures = try await db.writeBatch(plans)
+        if let i = failures.firstIndex(where: { $0 != nil }) {
+            throw StoreError.invalid([FieldError(path: "states[\(i)]", reason: "member \(states[i].memberId) already exists")])
+        }
+    }
+}

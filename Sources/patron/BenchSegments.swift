@@ -1,0 +1,155 @@
+import ArgumentParser
+import CSQLite
+import Foundation
+import Logging
+import PatronCore
+import PatronServer
+import PatronStore
+
+/// The segment part of `patron bench`: a million members with ten million orders, their
+/// states folded by the engine and written to SQLite, the member facts built from them, and
+/// the segment previewed, beside a plain scan of the orders table in SQLite.
+extension Bench {
+    static let goalSegment = "member.tier in ['gold', 'diamond'] && orders.within('90d').any(o, o.category == 'shoes') && orders.within('30d').sum(amount) >= 50000 && !('price_sensitive' in member.tags)"
+
+    func segments(members: Int, orders: Int, now: Timestamp, results: inout [String: Double]) async throws {
+        let path = "\(dir)/segments.db"
+        var logger = Logger(label: "bench"); logger.logLevel = .warning
+        var store = try await Store.open(path, logger: logger)
+        try await store.migrate()
+        let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+        guard case .success(let def) = ProgramParser.parse(try YAMLDocument.parse(Demo.programYAML(year: clock.date(now).year))) else { fatalError("demo program invalid") }
+        _ = try await store.applyProgram(def, effectiveFrom: now.adding(days: -800), now: now)
+        let engine = Engine(program: ProgramVersions([.init(version: 1, effectiveFrom: now.adding(days: -800), definition: def)]))
+        print("\nsegments: \(members) members, \(orders) orders over the last 365 days, in \(path)")
+
+        // 1. Histories folded by the engine, states written in batches.
+        let foldStart = ContinuousClock.now
+        var batch: [MemberState] = []
+        var folded = 0
+        var writeSeconds = 0.0
+        for m in 0..<members {
+            let mine = Self.segmentOrders(member: m, members: members, orders: orders, now: now)
+            var fx = Effects()
+            var s = engine.start(member: MemberID(Int64(m + 1)), registeredAt: now.adding(days: -400), effects: &fx)
+            for (i, o) in mine.enumerated() {
+                _ = try? engine.apply(&s, MemberEvent(id: EventID(Int64(i + 1)), occurredAt: o.at, body: .orderPaid(o.order)), effects: &fx)
+            }
+            engine.advance(&s, to: now, effects: &fx)
+            folded += mine.count
+            batch.append(s.snapshot)
+            if batch.count == 20_000 || m == members - 1 {
+                let w = ContinuousClock.now
+                try await store.loadMemberStates(program: "demo", batch, now: now)
+                writeSeconds += (ContinuousClock.now - w).seconds
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        let foldSeconds = (ContinuousClock.now - foldStart).seconds
+        print(String(format: "  histories folded by the engine and states written: %d orders in %.0f s (%.0f orders/s; writing the states %.0f s)",
+                     folded, foldSeconds, Double(folded) / foldSeconds, writeSeconds))
+        try await store.close()
+
+        // 2. The orders table, written with the raw C API (the store's own import would take the
+        //    engine's time again): the plain SQL scan below reads it.
+        let ordersStart = ContinuousClock.now
+        try Self.rawOrders(path: path, members: members, orders: orders, now: now)
+        print(String(format: "  orders table written with the raw C API: %.0f s", (ContinuousClock.now - ordersStart).seconds))
+        let scan = try Self.rawScan(path: path)
+        results["segment_sql_scan_rows_per_s"] = scan.rate
+        print(String(format: "plain SQL scan of the orders table (member_id, paid_at, amount_minor; C API): %d rows in %.2f s = %10.0f rows/s",
+                     scan.rows, scan.seconds, scan.rate))
+
+        // 3. Facts built from the stored states, then the segment previewed.
+        store = try await Store.open(path, logger: logger)
+        let (_, built) = try await store.memberFacts(program: "demo", now: now)
+        results["segment_facts_build_s"] = built.buildSeconds ?? 0
+        print(String(format: "member facts built from the stored states: %d members, %d orders held, %.1f s (%.0f members/s), ~%.0f MiB",
+                     built.members, built.orders, built.buildSeconds ?? 0, Double(built.members) / (built.buildSeconds ?? 1), Double(built.bytes) / 1_048_576))
+        let draft = try SegmentParser.parse(.object(["condition": .string(Self.goalSegment)]), requireId: false).get()
+        var times: [Double] = []
+        var preview: SegmentPreview? = nil
+        for _ in 0..<5 {
+            let t = ContinuousClock.now
+            preview = try await store.previewSegment(program: "demo", draft, now: now)
+            times.append((ContinuousClock.now - t).seconds)
+        }
+        times.sort()
+        let p = preview!
+        let median = times[2]
+        let rowsPerSecond = Double(p.scan.members + p.scan.orders) / p.scan.seconds
+        results["segment_preview_s"] = median
+        results["segment_preview_rows_per_s"] = rowsPerSecond
+        print("segment: \(Self.goalSegment)")
+        print(String(format: "  preview (size, sample, make-up): %d of %d members; median of 5: %.3f s (goal < 1 s); scan %.3f s = %.0f rows/s (members + their orders) = %.1fx the plain SQL scan",
+                     p.composition.members, p.composition.ofMembers, median, p.scan.seconds, rowsPerSecond, rowsPerSecond / scan.rate))
+        try await store.close()
+    }
+
+    /// Member `m`'s orders (sorted by time): `orders / members` on average, each member with a
+    /// pace of their own; a quarter of the orders hold shoes.
+    static func segmentOrders(member m: Int, members: Int, orders: Int, now: Timestamp) -> [(at: Timestamp, order: OrderPaid)] {
+        var rng = SplitMix(seed: UInt64(m) &* 0x9E37_79B9 &+ 17)
+        let mean = Double(orders) / Double(members)
+        let count = max(1, Int(Double(rng.next() % 2_000) / 1_000 * mean + 0.5))
+        var out: [(Timestamp, OrderPaid)] = []
+        for i in 0..<count {
+            let at = now.adding(seconds: -60 - Int64(rng.next() % (365 * 86_400)))
+            let shoes = rng.next() % 4 == 0
+            let lines = shoes
+                ? [OrderLine(sku: "S\(rng.next() % 500)", category: "shoes", amountMinor: Int64(2_000 + rng.next() % 60_000))]
+                : [OrderLine(sku: "S\(rng.next() % 500)", category: ["beauty", "apparel", "bags"][Int(rng.next() % 3)], amountMinor: Int64(500 + rng.next() % 30_000))]
+            out.append((at, OrderPaid(orderId: "g\(m)-\(i)", lines: lines, discountMinor: rng.next() % 3 == 0 ? 500 : 0,
+                                      channel: i % 3 == 0 ? "app" : "store", store: "s\(m % 20)")))
+        }
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    static func rawOrders(path: String, members: Int, orders: Int, now: Timestamp) throws {
+        let db = try RawSQLite.open(path, synchronous: "NORMAL", create: false)
+        defer { sqlite3_close(db) }
+        var stmt: OpaquePointer?
+        let sql = "INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store, record) VALUES ('demo', ?, ?, ?, ?, ?, ?, ?, '')"
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
+        defer { sqlite3_finalize(stmt) }
+        sqlite3_exec(db, "BEGIN", nil, nil, nil)
+        var n = 0
+        for m in 0..<members {
+            for (i, o) in segmentOrders(member: m, members: members, orders: orders, now: now).enumerated() {
+                sqlite3_bind_text(stmt, 1, o.order.orderId, -1, RawSQLite.transient)
+                sqlite3_bind_int64(stmt, 2, Int64(m + 1))
+                sqlite3_bind_int64(stmt, 3, Int64(i + 1))
+                sqlite3_bind_int64(stmt, 4, o.at.seconds)
+                sqlite3_bind_int64(stmt, 5, o.order.paidMinor)
+                sqlite3_bind_text(stmt, 6, o.order.channel ?? "", -1, RawSQLite.transient)
+                sqlite3_bind_text(stmt, 7, o.order.store ?? "", -1, RawSQLite.transient)
+                guard sqlite3_step(stmt) == SQLITE_DONE else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
+                sqlite3_reset(stmt)
+                n += 1
+                if n % 10_000 == 0 { sqlite3_exec(db, "COMMIT; BEGIN", nil, nil, nil) }
+            }
+        }
+        sqlite3_exec(db, "COMMIT", nil, nil, nil)
+    }
+
+    /// Reads every order row's member, time and amount with the C API, summing them so the
+    /// reads cannot be skipped.
+    static func rawScan(path: String) throws -> (rows: Int, seconds: Double, rate: Double) {
+        let db = try RawSQLite.open(path, synchronous: "NORMAL", create: false)
+        defer { sqlite3_close(db) }
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, "SELECT member_id, paid_at, amount_minor FROM orders WHERE program_id = 'demo'", -1, &stmt, nil) == SQLITE_OK else {
+            throw ValidationError(String(cString: sqlite3_errmsg(db)))
+        }
+        defer { sqlite3_finalize(stmt) }
+        let start = ContinuousClock.now
+        var rows = 0, sum: Int64 = 0
+        while sqlite3_step(stmt) == SQLITE_ROW {
+            sum &+= sqlite3_column_int64(stmt, 0) &+ sqlite3_column_int64(stmt, 1) &+ sqlite3_column_int64(stmt, 2)
+            rows += 1
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        if sum == 42 { print("") }
+        return (rows, seconds, Double(rows) / seconds)
+    }
+}
