@@ -99,6 +99,66 @@ extension Harness {
         #expect(h.tagChanges.map(\.event) == ["tag.added", "tag.removed"])
     }
 
+    /// What conditions read of a member's state (`Engine.withConditionSource`) gives what the
+    /// same conditions give over `conditionInputs` by the reference evaluator, for generated
+    /// expressions over generated histories (orders, refunds, profiles, lapses and timers).
+    @Test(arguments: 0..<4)
+    func memberSourceAgreesWithConditionInputs(_ seed: Int) throws {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 777)
+        var generator = ConditionTests.Generator(rng: SplitMix(seed: UInt64(seed) &+ 5))
+        var h = Harness(try tagProgram())
+        let demo = [
+            "member.orderCount == 1 && now - member.lastOrderAt >= duration('48h')",
+            "orders.count() >= 3 && orders.filter(o, o.usedCoupon).count() * 2 > orders.count()",
+            "orders.within('30d').sum(amount) >= 100000",
+            "member.orderCount > 0 && now - member.lastOrderAt >= duration('90d')",
+            "member.profile.birthday.month == now.month",
+            "member.tier in ['gold', 'diamond'] && 'vip_care' in member.tags && member.points.available + member.growth.qualifying > 0",
+            "orders.within('90d').any(o, 'shoes' in o.categories && o.skus.size() > 0 && o.channel != '' && has(o.id))",
+            "member.profile.city == null && member.rfm == null && member.lifecycle == null && has(member.profile) && has(member)",
+        ].map { try! Condition.compile($0, schema: .member).get() }
+        var t = t0, n = 0, compared = 0
+        for step in 0..<120 {
+            t = t.adding(seconds: Int64.random(in: 1...(6 * 86_400), using: &rng))
+            do {
+                switch Int.random(in: 0..<8, using: &rng) {
+                case 0..<4:
+                    n += 1
+                    let cat = ["shoes", "bags", "beauty"].randomElement(using: &rng)!
+                    let amount = Int64.random(in: 500...80_000, using: &rng)
+                    try h.send(.orderPaid(OrderPaid(orderId: "o\(n)", lines: [OrderLine(sku: "s\(n % 3)", category: cat, amountMinor: amount, discountMinor: Bool.random(using: &rng) ? amount / 10 : 0)],
+                                                    channel: Bool.random(using: &rng) ? "app" : nil, store: Bool.random(using: &rng) ? "s1" : nil)), at: t)
+                case 4:
+                    if n > 0 { try h.send(.orderRefunded(OrderRefunded(orderId: "o\(Int.random(in: 1...n, using: &rng))")), at: t) }
+                case 5:
+                    let profile = MemberProfile(name: "王", birthday: CivilDate(year: 1990, month: Int.random(in: 1...12, using: &rng), day: 3),
+                                                city: Bool.random(using: &rng) ? "Shanghai" : nil, marketingConsent: Bool.random(using: &rng))
+                    try h.send(.profileSet(ProfileSet(profile: profile)), at: t)
+                case 6:
+                    try h.send(.tagSet(TagSet(tag: "vip_care", add: Bool.random(using: &rng), by: "ops")), at: t)
+                default:
+                    h.advance(to: t)
+                }
+            } catch is EngineError {}
+            let clock = h.engine.program.at(t).clock
+            let inputs = h.engine.conditionInputs(h.state, at: t)
+            var conditions = demo
+            for k in 0..<6 {
+                let type = ["bool", "int", "string", "timestamp"][k % 4]
+                if case .success(let c) = Condition.compile(generator.expr(type, 4, []), schema: .member,
+                                                             expecting: [CondType.bool, .int, .string, .timestamp][k % 4]) { conditions.append(c) }
+            }
+            h.engine.withConditionSource(h.state, at: t) { source in
+                for c in conditions {
+                    #expect(c.evaluate(source, now: t, clock: clock) == c.referenceEvaluate(inputs, now: t, clock: clock), "step \(step): \(c)")
+                    #expect(c.nextChange(source, now: t, clock: clock) == c.referenceNextChange(inputs, now: t, clock: clock), "step \(step): \(c)")
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared > 1_000)
+    }
+
     /// Tags kept incrementally (on events and by timers) equal a full recomputation from scratch
     /// at every step of generated histories, and a replay gives the same tags.
     @Test(arguments: 0..<10)

@@ -139,14 +139,17 @@ struct CondRunner<S: CondSource> {
         return try value(n)
     }
 
+    // Helpers are `mutating` although most change nothing: called from mutating methods, a
+    // non-mutating one is given a copy of the runner.
+
     /// The record `index` of `list` as a value (when a condition uses a record as a whole).
-    private func record(_ list: Int, _ index: Int) -> CondValue {
+    private mutating func record(_ list: Int, _ index: Int) -> CondValue {
         if let vs = source as? CondValueSource { return vs.rows[list][index] }
         var fields: [String: CondValue] = [:]
         for (name, f) in layout.fields[list] { fields[name] = source.field(list, index, f) }
         return .record(fields)
     }
-    private func plain(_ x: CondVal) -> CondValue {
+    private mutating func plain(_ x: CondVal) -> CondValue {
         switch x {
         case .v(let v): return v
         case .row(let l, let i): return record(l, i)
@@ -200,12 +203,12 @@ struct CondRunner<S: CondSource> {
     }
 
     /// A variable by name (the slow way of a slot, or a list).
-    private func variable(_ name: String) -> CondVal {
+    private mutating func variable(_ name: String) -> CondVal {
         if let l = layout.lists[name] { return rows(l) }
         return .v(layout.slots[name].map { source.value($0) } ?? .null)
     }
 
-    private func rows(_ l: Int) -> CondVal {
+    private mutating func rows(_ l: Int) -> CondVal {
         if let plainLists, let v = plainLists[l] { return .v(v) }
         return .rows(l, .range(0..<source.count(l)))
     }

@@ -46,8 +46,8 @@ public struct TagSet: Codable, Sendable, Equatable {
     public init(tag: String, add: Bool, by: String, reason: String? = nil) { self.tag = tag; self.add = add; self.by = by; self.reason = reason }
 }
 
-/// What the engine keeps of an order for conditions: the last 400 days of orders, for
-/// programs with rule tags.
+/// What the engine keeps of an order for conditions (rule tags and segments): the last 400
+/// days of orders.
 public struct OrderFact: Codable, Sendable, Equatable {
     public var orderId: String
     public var at: Timestamp
@@ -163,23 +163,50 @@ extension Engine {
         return ["member": .record(member), "orders": .list(orders)]
     }
 
+    /// Runs `body` with what conditions read of the member at `t` (read from the state when
+    /// asked). The source is valid only inside `body`.
+    public func withConditionSource<R>(_ s: MemberState, at t: Timestamp, _ body: (MemberConditionSource) throws -> R) rethrows -> R {
+        try withUnsafePointer(to: self) { engine in
+            try withUnsafePointer(to: s) { state in
+                try body(MemberConditionSource(engine: engine, state: state, version: program.index(at: t), at: t))
+            }
+        }
+    }
+
     /// Re-evaluates the rule tags (`only` those chosen) at `t`: adds and removes what changed,
     /// and sets when each rule's truth could next change with time alone.
     func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, only: (TagRule) -> Bool = { _ in true }, fx: inout Effects) {
-        let v = program.at(t)
-        guard !v.tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
-        let rules = v.tagRules.filter(only)
-        guard !rules.isEmpty else { return }
-        let env = conditionInputs(s, at: t, orders: rules.contains { $0.readsOrders }, fields: v.tagRuleNames)
-        for r in rules {
-            // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
-            guard case .success(let (holds, next)) = r.rule.holdsAndNextChange(env, now: t, clock: v.clock) else { continue }
-            if holds != (s.tags[r.tag.id] != nil) { changeTag(&s, r.tag.id, add: holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
-            // Uses of `now` the analysis cannot follow are looked at again the next local day,
-            // not every second.
-            s.tagDue[r.tag.id] = next.map { r.rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : v.clock.startOfNextDay(t) }
+        let vi = program.index(at: t)
+        guard !program.versions[vi].tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
+        let clock = program.versions[vi].clock
+        struct Outcome { var rule: Int, holds: Bool, next: Timestamp? }
+        // Rules are read in place (copying a rule copies its condition's tree and layout).
+        program.versions[vi].tagRules.withUnsafeBufferPointer { rules in
+        withUnsafeTemporaryAllocation(of: Outcome.self, capacity: rules.count) { outcomes in
+            // Every chosen rule sees the member as it is before any of them changes a tag.
+            var n = 0
+            withUnsafePointer(to: self) { engine in
+                withUnsafePointer(to: &s) { state in
+                    let source = MemberConditionSource(engine: engine, state: state, version: vi, at: t)
+                    for i in rules.indices where only(rules[i]) {
+                        // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
+                        guard case .success(let (holds, next)) = rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) else { continue }
+                        outcomes.initializeElement(at: n, to: Outcome(rule: i, holds: holds, next: next))
+                        n += 1
+                    }
+                }
+            }
+            guard n > 0 else { return }
+            for o in outcomes[..<n] {
+                let id = rules[o.rule].tag.id
+                if o.holds != (s.tags[id] != nil) { changeTag(&s, id, add: o.holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
+                // Uses of `now` the analysis cannot follow are looked at again the next local day,
+                // not every second.
+                s.tagDue[id] = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
+            }
+            s.tagsDueAt = s.tagDue.values.min()
         }
-        s.tagsDueAt = s.tagDue.values.min()
+        }
     }
 
     func changeTag(_ s: inout MemberState, _ tag: String, add: Bool, at t: Timestamp, cause: TagCause, event: EventID?, by: String?, reason: String?, fx: inout Effects) {
@@ -198,9 +225,8 @@ extension Engine {
         }
     }
 
-    /// Keeps what conditions see of an order (programs with rule tags only).
+    /// Keeps what conditions (rule tags, segments) see of an order.
     func recordOrderFact(_ s: inout MemberState, _ o: OrderPaid, at t: Timestamp, v: ProgramVersions.Version) {
-        guard !v.tagRules.isEmpty else { return }
         var cats: [String] = [], skus: [String] = []
         for l in o.lines {
             if let c = l.category, !cats.contains(c) { cats.append(c) }
@@ -217,4 +243,125 @@ extension Engine {
 
     static let orderFactDays = 400
     static let maxOrderFacts = 1000
+}
+
+extension ProgramVersions {
+    /// The index of the version in force at `t` (what `at(t)` gives, without copying it).
+    func index(at t: Timestamp) -> Int {
+        if versions.count == 1 { return 0 }
+        var lo = 0, hi = versions.count - 1
+        while lo < hi { let mid = (lo + hi + 1) / 2; if versions[mid].effectiveFrom <= t { lo = mid } else { hi = mid - 1 } }
+        return lo
+    }
+}
+
+/// A member's state at an instant as conditions see it (`CondSchema.member`, by the numbers of
+/// `CondLayout.member`): what `Engine.conditionInputs` gives, computed only when read. Orders
+/// are the state's order facts, in time order.
+public struct MemberConditionSource: CondSource {
+    enum Field {
+        case id, tier, registeredAt, name, gender, birthday, city, registeredChannel, registeredStore, marketingConsent
+        case balance, available, pending, lifetime, qualifying, tags, lastOrderAt, orderCount, spentMinor
+        /// Paths not kept yet: `member.rfm`, `member.lifecycle` (scores are kept outside the
+        /// member's history) and `member.identities` (refused in tag rules).
+        case missing
+        /// Record-valued paths (`member`, `member.profile`, …), from `conditionInputs`.
+        case record(String)
+    }
+    enum OrderField { case id, at, amount, category, categories, channel, store, skus, usedCoupon, missing }
+
+    static let fields: [Field] = {
+        let named: [String: Field] = [
+            "member.id": .id, "member.tier": .tier, "member.registeredAt": .registeredAt,
+            "member.profile.name": .name, "member.profile.gender": .gender, "member.profile.birthday": .birthday,
+            "member.profile.city": .city, "member.profile.registeredChannel": .registeredChannel,
+            "member.profile.registeredStore": .registeredStore, "member.profile.marketingConsent": .marketingConsent,
+            "member.points.balance": .balance, "member.points.available": .available, "member.points.pending": .pending,
+            "member.growth.lifetime": .lifetime, "member.growth.qualifying": .qualifying,
+            "member.tags": .tags, "member.lastOrderAt": .lastOrderAt, "member.orderCount": .orderCount, "member.spentMinor": .spentMinor,
+            "member": .record("member"), "member.profile": .record("member.profile"), "member.points": .record("member.points"),
+            "member.growth": .record("member.growth"),
+        ]
+        var out = [Field](repeating: .missing, count: CondLayout.member.slots.count)
+        for (path, slot) in CondLayout.member.slots { out[slot] = named[path] ?? .missing }
+        return out
+    }()
+    static let ordersList = CondLayout.member.lists["orders"]!
+    static let orderFields: [OrderField] = {
+        let named: [String: OrderField] = ["id": .id, "at": .at, "amount": .amount, "category": .category, "categories": .categories,
+                                           "channel": .channel, "store": .store, "skus": .skus, "usedCoupon": .usedCoupon]
+        var out = [OrderField](repeating: .missing, count: CondLayout.member.fields[ordersList].count)
+        for (name, f) in CondLayout.member.fields[ordersList] { out[f] = named[name] ?? .missing }
+        return out
+    }()
+
+    // Pointers, so that the source costs nothing to copy: it lives only while the engine and the
+    // state it points to are held still (`Engine.withConditionSource`, `evaluateTags`).
+    private let enginePointer: UnsafePointer<Engine>
+    private let statePointer: UnsafePointer<MemberState>
+    /// The index of the program's version in force at `t`.
+    let version: Int
+    let t: Timestamp
+    var engine: Engine { _read { yield enginePointer.pointee } }
+    var state: MemberState { _read { yield statePointer.pointee } }
+
+    init(engine: UnsafePointer<Engine>, state: UnsafePointer<MemberState>, version: Int, at t: Timestamp) {
+        enginePointer = engine; statePointer = state; self.version = version; self.t = t
+    }
+
+    public func value(_ slot: Int) -> CondValue {
+        let s = statePointer
+        switch Self.fields[slot] {
+        case .id: return .string(s.pointee.memberId.description)
+        case .tier: return .string(s.pointee.tier.tierId)
+        case .registeredAt: return .timestamp(s.pointee.registeredAt)
+        case .name: return s.pointee.profile?.name.map { .string($0) } ?? .null
+        case .gender: return s.pointee.profile?.gender.map { .string($0.rawValue) } ?? .null
+        case .birthday: return s.pointee.profile?.birthday.map { .date($0) } ?? .null
+        case .city: return s.pointee.profile?.city.map { .string($0) } ?? .null
+        case .registeredChannel: return s.pointee.profile?.registeredChannel.map { .string($0) } ?? .null
+        case .registeredStore: return s.pointee.profile?.registeredStore.map { .string($0) } ?? .null
+        case .marketingConsent: return s.pointee.profile?.marketingConsent.map { .bool($0) } ?? .null
+        case .balance: return .int(s.pointee.balance)
+        case .available: return .int(s.pointee.available(at: t))
+        case .pending: return .int(s.pointee.pending(at: t))
+        case .lifetime: return .int(s.pointee.growthTotal)
+        case .qualifying:
+            return .int(engine.qualifying(s.pointee, engine.program.versions[version].definition, v: engine.program.versions[version], at: t))
+        case .tags: return .list(s.pointee.tags.keys.sorted().map { .string($0) })
+        case .lastOrderAt:
+            let n = s.pointee.orderFacts.count
+            return n > 0 ? .timestamp(s.pointee.orderFacts[n - 1].at) : s.pointee.lastOrderAt.map { .timestamp($0) } ?? .null
+        case .orderCount: return .int(Int64(s.pointee.orderCount))
+        case .spentMinor: return .int(s.pointee.spentMinor)
+        case .missing: return .null
+        case .record(let path):
+            var v = engine.conditionInputs(s.pointee, at: t, orders: false)["member"] ?? .null
+            for p in path.split(separator: ".").dropFirst() {
+                if case .record(let fs) = v { v = fs[String(p)] ?? .null } else { v = .null }
+            }
+            return v
+        }
+    }
+
+    public func count(_ list: Int) -> Int { list == Self.ordersList ? state.orderFacts.count : 0 }
+
+    public func field(_ list: Int, _ index: Int, _ field: Int) -> CondValue {
+        guard list == Self.ordersList else { return .null }
+        switch Self.orderFields[field] {
+        case .id: return .string(state.orderFacts[index].orderId)
+        case .at: return .timestamp(state.orderFacts[index].at)
+        case .amount: return .int(state.orderFacts[index].amountMinor)
+        case .category: return state.orderFacts[index].categories.first.map { .string($0) } ?? .null
+        case .categories: return .list(state.orderFacts[index].categories.map { .string($0) })
+        case .channel: return .string(state.orderFacts[index].channel ?? "")
+        case .store: return state.orderFacts[index].store.map { .string($0) } ?? .null
+        case .skus: return .list(state.orderFacts[index].skus.map { .string($0) })
+        case .usedCoupon: return .bool(state.orderFacts[index].usedCoupon)
+        case .missing: return .null
+        }
+    }
+
+    /// Order facts are kept in time order.
+    public func timeOrdered(_ list: Int) -> Bool { true }
 }
