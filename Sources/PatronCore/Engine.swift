@@ -123,15 +123,14 @@ public struct Engine: Sendable {
             switch what {
             case .lapse(let i):
                 expire(&s, lotIndex: i, at: at, fx: &fx)
-                evaluateTags(&s, at: at, event: nil, only: { $0.readsState }, fx: &fx)
+                evaluateTags(&s, at: at, event: nil, only: .readingState, fx: &fx)
             case .assessment:
                 assess(&s, at: at, fx: &fx)
-                evaluateTags(&s, at: at, event: nil, only: { $0.readsState }, fx: &fx)
+                evaluateTags(&s, at: at, event: nil, only: .readingState, fx: &fx)
             case .allowance: refreshAllowances(&s, v: program.at(at), at: at, fx: &fx)
             case .birthday: birthdayGift(&s, at: at, fx: &fx)
             case .tagTimer:
-                let due = s.tagDue
-                evaluateTags(&s, at: at, event: nil, only: { due[$0.tag.id].map { $0 <= at } ?? false }, fx: &fx)
+                evaluateTags(&s, at: at, event: nil, only: .due(at), fx: &fx)
             }
         }
         s.lots.removeAll { $0.remaining == 0 }

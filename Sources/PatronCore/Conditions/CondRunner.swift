@@ -50,6 +50,97 @@ extension CondNode {
     }
 }
 
+/// A resolved tree (`CondNode.resolved`) flattened into an array of plain nodes, so that
+/// evaluation reads numbers instead of walking enums that hold their children (which costs a
+/// retain and a release per child visited).
+final class CondPlan: Sendable {
+    enum Op: UInt8, Sendable {
+        case value, now, variable, local, field, part, not, logic, neg, arith, compare, isIn, choose, list, has, text, size
+        case within, each, reduce, slot, rows, localField
+    }
+    /// One node; `a`, `b`, `c` are node numbers or numbers into the plan's tables, by `op`.
+    struct Node: Sendable {
+        var op: Op
+        var usesTime = false
+        /// `part` and `compare`: the operand may change with `now`.
+        var varies = false
+        var cmp: CondOp = .eq
+        var part: CondPart = .year
+        var text: CondTextOp = .size
+        var each: CondEach = .count
+        var reduce: CondReduce = .sum
+        var a: Int32 = -1, b: Int32 = -1, c: Int32 = -1
+        init(_ op: Op) { self.op = op }
+    }
+    struct Step: Sendable { var op: CondOp, node: Int32, pos: CondPos }
+
+    let nodes: [Node]
+    let positions: [CondPos]
+    let constants: [CondValue]
+    let names: [String]
+    /// Children of `logic` and `list` nodes, `b..<b+c`.
+    let kids: [Int32]
+    /// Steps of `arith` nodes, `b..<b+c`.
+    let steps: [Step]
+    /// Per `localField` node (`b`): field number per list number, -1 when missing.
+    let fieldTables: [[Int]]
+    let layout: CondLayout
+    let root: Int32
+
+    init(_ tree: CondNode, layout: CondLayout) {
+        var nodes: [Node] = [], positions: [CondPos] = [], constants: [CondValue] = [], names: [String] = []
+        var kids: [Int32] = [], steps: [Step] = [], tables: [[Int]] = []
+        func name(_ s: String) -> Int32 {
+            if let i = names.firstIndex(of: s) { return Int32(i) }
+            names.append(s); return Int32(names.count - 1)
+        }
+        func add(_ t: CondNode) -> Int32 {
+            var n: Node
+            switch t.kind {
+            case .value(let v): n = Node(.value); n.a = Int32(constants.count); constants.append(v)
+            case .now: n = Node(.now)
+            case .variable(let v): n = Node(.variable); n.a = name(v)
+            case .local(let i): n = Node(.local); n.a = Int32(i)
+            case .field(let x, let f): n = Node(.field); n.a = add(x); n.b = name(f)
+            case .part(let x, let p, let varies): n = Node(.part); n.a = add(x); n.part = p; n.varies = varies
+            case .not(let x): n = Node(.not); n.a = add(x)
+            case .logic(let op, let xs):
+                n = Node(.logic); n.cmp = op
+                let ids = xs.map(add)
+                n.b = Int32(kids.count); n.c = Int32(ids.count); kids += ids
+            case .neg(let x): n = Node(.neg); n.a = add(x)
+            case .arith(let first, let ss):
+                n = Node(.arith); n.a = add(first)
+                let ids = ss.map { Step(op: $0.op, node: add($0.node), pos: $0.pos) }
+                n.b = Int32(steps.count); n.c = Int32(ids.count); steps += ids
+            case .compare(let op, let l, let r, let varies): n = Node(.compare); n.cmp = op; n.a = add(l); n.b = add(r); n.varies = varies
+            case .isIn(let l, let r): n = Node(.isIn); n.a = add(l); n.b = add(r)
+            case .choose(let c, let x, let y): n = Node(.choose); n.a = add(c); n.b = add(x); n.c = add(y)
+            case .list(let xs):
+                n = Node(.list)
+                let ids = xs.map(add)
+                n.b = Int32(kids.count); n.c = Int32(ids.count); kids += ids
+            case .has(let x): n = Node(.has); n.a = add(x)
+            case .text(let op, let x, let arg): n = Node(.text); n.text = op; n.a = add(x); n.b = arg.map(add) ?? -1
+            case .size(let x): n = Node(.size); n.a = add(x)
+            case .within(let x, let d, let f): n = Node(.within); n.a = add(x); n.b = add(d); n.c = f.map(name) ?? -1
+            case .each(let kind, let x, let body): n = Node(.each); n.each = kind; n.a = add(x); n.b = add(body)
+            case .reduce(let op, let x, let body): n = Node(.reduce); n.reduce = op; n.a = add(x); n.b = body.map(add) ?? -1
+            case .slot(let slot, let cost, let original): n = Node(.slot); n.a = Int32(slot); n.b = Int32(cost); n.c = add(original)
+            case .rows(let l): n = Node(.rows); n.a = Int32(l)
+            case .localField(let i, let fields, let original):
+                n = Node(.localField); n.a = Int32(i); n.b = Int32(tables.count); tables.append(fields); n.c = add(original)
+            }
+            n.usesTime = t.usesTime
+            nodes.append(n); positions.append(t.pos)
+            return Int32(nodes.count - 1)
+        }
+        root = add(tree.resolved(layout))
+        self.nodes = nodes; self.positions = positions; self.constants = constants; self.names = names
+        self.kids = kids; self.steps = steps; self.fieldTables = tables; self.layout = layout
+    }
+}
+
 /// Indices of records of one list of a `CondSource`, ascending.
 enum CondRows {
     case range(Range<Int>)
@@ -88,12 +179,13 @@ enum CondList {
     }
 }
 
-/// Runs a plan (`CondNode.resolved`) against a `CondSource`. It gives what `CondEvaluator`
-/// gives for the same inputs as values (the same value or error, the same steps charged, the
-/// same instants noted), without building the member or the orders as dictionaries.
+/// Runs a `CondPlan` against a `CondSource`. It gives what `CondEvaluator` gives for the same
+/// inputs as values (the same value or error, the same steps charged, the same instants
+/// noted), without building the member or the orders as dictionaries.
 struct CondRunner<S: CondSource> {
+    typealias Node = Int32
     let source: S
-    let layout: CondLayout
+    let plan: CondPlan
     let clock: ProgramClock
     let budget: Int
     /// The instant of the evaluation; `tracing` moves it one second on to measure slopes.
@@ -112,26 +204,35 @@ struct CondRunner<S: CondSource> {
     /// Over a `CondValueSource`: per list, its value when it is not a list of records.
     private let plainLists: [CondValue?]?
 
-    init(source: S, layout: CondLayout, clock: ProgramClock, now: Int64, budget: Int, tracing: Bool = false) {
-        self.source = source; self.layout = layout; self.clock = clock; self.budget = budget
+    init(source: S, plan: CondPlan, clock: ProgramClock, now: Int64, budget: Int, tracing: Bool = false) {
+        self.source = source; self.plan = plan; self.clock = clock; self.budget = budget
         self.now = now; self.realNow = now; self.remaining = budget; self.tracing = tracing
-        let vs = source as? CondValueSource
-        walkPaths = vs?.conforms == false
-        plainLists = vs.flatMap { $0.plainLists.contains { $0 != nil } ? $0.plainLists : nil }
+        if S.self == CondValueSource.self, let vs = source as? CondValueSource {
+            walkPaths = !vs.conforms
+            plainLists = vs.plainLists.contains { $0 != nil } ? vs.plainLists : nil
+        } else {
+            walkPaths = false; plainLists = nil
+        }
     }
 
     private typealias Ev = CondEvaluator
 
-    private mutating func charge(_ steps: Int, _ pos: CondPos) throws(CondError) {
+    // Helpers are `mutating` although most change nothing: called from mutating methods, a
+    // non-mutating one is given a copy of the runner.
+
+    private func pos(_ n: Node) -> CondPos { plan.positions[Int(n)] }
+    private func usesTime(_ n: Node) -> Bool { plan.nodes[Int(n)].usesTime }
+
+    private mutating func charge(_ steps: Int, _ n: Node) throws(CondError) {
         remaining -= steps
-        if remaining < 0 { throw CondError(.budget, pos, "the evaluation costs more than its budget of \(budget) steps") }
+        if remaining < 0 { throw CondError(.budget, pos(n), "the evaluation costs more than its budget of \(budget) steps") }
     }
     private mutating func note(_ t: Int64?) {
         guard tracing, !ignoring else { return }
         Ev.note(t, after: realNow, &soonest)
     }
     /// Evaluates `n` again one second later (for slopes), or nil at the end of time.
-    private mutating func later(_ n: CondNode) throws(CondError) -> CondValue? {
+    private mutating func later(_ n: Node) throws(CondError) -> CondValue? {
         guard now < Int64.max else { return nil }
         let saved = now
         now += 1
@@ -139,14 +240,11 @@ struct CondRunner<S: CondSource> {
         return try value(n)
     }
 
-    // Helpers are `mutating` although most change nothing: called from mutating methods, a
-    // non-mutating one is given a copy of the runner.
-
     /// The record `index` of `list` as a value (when a condition uses a record as a whole).
     private mutating func record(_ list: Int, _ index: Int) -> CondValue {
-        if let vs = source as? CondValueSource { return vs.rows[list][index] }
+        if S.self == CondValueSource.self, let vs = source as? CondValueSource { return vs.rows[list][index] }
         var fields: [String: CondValue] = [:]
-        for (name, f) in layout.fields[list] { fields[name] = source.field(list, index, f) }
+        for (name, f) in plan.layout.fields[list] { fields[name] = source.field(list, index, f) }
         return .record(fields)
     }
     private mutating func plain(_ x: CondVal) -> CondValue {
@@ -158,54 +256,58 @@ struct CondRunner<S: CondSource> {
     }
 
     /// `n`'s value as a plain value.
-    mutating func value(_ n: CondNode) throws(CondError) -> CondValue { plain(try eval(n)) }
+    mutating func value(_ n: Node) throws(CondError) -> CondValue {
+        let x = try eval(n)
+        if case .v(let v) = x { return v }
+        return plain(x)
+    }
 
-    /// Each case is its own function, so that the recursion carries small frames.
-    mutating func eval(_ n: CondNode) throws(CondError) -> CondVal {
+    mutating func eval(_ i: Node) throws(CondError) -> CondVal {
+        let n = plan.nodes[Int(i)]
         // Nodes that stand for several: all their steps at once when the budget allows.
-        switch n.kind {
-        case .slot(let slot, let cost, let original):
-            guard remaining >= cost, !walkPaths else { return try eval(original) }
-            remaining -= cost
-            return .v(source.value(slot))
-        case .localField(let i, let fields, let original):
-            guard remaining >= 2, case .row(let l, let index) = locals[i] else { return try eval(original) }
+        switch n.op {
+        case .slot:
+            guard remaining >= Int(n.b), !walkPaths else { return try eval(n.c) }
+            remaining -= Int(n.b)
+            return .v(source.value(Int(n.a)))
+        case .localField:
+            guard remaining >= 2, case .row(let l, let index) = locals[Int(n.a)] else { return try eval(n.c) }
             remaining -= 2
-            let f = fields[l]
+            let f = plan.fieldTables[Int(n.b)][l]
             return .v(f < 0 ? .null : source.field(l, index, f))
         default: break
         }
-        try charge(1, n.pos)
-        switch n.kind {
-        case .value(let v): return .v(v)
+        try charge(1, i)
+        switch n.op {
+        case .value: return .v(plan.constants[Int(n.a)])
         case .now: return .v(.timestamp(Timestamp(seconds: now)))
-        case .variable(let name): return variable(name)
-        case .rows(let l): return rows(l)
-        case .local(let i): return locals[i]
-        case .field(let t, let name): return try field(t, name, n.pos)
-        case .part(let t, let p, let varies): return .v(try part(t, p, varies, n.pos))
-        case .not(let x): return .v(.bool(!(try Ev.truth(try value(x), x.pos))))
-        case .logic(let op, let xs): return .v(try logic(op, xs))
-        case .neg(let x): return .v(try negate(x, n.pos))
-        case .arith(let first, let steps): return .v(try arith(first, steps))
-        case .compare(let op, let l, let r, let varies): return .v(try compare(op, l, r, varies, n.pos))
-        case .isIn(let l, let r): return .v(try isIn(l, r, n.pos))
-        case .choose(let c, let a, let b): return try Ev.truth(try value(c), c.pos) ? try eval(a) : try eval(b)
-        case .list(let xs): return .v(try list(xs))
-        case .has(let x): return .v(.bool(try has(x)))
-        case .text(let op, let t, let arg): return .v(try text(op, t, arg, n.pos))
-        case .size(let t): return .v(try list(t, n.pos).map { .int(Int64($0.count)) } ?? .null)
-        case .within(let t, let d, let field): return try within(t, d, field, n.pos)
-        case .each(let kind, let t, let body): return try each(kind, t, body, n.pos)
-        case .reduce(let op, let t, let body): return .v(try reduce(op, t, body, n.pos))
+        case .variable: return variable(plan.names[Int(n.a)])
+        case .rows: return rows(Int(n.a))
+        case .local: return locals[Int(n.a)]
+        case .field: return try field(n.a, plan.names[Int(n.b)], i)
+        case .part: return .v(try part(n.a, n.part, n.varies, i))
+        case .not: return .v(.bool(!(try Ev.truth(try value(n.a), pos(n.a)))))
+        case .logic: return .v(try logic(n.cmp, Int(n.b), Int(n.c)))
+        case .neg: return .v(try negate(n.a, i))
+        case .arith: return .v(try arith(n.a, Int(n.b), Int(n.c)))
+        case .compare: return .v(try compare(n.cmp, n.a, n.b, n.varies, i))
+        case .isIn: return .v(try isIn(n.a, n.b, i))
+        case .choose: return try Ev.truth(try value(n.a), pos(n.a)) ? try eval(n.b) : try eval(n.c)
+        case .list: return .v(try list(Int(n.b), Int(n.c)))
+        case .has: return .v(.bool(try has(n.a)))
+        case .text: return .v(try text(n.text, n.a, n.b, i))
+        case .size: return .v(try list(n.a, i).map { .int(Int64($0.count)) } ?? .null)
+        case .within: return try within(n.a, n.b, n.c < 0 ? nil : plan.names[Int(n.c)], i)
+        case .each: return try each(n.each, n.a, n.b, i)
+        case .reduce: return .v(try reduce(n.reduce, n.a, n.b, i))
         case .slot, .localField: preconditionFailure("handled above")
         }
     }
 
     /// A variable by name (the slow way of a slot, or a list).
     private mutating func variable(_ name: String) -> CondVal {
-        if let l = layout.lists[name] { return rows(l) }
-        return .v(layout.slots[name].map { source.value($0) } ?? .null)
+        if let l = plan.layout.lists[name] { return rows(l) }
+        return .v(plan.layout.slots[name].map { source.value($0) } ?? .null)
     }
 
     private mutating func rows(_ l: Int) -> CondVal {
@@ -213,78 +315,82 @@ struct CondRunner<S: CondSource> {
         return .rows(l, .range(0..<source.count(l)))
     }
 
-    private mutating func field(_ t: CondNode, _ name: String, _ pos: CondPos) throws(CondError) -> CondVal {
+    private mutating func field(_ t: Node, _ name: String, _ at: Node) throws(CondError) -> CondVal {
         switch try eval(t) {
         case .v(.null): return .v(.null)
         case .v(.record(let fields)): return .v(fields[name] ?? .null)
-        case .row(let l, let i): return .v(layout.fields[l][name].map { source.field(l, i, $0) } ?? .null)
-        case let x: throw Ev.mismatch(pos, "a record", plain(x))
+        case .row(let l, let i): return .v(plan.layout.fields[l][name].map { source.field(l, i, $0) } ?? .null)
+        case let x: throw Ev.mismatch(pos(at), "a record", plain(x))
         }
     }
 
-    private mutating func has(_ x: CondNode) throws(CondError) -> Bool {
+    private mutating func has(_ x: Node) throws(CondError) -> Bool {
         switch try eval(x) {
         case .v(let v): return v != .null
         case .row, .rows: return true
         }
     }
 
-    private mutating func part(_ t: CondNode, _ part: CondPart, _ varies: Bool, _ pos: CondPos) throws(CondError) -> CondValue {
+    private mutating func part(_ t: Node, _ part: CondPart, _ varies: Bool, _ at: Node) throws(CondError) -> CondValue {
         let v = try value(t)
         if tracing && varies, let v1 = try later(t), !ignoring {
             Ev.traceSteps(v, v1, part, now: now, realNow: realNow, clock: clock, &soonest)
         }
-        return try Ev.part(v, part, clock, pos)
+        return try Ev.part(v, part, clock, pos(at))
     }
 
     /// `||` stops at the first true, `&&` at the first false.
-    private mutating func logic(_ op: CondOp, _ xs: [CondNode]) throws(CondError) -> CondValue {
+    private mutating func logic(_ op: CondOp, _ start: Int, _ count: Int) throws(CondError) -> CondValue {
         let stop = op == .or
-        for x in xs where try Ev.truth(try value(x), x.pos) == stop { return .bool(stop) }
+        for k in start..<start + count {
+            let x = plan.kids[k]
+            if try Ev.truth(try value(x), pos(x)) == stop { return .bool(stop) }
+        }
         return .bool(!stop)
     }
 
-    private mutating func negate(_ x: CondNode, _ pos: CondPos) throws(CondError) -> CondValue {
+    private mutating func negate(_ x: Node, _ at: Node) throws(CondError) -> CondValue {
         switch try value(x) {
         case .null: return .null
         case .int(let i) where i != Int64.min: return .int(-i)
         case .duration(let d) where d != Int64.min: return .duration(-d)
-        case .int, .duration: throw CondError(.evaluation, pos, "integer overflow in '-'")
-        case let v: throw Ev.mismatch(pos, "an int or a duration", v)
+        case .int, .duration: throw CondError(.evaluation, pos(at), "integer overflow in '-'")
+        case let v: throw Ev.mismatch(pos(at), "an int or a duration", v)
         }
     }
 
     /// Every operand is evaluated, left to right; a null makes the result null.
-    private mutating func arith(_ first: CondNode, _ steps: [CondStep]) throws(CondError) -> CondValue {
+    private mutating func arith(_ first: Node, _ start: Int, _ count: Int) throws(CondError) -> CondValue {
         var acc = try value(first)
-        for step in steps {
+        for k in start..<start + count {
+            let step = plan.steps[k]
             let b = try value(step.node)
             acc = acc == .null || b == .null ? .null : try Ev.arith(step.op, acc, b, step.pos)
         }
         return acc
     }
 
-    private mutating func compare(_ op: CondOp, _ l: CondNode, _ r: CondNode, _ varies: Bool, _ pos: CondPos) throws(CondError) -> CondValue {
+    private mutating func compare(_ op: CondOp, _ l: Node, _ r: Node, _ varies: Bool, _ at: Node) throws(CondError) -> CondValue {
         let before = soonest
         let x = try eval(l)
         let a = plain(x)
         // A side that is null and does not move with time makes the comparison constant: the
         // instants the other side notes (say, the next month of `now.month`) are dropped, so
         // they need not be worked out.
-        let dropped = tracing && a == .null && !l.usesTime
+        let dropped = tracing && a == .null && !usesTime(l)
         let wasIgnoring = ignoring
         if dropped { ignoring = true }
         let b: CondValue
         do { b = try value(r) } catch { ignoring = wasIgnoring; throw error }
         ignoring = wasIgnoring
-        if tracing, dropped || (b == .null && !r.usesTime) {
+        if tracing, dropped || (b == .null && !usesTime(r)) {
             soonest = before
         } else if tracing && varies, let a1 = try later(l), let b1 = try later(r), !ignoring {
             Ev.traceCrossing(a, b, a1, b1, now: now, realNow: realNow, &soonest)
         }
         switch x {
-        case .v(.list(let xs)): try charge(xs.count, pos)
-        case .rows(_, let rs): try charge(rs.count, pos)
+        case .v(.list(let xs)): try charge(xs.count, at)
+        case .rows(_, let rs): try charge(rs.count, at)
         default: break
         }
         switch op {
@@ -292,7 +398,7 @@ struct CondRunner<S: CondSource> {
         case .ne: return .bool(a != b)
         default:
             if a == .null || b == .null { return .bool(false) }
-            let c = try Ev.order(a, b, pos)
+            let c = try Ev.order(a, b, pos(at))
             switch op {
             case .lt: return .bool(c < 0)
             case .le: return .bool(c <= 0)
@@ -302,57 +408,57 @@ struct CondRunner<S: CondSource> {
         }
     }
 
-    private mutating func isIn(_ l: CondNode, _ r: CondNode, _ pos: CondPos) throws(CondError) -> CondValue {
+    private mutating func isIn(_ l: Node, _ r: Node, _ at: Node) throws(CondError) -> CondValue {
         let x = try value(l)
-        guard let xs = try list(r, r.pos), x != .null else { return .bool(false) }
+        guard let xs = try list(r, r), x != .null else { return .bool(false) }
         switch xs {
         case .values(let ys):
             for y in ys {
-                try charge(1, pos)
+                try charge(1, at)
                 if y == x { return .bool(true) }
             }
         case .rows(let l, let rs):
             for k in 0..<rs.count {
-                try charge(1, pos)
+                try charge(1, at)
                 if record(l, rs[k]) == x { return .bool(true) }
             }
         }
         return .bool(false)
     }
 
-    private mutating func list(_ xs: [CondNode]) throws(CondError) -> CondValue {
+    private mutating func list(_ start: Int, _ count: Int) throws(CondError) -> CondValue {
         var out: [CondValue] = []
-        for x in xs { out.append(try value(x)) }
+        for k in start..<start + count { out.append(try value(plan.kids[k])) }
         return .list(out)
     }
 
-    private mutating func text(_ op: CondTextOp, _ t: CondNode, _ arg: CondNode?, _ pos: CondPos) throws(CondError) -> CondValue {
+    private mutating func text(_ op: CondTextOp, _ t: Node, _ arg: Node, _ at: Node) throws(CondError) -> CondValue {
         let s: String
         switch try value(t) {
         case .null: return .null
         case .string(let v): s = v
-        case let v: throw Ev.mismatch(pos, "a string", v)
+        case let v: throw Ev.mismatch(pos(at), "a string", v)
         }
-        try charge(s.utf8.count / 64, pos)
-        guard let arg else { return op == .size ? .int(Int64(s.unicodeScalars.count)) : .string(s.lowercased()) }
+        try charge(s.utf8.count / 64, at)
+        guard arg >= 0 else { return op == .size ? .int(Int64(s.unicodeScalars.count)) : .string(s.lowercased()) }
         let p: String
         switch try value(arg) {
         case .null: return .null
         case .string(let v): p = v
-        case let v: throw Ev.mismatch(arg.pos, "a string", v)
+        case let v: throw Ev.mismatch(pos(arg), "a string", v)
         }
         return .bool(op == .startsWith ? s.hasPrefix(p) : op == .endsWith ? s.hasSuffix(p) : s.contains(p))
     }
 
     /// The elements whose time is in (now − d, now]; elements without a time are left out. Over
-    /// a list in time order, two binary searches.
-    private mutating func within(_ t: CondNode, _ d: CondNode, _ field: String?, _ pos: CondPos) throws(CondError) -> CondVal {
-        guard let xs = try list(t, pos) else { return .v(.null) }
+    /// a list in time order, binary searches.
+    private mutating func within(_ t: Node, _ d: Node, _ field: String?, _ at: Node) throws(CondError) -> CondVal {
+        guard let xs = try list(t, at) else { return .v(.null) }
         let window: Int64
         switch try value(d) {
         case .null: return .v(.null)
         case .duration(let v): window = v
-        case let v: throw Ev.mismatch(d.pos, "a duration", v)
+        case let v: throw Ev.mismatch(pos(d), "a duration", v)
         }
         let (from, overflow) = now.subtractingReportingOverflow(window)
         let start = overflow ? (window > 0 ? Int64.min : Int64.max) : from
@@ -360,30 +466,31 @@ struct CondRunner<S: CondSource> {
         case .values(let xs):
             var kept: [CondValue] = []
             for x in xs {
-                try charge(1, pos)
+                try charge(1, at)
                 var time = x
                 if let field {
                     guard case .record(let fields) = x else {
                         if x == .null { continue }
-                        throw Ev.mismatch(pos, "a record", x)
+                        throw Ev.mismatch(pos(at), "a record", x)
                     }
                     time = fields[field] ?? .null
                 }
-                guard case .timestamp(let at) = time else {
+                guard case .timestamp(let t) = time else {
                     if time == .null { continue }
-                    throw Ev.mismatch(pos, "a timestamp", time)
+                    throw Ev.mismatch(pos(at), "a timestamp", time)
                 }
-                if at.seconds > start && at.seconds <= now { kept.append(x) }
-                noteWindow(at.seconds, window)
+                if t.seconds > start && t.seconds <= now { kept.append(x) }
+                noteWindow(t.seconds, window)
             }
             return .v(.list(kept))
         case .rows(let l, let rs):
-            guard let tf = layout.timeFields[l] else { return .rows(l, .some([])) }
+            guard let tf = plan.layout.timeFields[l] else { return .rows(l, .some([])) }
             if source.timeOrdered(l) {
                 // No element can fail: every one costs its step, at once.
-                try charge(rs.count, pos)
+                try charge(rs.count, at)
+                let source = self.source
                 func time(_ k: Int) -> Int64 {
-                    if case .timestamp(let at) = source.field(l, rs[k], tf) { return at.seconds }
+                    if case .timestamp(let t) = source.field(l, rs[k], tf) { return t.seconds }
                     return Int64.min
                 }
                 /// The first k whose time is after `x`.
@@ -412,14 +519,14 @@ struct CondRunner<S: CondSource> {
             }
             var kept: [Int] = []
             for k in 0..<rs.count {
-                try charge(1, pos)
+                try charge(1, at)
                 let time = source.field(l, rs[k], tf)
-                guard case .timestamp(let at) = time else {
+                guard case .timestamp(let t) = time else {
                     if time == .null { continue }
-                    throw Ev.mismatch(pos, "a timestamp", time)
+                    throw Ev.mismatch(pos(at), "a timestamp", time)
                 }
-                if at.seconds > start && at.seconds <= now { kept.append(rs[k]) }
-                noteWindow(at.seconds, window)
+                if t.seconds > start && t.seconds <= now { kept.append(rs[k]) }
+                noteWindow(t.seconds, window)
             }
             return .rows(l, .some(kept))
         }
@@ -431,16 +538,16 @@ struct CondRunner<S: CondSource> {
         if !o { note(out) }
     }
 
-    private mutating func each(_ kind: CondEach, _ t: CondNode, _ body: CondNode, _ pos: CondPos) throws(CondError) -> CondVal {
-        guard let xs = try list(t, pos) else { return .v(.null) }
+    private mutating func each(_ kind: CondEach, _ t: Node, _ body: Node, _ at: Node) throws(CondError) -> CondVal {
+        guard let xs = try list(t, at) else { return .v(.null) }
         var count: Int64 = 0
         switch xs {
         case .values(let xs):
             var kept: [CondValue] = []
             for x in xs {
-                try charge(1, pos)
+                try charge(1, at)
                 locals.append(.v(x))
-                let ok = try Ev.truth(try value(body), body.pos)
+                let ok = try Ev.truth(try value(body), pos(body))
                 locals.removeLast()
                 switch kind {
                 case .exists: if ok { return .v(.bool(true)) }
@@ -453,9 +560,9 @@ struct CondRunner<S: CondSource> {
         case .rows(let l, let rs):
             var kept: [Int] = []
             for k in 0..<rs.count {
-                try charge(1, pos)
+                try charge(1, at)
                 locals.append(.row(l, rs[k]))
-                let ok = try Ev.truth(try value(body), body.pos)
+                let ok = try Ev.truth(try value(body), pos(body))
                 locals.removeLast()
                 switch kind {
                 case .exists: if ok { return .v(.bool(true)) }
@@ -475,18 +582,18 @@ struct CondRunner<S: CondSource> {
     }
 
     /// Nulls are skipped; `sum` of nothing is 0, `avg`, `max` and `min` of nothing null.
-    private mutating func reduce(_ op: CondReduce, _ t: CondNode, _ body: CondNode?, _ pos: CondPos) throws(CondError) -> CondValue {
-        guard let xs = try list(t, pos) else { return .null }
+    private mutating func reduce(_ op: CondReduce, _ t: Node, _ body: Node, _ at: Node) throws(CondError) -> CondValue {
+        guard let xs = try list(t, at) else { return .null }
         var sum: Int64 = 0, count: Int64 = 0, best: CondValue? = nil
         for k in 0..<xs.count {
-            try charge(1, pos)
+            try charge(1, at)
             let x: CondVal
             switch xs {
             case .values(let vs): x = .v(vs[k])
             case .rows(let l, let rs): x = .row(l, rs[k])
             }
             var v: CondValue
-            if let body {
+            if body >= 0 {
                 locals.append(x)
                 v = try value(body)
                 locals.removeLast()
@@ -496,13 +603,13 @@ struct CondRunner<S: CondSource> {
             if v == .null { continue }
             switch op {
             case .sum, .avg:
-                guard case .int(let i) = v else { throw Ev.mismatch(pos, "an int", v) }
+                guard case .int(let i) = v else { throw Ev.mismatch(pos(at), "an int", v) }
                 let (s, o) = sum.addingReportingOverflow(i)
-                if o { throw CondError(.evaluation, pos, "integer overflow in \(op.rawValue)") }
+                if o { throw CondError(.evaluation, pos(at), "integer overflow in \(op.rawValue)") }
                 sum = s; count += 1
             case .max, .min:
                 if let b = best {
-                    let c = try Ev.order(v, b, pos)
+                    let c = try Ev.order(v, b, pos(at))
                     if op == .max ? c > 0 : c < 0 { best = v }
                 } else {
                     best = v
@@ -517,12 +624,12 @@ struct CondRunner<S: CondSource> {
     }
 
     /// The elements of a list-valued node; nil for null.
-    private mutating func list(_ t: CondNode, _ pos: CondPos) throws(CondError) -> CondList? {
+    private mutating func list(_ t: Node, _ at: Node) throws(CondError) -> CondList? {
         switch try eval(t) {
         case .v(.null): return nil
         case .v(.list(let xs)): return .values(xs)
         case .rows(let l, let rs): return .rows(l, rs)
-        case let x: throw Ev.mismatch(pos, "a list", plain(x))
+        case let x: throw Ev.mismatch(pos(at), "a list", plain(x))
         }
     }
 }

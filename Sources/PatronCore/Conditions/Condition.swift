@@ -22,25 +22,39 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// visits (and per 64 bytes a string method reads).
     public static let defaultBudget = 100_000
 
+    /// What compiling gives, shared by copies (a condition is copied with the rules that hold it).
+    final class Compiled: Sendable {
+        let source: String
+        let type: CondType
+        let expecting: CondType
+        let layout: CondLayout
+        let root: CondNode
+        let plan: CondPlan
+        let timeIsLinear: Bool
+        init(source: String, type: CondType, expecting: CondType, root: CondNode, layout: CondLayout) {
+            self.source = source; self.type = type; self.expecting = expecting; self.root = root; self.layout = layout
+            plan = CondPlan(root, layout: layout)
+            timeIsLinear = root.timeIsLinear()
+        }
+    }
+    let compiled: Compiled
+
     /// The normal form of the source: what `parse` gives back unchanged.
-    public let source: String
+    public var source: String { compiled.source }
     /// The type of the value (for a condition, `bool` or `bool?`).
-    public let type: CondType
+    public var type: CondType { compiled.type }
     /// The numbered slots and lists of the schema the condition was compiled against: a
     /// `CondSource` given to it answers by these numbers.
-    public let layout: CondLayout
-    let expecting: CondType
+    public var layout: CondLayout { compiled.layout }
+    var expecting: CondType { compiled.expecting }
     /// The checked tree, read by the reference evaluator (`CondEvaluator`).
-    let root: CondNode
-    /// `root` with its names resolved against `layout`: what evaluation runs.
-    let plan: CondNode
+    var root: CondNode { compiled.root }
+    /// `root` with its names resolved against `layout` and flattened: what evaluation runs.
+    var plan: CondPlan { compiled.plan }
     /// `root.timeIsLinear()`, worked out once.
-    let timeIsLinear: Bool
+    var timeIsLinear: Bool { compiled.timeIsLinear }
     init(source: String, type: CondType, expecting: CondType, root: CondNode, layout: CondLayout) {
-        self.source = source; self.type = type; self.expecting = expecting; self.root = root
-        self.layout = layout
-        plan = root.resolved(layout)
-        timeIsLinear = root.timeIsLinear()
+        compiled = Compiled(source: source, type: type, expecting: expecting, root: root, layout: layout)
     }
 
     public var description: String { source }
@@ -72,9 +86,9 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// (expecting `bool`) gives `.bool`, with null as false.
     public func evaluate(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
                          budget: Int = Condition.defaultBudget) -> Result<CondValue, CondError> {
-        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget)
+        var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget)
         do throws(CondError) {
-            let v = try runner.value(plan)
+            let v = try runner.value(plan.root)
             return .success(expecting == .bool ? .bool(try CondEvaluator.truth(v, root.pos)) : v)
         } catch {
             return .failure(error)
@@ -102,9 +116,9 @@ public struct Condition: Sendable, CustomStringConvertible {
                            budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
         guard root.usesTime else { return .success(nil) }
         guard timeIsLinear else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
-        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget, tracing: true)
+        var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
-            _ = try runner.eval(plan)
+            _ = try runner.eval(plan.root)
             return .success(runner.soonest.map { Timestamp(seconds: $0) })
         } catch {
             return .failure(error)
@@ -118,9 +132,9 @@ public struct Condition: Sendable, CustomStringConvertible {
         guard root.usesTime, timeIsLinear else {
             return holds(source, now: now, clock: clock, budget: budget).flatMap { h in nextChange(source, now: now, clock: clock, budget: budget).map { (h, $0) } }
         }
-        var runner = CondRunner(source: source, layout: layout, clock: clock, now: now.seconds, budget: budget, tracing: true)
+        var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
-            let v = try runner.value(plan)
+            let v = try runner.value(plan.root)
             return .success((try CondEvaluator.truth(v, root.pos), runner.soonest.map { Timestamp(seconds: $0) }))
         } catch {
             return .failure(error)

@@ -173,9 +173,18 @@ extension Engine {
         }
     }
 
+    /// Which rule tags to evaluate.
+    enum TagRuleChoice {
+        case all
+        /// Those that read points, growth, the tier or the tags (after a lapse or an assessment).
+        case readingState
+        /// Those whose timer is due at the instant.
+        case due(Timestamp)
+    }
+
     /// Re-evaluates the rule tags (`only` those chosen) at `t`: adds and removes what changed,
     /// and sets when each rule's truth could next change with time alone.
-    func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, only: (TagRule) -> Bool = { _ in true }, fx: inout Effects) {
+    func evaluateTags(_ s: inout MemberState, at t: Timestamp, event: EventID?, only choice: TagRuleChoice = .all, fx: inout Effects) {
         let vi = program.index(at: t)
         guard !program.versions[vi].tagRules.isEmpty else { s.tagsDueAt = nil; s.tagDue = [:]; return }
         let clock = program.versions[vi].clock
@@ -188,7 +197,12 @@ extension Engine {
             withUnsafePointer(to: self) { engine in
                 withUnsafePointer(to: &s) { state in
                     let source = MemberConditionSource(engine: engine, state: state, version: vi, at: t)
-                    for i in rules.indices where only(rules[i]) {
+                    for i in rules.indices {
+                        switch choice {
+                        case .all: break
+                        case .readingState: if !rules[i].readsState { continue }
+                        case .due(let at): if !(state.pointee.tagDue[rules[i].tag.id].map { $0 <= at } ?? false) { continue }
+                        }
                         // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
                         guard case .success(let (holds, next)) = rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) else { continue }
                         outcomes.initializeElement(at: n, to: Outcome(rule: i, holds: holds, next: next))
