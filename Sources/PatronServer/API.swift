@@ -91,6 +91,8 @@ public struct API: Sendable {
         .init(method: .delete, path: "/v1/segments/{segment}", scope: .write),
         .init(method: .get, path: "/v1/segments/{segment}/composition", scope: .read),
         .init(method: .get, path: "/v1/segments/{segment}/members", scope: .read),
+        .init(method: .get, path: "/v1/segments/{segment}/changes", scope: .read),
+        .init(method: .get, path: "/v1/members/{memberId}/segments", scope: .read),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -173,6 +175,8 @@ public struct API: Sendable {
         case (.delete, "/v1/segments/{segment}"): route = deleteSegment
         case (.get, "/v1/segments/{segment}/composition"): route = segmentComposition
         case (.get, "/v1/segments/{segment}/members"): route = segmentMembers
+        case (.get, "/v1/segments/{segment}/changes"): route = segmentChanges
+        case (.get, "/v1/members/{memberId}/segments"): route = memberSegments
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

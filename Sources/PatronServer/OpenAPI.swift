@@ -104,6 +104,9 @@ public enum OpenAPI {
                                                            query: [("sample", "members in the sample, 0 to 200, default 20")]),
         "GET /v1/segments/{segment}/members": Operation(summary: "The segment's members now, in id order, as JSON or CSV", response: "SegmentMembers", errors: [401, 403, 404, 422],
                                                        query: [("format", "json (default) or csv"), ("fields", "comma-separated: memberId, tier, registeredAt, name, gender, city, registeredChannel, pointsBalance, pointsAvailable, growthLifetime, spentMinor, orderCount, lastOrderAt, tags, rfm, lifecycle")]),
+        "GET /v1/segments/{segment}/changes": Operation(summary: "Entries and exits of a saved segment (segment.entered, segment.exited), oldest first, each with its instant and cause: saved (first evaluation of the definition), member (the member changed), time (a time condition flipped), recheck",
+                                                       response: "SegmentChanges", errors: [401, 403, 404, 422], query: [("since", "ISO 8601 instant (default: the beginning)"), ("limit", "1 to 1000, default 100")]),
+        "GET /v1/members/{memberId}/segments": Operation(summary: "The saved segments the member is in, with since when", response: "MemberSegments", errors: [401, 403, 404]),
     ]
 
     static let errorText: [Int: String] = [
@@ -291,7 +294,7 @@ public enum OpenAPI {
         "tag": {"type": "object", "description": "id, name, category, rule (the condition, normalised), description"}, "members": {"type": "integer"}}}}}},
       "TaggedMembers": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"memberId": {"type": "string"},
         "since": {"type": "string"}, "cause": {"type": "string"}, "by": {"type": "string"}}}}, "nextCursor": {"type": "string"}}},
-      "Portrait": {"type": "object", "properties": {"member": {"$ref": "#/components/schemas/Member"}, "tags": {"type": "array"}, "benefits": {"type": "object", "description": "grants by status"},
+      "Portrait": {"type": "object", "properties": {"member": {"$ref": "#/components/schemas/Member"}, "tags": {"type": "array"}, "segments": {"type": "array", "description": "saved segments the member is in: {segment, since}"}, "benefits": {"type": "object", "description": "grants by status"},
         "orders": {"type": "object", "properties": {"count": {"type": "integer"}, "totalMinor": {"type": "integer"}, "averageMinor": {"type": "integer"}, "first": {"type": "string"},
           "last": {"type": "string"}, "refunded": {"type": "integer"}, "byMonth": {"type": "array"}}},
         "categoriesBySpend": {"type": "array"}, "categoriesByCount": {"type": "array"}, "channels": {"type": "array"}, "stores": {"type": "array"},
@@ -319,6 +322,9 @@ public enum OpenAPI {
           "facts": {"type": "object", "properties": {"members": {"type": "integer"}, "orders": {"type": "integer"}, "builtAt": {"type": "string"}, "buildSeconds": {"type": "number"}, "refreshed": {"type": "integer"}, "bytes": {"type": "integer"}}}}},
       "SegmentMembers": {"type": "object", "description": "format=csv answers text/csv with the same fields as columns", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
       "Empty": {"type": "object"},
+      "SegmentChanges": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"segment": {"type": "string"}, "memberId": {"type": "string"},
+        "event": {"type": "string", "enum": ["segment.entered", "segment.exited"]}, "at": {"type": "string"}, "cause": {"type": "string", "enum": ["saved", "member", "time", "recheck"]}}}}}},
+      "MemberSegments": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"segment": {"type": "string"}, "since": {"type": "string"}}}}}},
       "RFM": {"type": "object", "description": "r, f, m are quintiles 1-5 among members who bought in the last 365 days (5 = most recent, most orders, most spent). Lifecycle: new (registered or first order within 30 days), active, at_risk (no order for 60+ days), silent (120+), lost (365+, or never bought), recalled (bought again after a gap of 120+ days).",
         "properties": {"program": {"type": "string"}, "computedAt": {"type": "string"}, "scored": {"type": "integer"},
           "grid": {"type": "array", "items": {"type": "object", "properties": {"r": {"type": "integer"}, "f": {"type": "integer"}, "members": {"type": "integer"}, "averageMonetaryMinor": {"type": "integer"}}}},

@@ -69,6 +69,31 @@ public struct ScoringService: Service {
     }
 }
 
+/// Keeps saved segments current: every `interval`, each program's members written since (and
+/// those whose time conditions fall due) are evaluated again and their entries and exits
+/// recorded. Run it on one instance.
+public struct SegmentService: Service {
+    let store: Store
+    let now: @Sendable () -> Timestamp
+    let interval: Duration
+    let logger: Logger
+
+    public init(store: Store, now: @escaping @Sendable () -> Timestamp, interval: Duration = .seconds(2), logger: Logger) {
+        self.store = store; self.now = now; self.interval = interval; self.logger = logger
+    }
+
+    public func run() async throws {
+        await repeatEvery(interval, logger: logger, failure: "segment refresh failed") {
+            for program in try await store.programKeys() {
+                let r = try await store.refreshSegments(program: program, now: now())
+                if r.entered + r.exited > 0 {
+                    logger.info("segments refreshed", metadata: ["program": "\(program)", "evaluated": "\(r.evaluated)", "entered": "\(r.entered)", "exited": "\(r.exited)"])
+                }
+            }
+        }
+    }
+}
+
 public enum PatronApp {
     /// The one wiring point: the API on a store, with the job runner beside it.
     public static func build(store: Store, host: String, port: Int, now: @escaping @Sendable () -> Timestamp = PatronApp.systemNow,
@@ -80,6 +105,7 @@ public enum PatronApp {
         if let jobsInterval {
             services.append(JobService(store: store, now: now, interval: jobsInterval, logger: logger))
             services.append(ScoringService(store: store, now: now, logger: logger))
+            services.append(SegmentService(store: store, now: now, logger: logger))
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "patron"),
                            services: services, logger: logger)

@@ -333,9 +333,34 @@ public enum Schema {
               definition TEXT NOT NULL,
               created_at BIGINT NOT NULL,
               updated_at BIGINT NOT NULL,
+              members_as_of BIGINT,
               PRIMARY KEY (program_id, segment_id)
             )
             """,
+            // Who is in each saved segment now, and every entry and exit (segment.entered, segment.exited).
+            """
+            CREATE TABLE segment_members (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              segment_id TEXT NOT NULL,
+              since BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, segment_id)
+            )
+            """,
+            "CREATE INDEX segment_members_segment ON segment_members (program_id, segment_id, member_id)",
+            """
+            CREATE TABLE segment_changes (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              segment_id TEXT NOT NULL,
+              at BIGINT NOT NULL,
+              entered BIGINT NOT NULL,
+              cause TEXT NOT NULL,
+              recorded_at BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, segment_id, at, entered)
+            )
+            """,
+            "CREATE INDEX segment_changes_segment ON segment_changes (program_id, segment_id, at)",
         ]),
     ]
 

@@ -166,6 +166,8 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.reader, nil),
                 (.get, "/v1/segments/{segment}/composition", "/v1/segments/shoe_buyers/composition", f.reader, nil),
                 (.get, "/v1/segments/{segment}/members", "/v1/segments/shoe_buyers/members?format=csv&fields=memberId,tier,city", f.reader, nil),
+                (.get, "/v1/segments/{segment}/changes", "/v1/segments/shoe_buyers/changes?since=2026-01-01", f.reader, nil),
+                (.get, "/v1/members/{memberId}/segments", "/v1/members/\(id)/segments", f.reader, nil),
                 (.delete, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.writer, nil),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")

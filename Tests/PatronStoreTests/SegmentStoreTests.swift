@@ -86,3 +86,109 @@ func segmentDraft(_ json: String, requireId: Bool = true) throws -> SegmentDraft
         }
     }
 }
+
+@Suite struct SegmentTrackingTests {
+    func members(_ store: Store, _ segment: String) async throws -> [MemberID] {
+        try await store.db.query("SELECT member_id FROM segment_members WHERE program_id = 'shop' AND segment_id = ? ORDER BY member_id", [.text(segment)])
+            .map { MemberID(try $0.int("member_id")) }
+    }
+
+    /// Entries and exits are recorded with their instants and causes: the first evaluation of a
+    /// saved definition, a member's write, a time condition at its instant.
+    @Test(arguments: Backend.allCases)
+    func savedSegmentsRecordEntriesAndExits(_ backend: Backend) async throws {
+        try await withStore(backend) { store, m in
+            let m2 = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "T2")], registeredAt: t0),
+                                                    idempotencyKey: nil, requestHash: "t2", now: t0).record.id
+            func buy(_ who: MemberID, _ id: String, at: Timestamp) async throws {
+                _ = try await store.record(program: "shop", member: who, occurredAt: at, body: order(id, 10_000), idempotencyKey: id, requestHash: "h", now: at)
+            }
+            let d1 = t0.adding(days: 1)
+            try await buy(m, "a1", at: d1)
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "buyers", "name": "Buyers", "condition": "member.orderCount >= 1"}"#), now: d1)
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "lapsed", "name": "Lapsed", "condition": "member.orderCount > 0 && now - member.lastOrderAt >= duration('2d')"}"#), now: d1)
+            var r = try await store.refreshSegments(program: "shop", now: d1)
+            #expect(r.fullEvaluations == 2 && r.entered == 1 && r.exited == 0)
+            #expect(try await members(store, "buyers") == [m])
+            #expect(try await members(store, "lapsed") == [])
+            // Nothing changed: nothing is evaluated again.
+            r = try await store.refreshSegments(program: "shop", now: d1.adding(seconds: 60))
+            #expect(r.fullEvaluations == 0 && r.evaluated == 0)
+
+            // Two days after the order, to the second, the member lapses: the timer, not a sweep.
+            r = try await store.refreshSegments(program: "shop", now: t0.adding(days: 3).adding(seconds: 500))
+            // Only the member who lapses is looked at (once at the crossing, once just after it).
+            #expect(r.entered == 1 && (1...2).contains(r.evaluated), "\(r)")
+            let lapsedChanges = try await store.segmentChanges(program: "shop", segment: "lapsed", since: nil, limit: 10)
+            #expect(lapsedChanges == [SegmentChange(segment: "lapsed", memberId: m, event: "segment.entered", at: d1.adding(days: 2), cause: .time)])
+
+            let d4 = t0.adding(days: 4)
+            try await buy(m2, "b1", at: d4)
+            try await buy(m, "a2", at: d4)
+            r = try await store.refreshSegments(program: "shop", now: d4)
+            #expect(r.entered == 1 && r.exited == 1 && r.evaluated == 4)
+            #expect(try await members(store, "buyers") == [m, m2])
+            #expect(try await members(store, "lapsed") == [])
+            #expect(try await store.segmentChanges(program: "shop", segment: "lapsed", since: d4, limit: 10).map(\.cause) == [.member])
+            #expect(try await store.memberSegments(program: "shop", member: m).map(\.segment) == ["buyers"])
+            #expect(try await store.portrait(program: "shop", member: m2, now: d4).segments.map(\.segment) == ["buyers"])
+
+            // A new definition is evaluated afresh; the changes name it.
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "buyers", "name": "Buyers", "condition": "member.orderCount >= 2"}"#), now: d4.adding(seconds: 10))
+            r = try await store.refreshSegments(program: "shop", now: d4.adding(seconds: 10))
+            #expect(r.fullEvaluations == 1 && r.exited == 1)
+            #expect(try await store.segmentChanges(program: "shop", segment: "buyers", since: d4.adding(seconds: 1), limit: 10)
+                == [SegmentChange(segment: "buyers", memberId: m2, event: "segment.exited", at: d4.adding(seconds: 10), cause: .saved)])
+
+            // Another process (a restart) checks every member once and finds nothing to record.
+            let restarted = Store(db: store.db)
+            r = try await restarted.refreshSegments(program: "shop", now: d4.adding(seconds: 20))
+            #expect(r.fullEvaluations == 2 && r.entered == 0 && r.exited == 0)
+
+            try await store.deleteSegment(program: "shop", id: "lapsed")
+            #expect(try await members(store, "lapsed") == [])
+            r = try await store.refreshSegments(program: "shop", now: d4.adding(seconds: 30))
+            #expect(r.entered == 0 && r.exited == 0)
+        }
+    }
+
+    /// For generated histories, the membership kept incrementally (writes, timers) equals a full
+    /// evaluation of every member at every step.
+    @Test(arguments: Backend.allCases)
+    func incrementalMembershipAgreesWithFullEvaluation(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            var ids = [first]
+            for i in 0..<5 {
+                ids.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "G\(i)")],
+                                                                                          profile: MemberProfile(city: i % 2 == 0 ? "Shanghai" : "Beijing"), registeredAt: t0),
+                                                          idempotencyKey: nil, requestHash: "g\(i)", now: t0).record.id)
+            }
+            let defs = [
+                #"{"id": "recent", "name": "Recent", "condition": "orders.within('3d').count() >= 1"}"#,
+                #"{"id": "big", "name": "Big", "condition": "orders.within('10d').sum(amount) >= 30000 || member.points.balance >= 500"}"#,
+                #"{"id": "quiet_sh", "name": "Quiet Shanghai", "condition": "member.profile.city == 'Shanghai' && (member.orderCount == 0 || now - member.lastOrderAt > duration('2d'))", "members": [\#(ids[1].rawValue), \#(ids[2].rawValue)], "combine": "or"}"#,
+            ]
+            for d in defs { _ = try await store.saveSegment(program: "shop", try segmentDraft(d), now: t0) }
+            var rng = SplitMix(seed: 3)
+            var now = t0
+            var n = 0
+            for step in 0..<30 {
+                now = now.adding(seconds: Int64(rng.next() % (86_400 * 2)))
+                if rng.next() % 3 != 0 {
+                    let who = ids[Int(rng.next() % UInt64(ids.count))]
+                    n += 1
+                    _ = try await store.record(program: "shop", member: who, occurredAt: now, body: order("g\(n)", Int64(1_000 + rng.next() % 20_000)),
+                                               idempotencyKey: "g\(n)", requestHash: "h", now: now)
+                }
+                try await store.refreshSegments(program: "shop", now: now)
+                for id in ["recent", "big", "quiet_sh"] {
+                    let kept = try await members(store, id)
+                    let full = try await store.segmentMembers(program: "shop", id: id, now: now).map(\.row.id)
+                    #expect(kept == full, "step \(step) \(id)")
+                }
+            }
+            let changes = try await store.segmentChanges(program: "shop", segment: "recent", since: nil, limit: 1000)
+            #expect(changes.contains { $0.cause == .time } && changes.contains { $0.cause == .member })
+        }
+    }
+}

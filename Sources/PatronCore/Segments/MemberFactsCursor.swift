@@ -53,34 +53,34 @@ public final class MemberFactsCursor: CondSource {
     @inline(__always) func small(_ v: UInt8) -> CondValue { v == 0 ? .null : .int(Int64(v)) }
 
     public func value(_ slot: Int) -> CondValue {
-        let r = row, f = facts
+        let r = row
         switch columns[slot] {
-        case .id: return .string(String(f.ids[r]))
-        case .tier: return .string(f.strings[Int(f.tier[r])])
-        case .registeredAt: return .timestamp(Timestamp(seconds: f.registeredAt[r]))
-        case .name: return f.name[r].map { .string($0) } ?? .null
-        case .gender: return f.gender[r] == 0 ? .null : .string(Gender.allCases[Int(f.gender[r]) - 1].rawValue)
-        case .birthday: return f.birthday[r] == Int32.min ? .null : .date(CivilDate(dayNumber: Int64(f.birthday[r])))
-        case .city: return str(f.city[r])
-        case .regChannel: return str(f.regChannel[r])
-        case .regStore: return str(f.regStore[r])
-        case .consent: return f.consent[r] < 0 ? .null : .bool(f.consent[r] == 1)
-        case .balance: return .int(f.balance[r])
-        case .available: return .int(f.available[r])
-        case .pending: return .int(f.pending[r])
-        case .growthLifetime: return .int(f.growthLifetime[r])
-        case .growthQualifying: return .int(f.growthQualifying[r])
+        case .id: return .string(String(facts.ids[r]))
+        case .tier: return .string(facts.strings[Int(facts.tier[r])])
+        case .registeredAt: return .timestamp(Timestamp(seconds: facts.registeredAt[r]))
+        case .name: return facts.name[r].map { .string($0) } ?? .null
+        case .gender: return facts.gender[r] == 0 ? .null : .string(Gender.allCases[Int(facts.gender[r]) - 1].rawValue)
+        case .birthday: return facts.birthday[r] == Int32.min ? .null : .date(CivilDate(dayNumber: Int64(facts.birthday[r])))
+        case .city: return str(facts.city[r])
+        case .regChannel: return str(facts.regChannel[r])
+        case .regStore: return str(facts.regStore[r])
+        case .consent: return facts.consent[r] < 0 ? .null : .bool(facts.consent[r] == 1)
+        case .balance: return .int(facts.balance[r])
+        case .available: return .int(facts.available[r])
+        case .pending: return .int(facts.pending[r])
+        case .growthLifetime: return .int(facts.growthLifetime[r])
+        case .growthQualifying: return .int(facts.growthQualifying[r])
         case .tags:
-            let t0 = Int(f.tagStart[r])
-            return .list(f.tagPool[t0..<t0 + Int(f.tagCount[r])].map { .string(f.strings[Int($0)]) })
-        case .lastOrderAt: return f.lastOrderAt[r] == Int64.min ? .null : .timestamp(Timestamp(seconds: f.lastOrderAt[r]))
-        case .orderCount: return .int(f.orderCount[r])
-        case .spentMinor: return .int(f.spentMinor[r])
-        case .rfmR: return small(f.rfmR[r])
-        case .rfmF: return small(f.rfmF[r])
-        case .rfmM: return small(f.rfmM[r])
-        case .rfmScore: return f.scores(r).score.map { .int(Int64($0)) } ?? .null
-        case .lifecycle: return f.lifecycle[r] == 0 ? .null : .string(LifecycleStage.allCases[Int(f.lifecycle[r]) - 1].rawValue)
+            let t0 = Int(facts.tagStart[r])
+            return .list(facts.tagPool[t0..<t0 + Int(facts.tagCount[r])].map { .string(facts.strings[Int($0)]) })
+        case .lastOrderAt: return facts.lastOrderAt[r] == Int64.min ? .null : .timestamp(Timestamp(seconds: facts.lastOrderAt[r]))
+        case .orderCount: return .int(facts.orderCount[r])
+        case .spentMinor: return .int(facts.spentMinor[r])
+        case .rfmR: return small(facts.rfmR[r])
+        case .rfmF: return small(facts.rfmF[r])
+        case .rfmM: return small(facts.rfmM[r])
+        case .rfmScore: return facts.scores(r).score.map { .int(Int64($0)) } ?? .null
+        case .lifecycle: return facts.lifecycle[r] == 0 ? .null : .string(LifecycleStage.allCases[Int(facts.lifecycle[r]) - 1].rawValue)
         case .record(let path): return record(path)
         case .missing: return .null
         }
@@ -101,21 +101,21 @@ public final class MemberFactsCursor: CondSource {
     public func count(_ list: Int) -> Int { list == ordersList ? Int(facts.orderRun[row]) : 0 }
 
     public func field(_ list: Int, _ index: Int, _ field: Int) -> CondValue {
-        let f = facts, i = Int(f.orderStart[row]) + index
+        let i = Int(facts.orderStart[row]) + index
         switch orderColumns[field] {
-        case .id: return .string(f.oId[i])
-        case .at: return .timestamp(Timestamp(seconds: f.oAt[i]))
-        case .amount: return .int(f.oAmount[i])
-        case .category: return f.oCatCount[i] == 0 ? .null : .string(f.strings[Int(f.catPool[Int(f.oCatStart[i])])])
+        case .id: return .string(facts.oId[i])
+        case .at: return .timestamp(Timestamp(seconds: facts.oAt[i]))
+        case .amount: return .int(facts.oAmount[i])
+        case .category: return facts.oCatCount[i] == 0 ? .null : .string(facts.strings[Int(facts.catPool[Int(facts.oCatStart[i])])])
         case .categories:
-            let c0 = Int(f.oCatStart[i])
-            return .list(f.catPool[c0..<c0 + Int(f.oCatCount[i])].map { .string(f.strings[Int($0)]) })
-        case .channel: return .string(f.oChannel[i] == MemberFacts.none ? "" : f.strings[Int(f.oChannel[i])])
-        case .store: return str(f.oStore[i])
+            let c0 = Int(facts.oCatStart[i])
+            return .list(facts.catPool[c0..<c0 + Int(facts.oCatCount[i])].map { .string(facts.strings[Int($0)]) })
+        case .channel: return .string(facts.oChannel[i] == MemberFacts.none ? "" : facts.strings[Int(facts.oChannel[i])])
+        case .store: return str(facts.oStore[i])
         case .skus:
-            let s0 = Int(f.oSkuStart[i])
-            return .list(f.skuPool[s0..<s0 + Int(f.oSkuCount[i])].map { .string(f.strings[Int($0)]) })
-        case .usedCoupon: return .bool(f.oCoupon[i])
+            let s0 = Int(facts.oSkuStart[i])
+            return .list(facts.skuPool[s0..<s0 + Int(facts.oSkuCount[i])].map { .string(facts.strings[Int($0)]) })
+        case .usedCoupon: return .bool(facts.oCoupon[i])
         case .missing: return .null
         }
     }

@@ -213,3 +213,87 @@ extension MemberFacts {
             sample: t.sample, failed: t.failed, firstError: t.firstError)
     }
 }
+
+/// How a member entered or left a saved segment (`segment.entered`, `segment.exited`).
+public enum SegmentCause: String, Codable, Sendable, CaseIterable {
+    /// The segment was saved or its definition changed: its first evaluation.
+    case saved
+    /// The member changed (an event, a job, a score).
+    case member
+    /// A time condition flipped at its instant.
+    case time
+    /// A full evaluation found a change made while nobody was evaluating (a restart).
+    case recheck
+}
+
+extension SegmentDefinition {
+    /// Whether the member at the cursor's row is in the segment at `now`, and the soonest instant
+    /// after `now` at which that could change with time alone (nil when it cannot). Uses of
+    /// `now` the analysis cannot follow are looked at again the next local day, as rule tags are.
+    public func membership(_ cursor: MemberFactsCursor, condition: Condition?, listed: Set<Int64>?, now: Timestamp,
+                           clock: ProgramClock) -> Result<(isIn: Bool, due: Timestamp?), CondError> {
+        let onList = listed.map { $0.contains(cursor.facts.ids[cursor.row]) }
+        guard let condition else { return .success((onList ?? false, nil)) }
+        if let onList {
+            if combine == .and && !onList { return .success((false, nil)) }
+            if combine == .or && onList { return .success((true, nil)) }
+        }
+        return condition.holdsAndNextChange(cursor, now: now, clock: clock).map { holds, next in
+            (holds, next.map { condition.timeIsLinear ? max($0, now.adding(seconds: 1)) : clock.startOfNextDay(now) })
+        }
+    }
+}
+
+/// Instants at which members are due to be looked at again, soonest first. A member has at
+/// most one live instant: scheduling again replaces it (the old entry is skipped when popped).
+public struct DueQueue: Sendable {
+    private var heap: [(at: Int64, member: Int64)] = []
+    private var live: [Int64: Int64] = [:]
+    public init() {}
+    public var count: Int { live.count }
+
+    public mutating func schedule(_ member: Int64, at: Timestamp?) {
+        guard let at else { live[member] = nil; return }
+        guard live[member] != at.seconds else { return }
+        live[member] = at.seconds
+        heap.append((at.seconds, member))
+        var i = heap.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard heap[i].at < heap[p].at else { break }
+            heap.swapAt(i, p); i = p
+        }
+        if heap.count > 64 && heap.count > 4 * live.count { rebuild() }
+    }
+
+    /// Removes and returns the members due at or before `t`, with their instants.
+    public mutating func popDue(_ t: Timestamp) -> [(member: Int64, at: Timestamp)] {
+        var out: [(Int64, Timestamp)] = []
+        while let top = heap.first, top.at <= t.seconds {
+            pop()
+            if live[top.member] == top.at {
+                live[top.member] = nil
+                out.append((top.member, Timestamp(seconds: top.at)))
+            }
+        }
+        return out
+    }
+
+    private mutating func pop() {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count && heap[l].at < heap[m].at { m = l }
+            if r < heap.count && heap[r].at < heap[m].at { m = r }
+            if m == i { return }
+            heap.swapAt(i, m); i = m
+        }
+    }
+
+    private mutating func rebuild() {
+        heap = live.map { ($0.value, $0.key) }.sorted { $0.0 < $1.0 }
+    }
+}

@@ -74,6 +74,22 @@ extension API {
     }
 }
 
+extension API {
+    /// `GET /v1/segments/{segment}/changes`: entries and exits (segment.entered, segment.exited), oldest first.
+    func segmentChanges(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let since = try instant(req, "since", Timestamp(seconds: Int64.min))
+        let limit = try queryInt(req, "limit", default: 100, range: 1...1000)
+        return json(["items": try await store.segmentChanges(program: key.program, segment: ctx.parameters.get("segment") ?? "", since: since.seconds == Int64.min ? nil : since, limit: limit)])
+    }
+
+    func memberSegments(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
+        let id = try memberId(ctx)
+        _ = try await store.member(program: key.program, id: id, now: now())
+        struct Item: Encodable { var segment: String; var since: Timestamp }
+        return json(["items": try await store.memberSegments(program: key.program, member: id).map { Item(segment: $0.segment, since: $0.since) }])
+    }
+}
+
 enum SegmentExport {
     enum Format: String, CaseIterable { case json, csv }
     /// Export fields: name → value (`JSONValue` so JSON keeps numbers as numbers).

@@ -1,6 +1,11 @@
 import Foundation
 import PatronCore
 
+public struct MemberSegment: Codable, Sendable, Equatable {
+    public var segment: String
+    public var since: Timestamp
+}
+
 /// Everything known about one member in one answer (会员画像).
 public struct MemberPortrait: Codable, Sendable {
     public struct Share: Codable, Sendable, Equatable {
@@ -30,6 +35,8 @@ public struct MemberPortrait: Codable, Sendable {
     /// P(alive), expected purchases, CLV and the churn warning from the last model fit.
     public var churn: MemberChurn?
     public var tags: [MemberTagView]
+    /// The saved segments the member is in, with since when.
+    public var segments: [MemberSegment]
     /// Benefits by status now.
     public var benefits: [String: Int]
     public var orders: OrderStats
@@ -81,7 +88,8 @@ extension Store {
         }
         let wallet = try await self.wallet(program: program, member: id, status: nil, now: now)
         let ch = shares(channels, bySpend: false), st = shares(stores, bySpend: false)
-        return MemberPortrait(member: record, rfm: try await memberRFM(program: program, member: id), churn: try await memberChurn(program: program, member: id), tags: try await memberTags(program: program, member: id, now: now), benefits: wallet.counts,
+        return MemberPortrait(member: record, rfm: try await memberRFM(program: program, member: id), churn: try await memberChurn(program: program, member: id), tags: try await memberTags(program: program, member: id, now: now),
+                              segments: try await memberSegments(program: program, member: id).map { MemberSegment(segment: $0.segment, since: $0.since) }, benefits: wallet.counts,
                               orders: .init(count: count, totalMinor: total, averageMinor: count > 0 ? total / count : nil, first: first, last: last,
                                             refunded: Int64(refundedWhole.count),
                                             byMonth: months.sorted { $0.key < $1.key }.map { MemberPortrait.Month(month: $0.key, orders: $0.value.0, spentMinor: $0.value.1) }),

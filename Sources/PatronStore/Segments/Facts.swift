@@ -11,6 +11,10 @@ final class FactsRegistry: @unchecked Sendable {
         var facts = MemberFacts()
         var dirty = Set<Int64>()
         var scoresStale = false
+        /// Members read again since the membership tracker last looked (it re-evaluates them).
+        var trackerDirty = Set<Int64>()
+        /// Saved segments' membership as the tracker keeps it.
+        var tracked: [String: TrackedSegment] = [:]
         var builtAt: Timestamp
         init(builtAt: Timestamp) { self.builtAt = builtAt }
     }
@@ -93,7 +97,7 @@ extension Store {
         return try await memberFacts(program: program, now: now).1
     }
 
-    private func currentFacts(program: String, now: Timestamp) async throws -> (MemberFacts, FactsStatus) {
+    func currentFacts(program: String, now: Timestamp) async throws -> (MemberFacts, FactsStatus) {
         let engine = try await self.engine(program)
         var buildSeconds: Double? = nil
         let entry: FactsRegistry.Entry
@@ -129,11 +133,13 @@ extension Store {
                 for r in found { rows.append(engine.factsRow(try Coding.state(try r.string("state")), at: now)) }
             }
             facts.update(entry) { f in for r in rows { f.upsert(r) } }
+            facts.update(entry) { _ in entry.trackerDirty.formUnion(dirty) }
         }
         if scoresStale {
             var f = facts.snapshot(entry)
             try await loadScores(program: program, into: &f)
-            facts.update(entry) { $0 = f }
+            // Scores may move anyone: the tracker looks at every member again.
+            facts.update(entry) { $0 = f; entry.trackerDirty.formUnion(f.ids) }
         }
         let f = facts.snapshot(entry)
         return (f, FactsStatus(members: f.count, orders: f.orderRows - f.garbage, builtAt: entry.builtAt, buildSeconds: buildSeconds,

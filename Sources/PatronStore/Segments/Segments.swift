@@ -140,6 +140,8 @@ extension Store {
         _ = try await segment(program: program, id: id)
         var plan = WritePlan()
         plan.add("DELETE FROM segments WHERE program_id = ? AND segment_id = ?", [.text(program), .text(id)])
+        // Its entries and exits stay as history; who is in it now goes.
+        plan.add("DELETE FROM segment_members WHERE program_id = ? AND segment_id = ?", [.text(program), .text(id)])
         try await db.write(plan)
     }
 
