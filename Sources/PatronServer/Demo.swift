@@ -126,6 +126,27 @@ public enum Demo {
         return done
     }
 
+    /// The demo's saved segments (人群), as operators would write them.
+    public static let segmentDocuments = [
+        #"{"id": "gold_plus_active", "name": {"zh-CN": "近90天有购的金卡以上会员", "en": "Gold+ who bought in 90 days"}, "condition": "member.tier in ['gold', 'diamond'] && orders.within('90d').count() >= 1"}"#,
+        #"{"id": "lapsing_valuable", "name": {"zh-CN": "高价值流失预警", "en": "Valuable and lapsing"}, "condition": "member.spentMinor >= 50000 && now - member.lastOrderAt >= duration('90d')"}"#,
+        #"{"id": "one_and_done", "name": {"zh-CN": "只买过一次", "en": "Bought once, 30+ days ago"}, "condition": "member.orderCount == 1 && now - member.lastOrderAt > duration('30d')"}"#,
+    ]
+
+    /// Saves the demo's segments and records who is in them; answers their sizes.
+    public static func saveSegments(store: Store, now: Timestamp) async throws -> [(String, Int)] {
+        for doc in segmentDocuments {
+            let draft = try SegmentParser.parse(try JSONDecoder().decode(JSONValue.self, from: Data(doc.utf8))).get()
+            _ = try await store.saveSegment(program: "demo", draft, now: now)
+        }
+        try await store.refreshSegments(program: "demo", now: now)
+        var out: [(String, Int)] = []
+        for s in try await store.segments(program: "demo") {
+            out.append((s.definition.id, try await store.segmentMembers(program: "demo", id: s.definition.id, now: now).count))
+        }
+        return out
+    }
+
     /// Where the CDNOW purchase log is looked for, in order.
     public static func cdnowCandidates(cwd: String) -> [String] {
         var c: [String] = []

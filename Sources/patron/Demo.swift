@@ -50,6 +50,9 @@ struct DemoCommand: AsyncParsableCommand {
         print("demo: jobs brought \(jobs.members) members to now: \(jobs.expiredPoints) points lapsed, \(jobs.tierChanges) tier changes")
         let acts = try await Demo.benefitActivity(store: store, now: t)
         print("demo: members set \(acts.birthdays) birthdays, claimed \(acts.claims) benefits, used \(acts.uses) at checkout, made \(acts.exchanges) points-mall exchanges")
+        try await store.computeRFM(program: "demo", asOf: t)
+        let segments = try await Demo.saveSegments(store: store, now: t)
+        print("demo: saved segments " + segments.map { "\($0.0) (\($0.1) members)" }.joined(separator: ", "))
         let key = try await store.createKey(program: "demo", name: "demo", scopes: [.read, .write, .admin], now: t)
         var sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1, tier: "gold").items.first
         if sample == nil { sample = try await store.listMembers(program: "demo", cursor: nil, limit: 1).items.first }
@@ -71,6 +74,9 @@ struct DemoCommand: AsyncParsableCommand {
           curl -s \(base)/v1/members/\(sample?.id.description ?? "ID")/benefits -H "Authorization: Bearer $PATRON_KEY"
           curl -s '\(base)/v1/reports/benefits?from=\(t.adding(days: -400).iso8601)' -H "Authorization: Bearer $PATRON_KEY"
           curl -s \(base)/v1/mall -H "Authorization: Bearer $PATRON_KEY"
+          curl -s -X POST \(base)/v1/segments/preview -H "Authorization: Bearer $PATRON_KEY" -H 'Content-Type: application/json' \\
+               -d '{"condition": "member.tier in [\\"gold\\", \\"diamond\\"] && member.lifecycle == \\"at_risk\\""}'
+          curl -s '\(base)/v1/segments/lapsing_valuable/members?format=csv&fields=memberId,tier,spentMinor,lastOrderAt' -H "Authorization: Bearer $PATRON_KEY" | head
           curl -s \(base)/openapi.json | head
         """)
         if noServe { try await store.close(); return }
