@@ -334,7 +334,7 @@ public enum OpenAPI {
           "newMembers": {"type": "integer"}, "total": {"$ref": "#/components/schemas/KPIGroup"}, "previousBuyers": {"type": "integer"}, "returningBuyers": {"type": "integer"},
           "returnRatePpm": {"type": "integer"}, "upgradedMembers": {"type": "integer"}, "upgradeRatePpm": {"type": "integer"}, "downgradedMembers": {"type": "integer"},
           "downgradeRatePpm": {"type": "integer"}, "tierDistribution": {"type": "object"}, "topTierSharePpm": {"type": "integer"},
-          "funnel": {"type": "array", "items": {"type": "object", "properties": {"step": {"type": "string", "enum": ["registered", "active", "upgraded", "claimedBenefit", "repurchased"]}, "members": {"type": "integer"}}}},
+          "funnel": {"type": "array", "items": {"type": "object", "properties": {"step": {"type": "string", "enum": ["registered", "active", "nearNextTier", "upgraded", "claimedBenefit", "repurchased"], "description": "nearNextTier: members below the top tier whose qualifying growth now is within 20% of the next threshold (at least 80% of it); the others count over the period"}, "members": {"type": "integer"}}}},
           "split": {"type": "string"}, "groups": {"type": "array", "items": {"$ref": "#/components/schemas/KPIGroup"}}}},
       "KPIGroup": {"type": "object", "properties": {"key": {"type": "string"}, "activeMembers": {"type": "integer"}, "repeatBuyers": {"type": "integer"}, "repurchaseRatePpm": {"type": "integer"},
         "orders": {"type": "integer"}, "revenueMinor": {"type": "integer"}, "averageOrderMinor": {"type": "integer"}, "ordersPerActiveMilli": {"type": "integer"}}},

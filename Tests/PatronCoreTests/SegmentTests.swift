@@ -113,6 +113,20 @@ func dropNulls(_ v: CondValue) -> CondValue {
 
     /// Facts kept up to date member by member (with removals and compactions) give every
     /// segment the same members and make-up as facts built afresh, at every step.
+    /// The funnel's "within 20% of the next threshold": at least 80% of it, below it, not in the top tier.
+    @Test func nearTheNextTier() throws {
+        let tiers = try parseProgram(programJSON()).tiers   // basic 0, silver 1,000, gold 5,000, diamond 20,000
+        var f = MemberFacts()
+        let rows: [(String, Int64)] = [("basic", 799), ("basic", 800), ("basic", 999), ("basic", 1_000), ("silver", 4_000), ("gold", 15_999),
+                                       ("gold", 16_000), ("diamond", 19_000), ("diamond", 50_000)]
+        for (i, (tier, g)) in rows.enumerated() {
+            f.upsert(MemberFactsRow(id: MemberID(Int64(i + 1)), tier: tier, registeredAt: t0, growthQualifying: g))
+        }
+        // 800, 999 (basic → silver), 4,000 (silver → gold), 16,000 (gold → diamond); 1,000 in basic is not below the threshold.
+        #expect(f.nearNextTier(tiers) == 4)
+        #expect(f.nearNextTier(tiers, withinPermille: 0) == 0)
+    }
+
     @Test(arguments: [1, 2, 3] as [UInt64])
     func incrementalFactsAgreeWithRebuilds(seed: UInt64) throws {
         var w = try SegmentWorld(seed: seed, members: 40)

@@ -56,7 +56,9 @@ import Testing
             #expect(k.groups?.map(\.key) == ["app", "store"])
             #expect(k.groups?.first { $0.key == "app" }?.orders == 1)
             #expect(k.groups?.first { $0.key == "store" }?.activeMembers == 3)
-            #expect(k.funnel.map(\.members) == [3, 3, 1, 0, 1])
+            // Near the next tier now: nobody (a has 350 of silver's 1,000; b 1,200 of gold's 5,000; c 100).
+            #expect(k.funnel.map(\.step) == ["registered", "active", "nearNextTier", "upgraded", "claimedBenefit", "repurchased"])
+            #expect(k.funnel.map(\.members) == [3, 3, 0, 1, 0, 1])
             let co = try await store.cohorts(program: "shop", from: day("2026-02-01"), until: day("2026-05-01"), months: 2)
             #expect(co.cohorts.map(\.month) == ["2026-02", "2026-03"])
             #expect(co.cohorts[0].members == 1 && co.cohorts[0].buyers == [1, 1, 0] && co.cohorts[0].revenueMinor == [5_000, 30_000, 0])

@@ -231,3 +231,22 @@ public struct MemberFacts: Sendable {
         ids.count * 170 + oAt.count * 60 + (tagPool.count + catPool.count + skuPool.count) * 4 + strings.reduce(0) { $0 + $1.utf8.count + 40 }
     }
 }
+
+extension MemberFacts {
+    /// Members below the top tier whose qualifying growth is at least `1 − withinPermille/1000`
+    /// of the next tier's threshold (the funnel's "within 20% of the next threshold"), as of
+    /// each member's last write. Tiers are in the program's order.
+    public func nearNextTier(_ tiers: [TierDefinition], withinPermille: Int64 = 200) -> Int {
+        var next: [UInt32: Int64] = [:]
+        for (i, t) in tiers.enumerated() where i + 1 < tiers.count {
+            if let id = stringIds[t.id] { next[id] = tiers[i + 1].threshold }
+        }
+        var n = 0
+        for r in 0..<ids.count where present[r] {
+            guard let threshold = next[tier[r]] else { continue }
+            let g = growthQualifying[r]
+            if g < threshold && g * 1000 >= threshold * (1000 - withinPermille) { n += 1 }
+        }
+        return n
+    }
+}

@@ -44,8 +44,9 @@ public struct ProgramKPIs: Codable, Sendable, Equatable {
     /// Members in each tier now, and the share in the top tier (the Sephora rule of thumb is ~10%).
     public var tierDistribution: [String: Int64]
     public var topTierSharePpm: Int64?
-    /// The loop's funnel over the period: registered (by its end) → active → upgraded →
-    /// claimed a benefit → bought at least twice.
+    /// The loop's funnel: registered (by the period's end) → active in the period → within 20%
+    /// of the next tier's threshold now → upgraded in the period → claimed a benefit → bought at
+    /// least twice.
     public var funnel: [FunnelStep]
     /// Split by `tier`, `channel` or `store`, when asked.
     public var split: String?
@@ -131,12 +132,15 @@ extension Store {
         let top = v.definition.tiers.last!.id, bottom = v.definition.tiers.first!.id
         let claimed = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM benefit_grants WHERE program_id = ? AND claimed_at >= ? AND claimed_at < ?",
                                     [p, .int(t0.seconds), .int(t1.seconds)])
+        // Members near the next threshold now, from the member facts (each member's qualifying growth).
+        let near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,
                            previousBuyers: previous, returningBuyers: returning, returnRatePpm: ppm(returning, previous),
                            upgradedMembers: Int64(up.count), upgradeRatePpm: ppm(Int64(up.count), all - (tiers[top] ?? 0)),
                            downgradedMembers: Int64(down.count), downgradeRatePpm: ppm(Int64(down.count), all - (tiers[bottom] ?? 0)),
                            tierDistribution: tiers, topTierSharePpm: ppm(tiers[top] ?? 0, all),
                            funnel: [FunnelStep(step: "registered", members: members), FunnelStep(step: "active", members: total.activeMembers),
+                                    FunnelStep(step: "nearNextTier", members: near),
                                     FunnelStep(step: "upgraded", members: Int64(up.count)), FunnelStep(step: "claimedBenefit", members: claimed),
                                     FunnelStep(step: "repurchased", members: total.repeatBuyers)],
                            split: split?.rawValue, groups: groups)
