@@ -192,7 +192,11 @@ struct CondRunner<S: CondSource> {
     private var now: Int64
     private let realNow: Int64
     private var remaining: Int
-    private var locals: [CondVal] = []
+    /// The elements bound by methods, innermost last: the first four in place, the rest in
+    /// `moreLocals` (an array would be allocated at every evaluation that binds one).
+    private var local0: CondVal = .v(.null), local1: CondVal = .v(.null), local2: CondVal = .v(.null), local3: CondVal = .v(.null)
+    private var moreLocals: [CondVal] = []
+    private var depth = 0
     let tracing: Bool
     /// Set while evaluating what a comparison will ignore for `nextChange` (its other side is a
     /// constant null): instants are not worked out (everything else, steps included, is done).
@@ -220,8 +224,32 @@ struct CondRunner<S: CondSource> {
     // Helpers are `mutating` although most change nothing: called from mutating methods, a
     // non-mutating one is given a copy of the runner.
 
-    private func pos(_ n: Node) -> CondPos { plan.positions[Int(n)] }
-    private func usesTime(_ n: Node) -> Bool { plan.nodes[Int(n)].usesTime }
+    private mutating func pos(_ n: Node) -> CondPos { plan.positions[Int(n)] }
+
+    private mutating func bind(_ x: CondVal) {
+        switch depth {
+        case 0: local0 = x
+        case 1: local1 = x
+        case 2: local2 = x
+        case 3: local3 = x
+        default: moreLocals.append(x)
+        }
+        depth += 1
+    }
+    private mutating func unbind() {
+        depth -= 1
+        if depth >= 4 { moreLocals.removeLast() }
+    }
+    private mutating func local(_ i: Int) -> CondVal {
+        switch i {
+        case 0: local0
+        case 1: local1
+        case 2: local2
+        case 3: local3
+        default: moreLocals[i - 4]
+        }
+    }
+    private mutating func usesTime(_ n: Node) -> Bool { plan.nodes[Int(n)].usesTime }
 
     private mutating func charge(_ steps: Int, _ n: Node) throws(CondError) {
         remaining -= steps
@@ -271,7 +299,7 @@ struct CondRunner<S: CondSource> {
             remaining -= Int(n.b)
             return .v(source.value(Int(n.a)))
         case .localField:
-            guard remaining >= 2, case .row(let l, let index) = locals[Int(n.a)] else { return try eval(n.c) }
+            guard remaining >= 2, case .row(let l, let index) = local(Int(n.a)) else { return try eval(n.c) }
             remaining -= 2
             let f = plan.fieldTables[Int(n.b)][l]
             return .v(f < 0 ? .null : source.field(l, index, f))
@@ -283,7 +311,7 @@ struct CondRunner<S: CondSource> {
         case .now: return .v(.timestamp(Timestamp(seconds: now)))
         case .variable: return variable(plan.names[Int(n.a)])
         case .rows: return rows(Int(n.a))
-        case .local: return locals[Int(n.a)]
+        case .local: return local(Int(n.a))
         case .field: return try field(n.a, plan.names[Int(n.b)], i)
         case .part: return .v(try part(n.a, n.part, n.varies, i))
         case .not: return .v(.bool(!(try Ev.truth(try value(n.a), pos(n.a)))))
@@ -326,7 +354,7 @@ struct CondRunner<S: CondSource> {
 
     private mutating func has(_ x: Node) throws(CondError) -> Bool {
         switch try eval(x) {
-        case .v(let v): return v != .null
+        case .v(let v): return !v.isNull
         case .row, .rows: return true
         }
     }
@@ -365,7 +393,7 @@ struct CondRunner<S: CondSource> {
         for k in start..<start + count {
             let step = plan.steps[k]
             let b = try value(step.node)
-            acc = acc == .null || b == .null ? .null : try Ev.arith(step.op, acc, b, step.pos)
+            acc = acc.isNull || b.isNull ? .null : try Ev.arith(step.op, acc, b, step.pos)
         }
         return acc
     }
@@ -377,13 +405,13 @@ struct CondRunner<S: CondSource> {
         // A side that is null and does not move with time makes the comparison constant: the
         // instants the other side notes (say, the next month of `now.month`) are dropped, so
         // they need not be worked out.
-        let dropped = tracing && a == .null && !usesTime(l)
+        let dropped = tracing && a.isNull && !usesTime(l)
         let wasIgnoring = ignoring
         if dropped { ignoring = true }
         let b: CondValue
         do { b = try value(r) } catch { ignoring = wasIgnoring; throw error }
         ignoring = wasIgnoring
-        if tracing, dropped || (b == .null && !usesTime(r)) {
+        if tracing, dropped || (b.isNull && !usesTime(r)) {
             soonest = before
         } else if tracing && varies, let a1 = try later(l), let b1 = try later(r), !ignoring {
             Ev.traceCrossing(a, b, a1, b1, now: now, realNow: realNow, &soonest)
@@ -397,7 +425,7 @@ struct CondRunner<S: CondSource> {
         case .eq: return .bool(a == b)
         case .ne: return .bool(a != b)
         default:
-            if a == .null || b == .null { return .bool(false) }
+            if a.isNull || b.isNull { return .bool(false) }
             let c = try Ev.order(a, b, pos(at))
             switch op {
             case .lt: return .bool(c < 0)
@@ -410,7 +438,7 @@ struct CondRunner<S: CondSource> {
 
     private mutating func isIn(_ l: Node, _ r: Node, _ at: Node) throws(CondError) -> CondValue {
         let x = try value(l)
-        guard let xs = try list(r, r), x != .null else { return .bool(false) }
+        guard let xs = try list(r, r), !x.isNull else { return .bool(false) }
         switch xs {
         case .values(let ys):
             for y in ys {
@@ -470,13 +498,13 @@ struct CondRunner<S: CondSource> {
                 var time = x
                 if let field {
                     guard case .record(let fields) = x else {
-                        if x == .null { continue }
+                        if x.isNull { continue }
                         throw Ev.mismatch(pos(at), "a record", x)
                     }
                     time = fields[field] ?? .null
                 }
                 guard case .timestamp(let t) = time else {
-                    if time == .null { continue }
+                    if time.isNull { continue }
                     throw Ev.mismatch(pos(at), "a timestamp", time)
                 }
                 if t.seconds > start && t.seconds <= now { kept.append(x) }
@@ -522,7 +550,7 @@ struct CondRunner<S: CondSource> {
                 try charge(1, at)
                 let time = source.field(l, rs[k], tf)
                 guard case .timestamp(let t) = time else {
-                    if time == .null { continue }
+                    if time.isNull { continue }
                     throw Ev.mismatch(pos(at), "a timestamp", time)
                 }
                 if t.seconds > start && t.seconds <= now { kept.append(rs[k]) }
@@ -546,9 +574,9 @@ struct CondRunner<S: CondSource> {
             var kept: [CondValue] = []
             for x in xs {
                 try charge(1, at)
-                locals.append(.v(x))
+                bind(.v(x))
                 let ok = try Ev.truth(try value(body), pos(body))
-                locals.removeLast()
+                unbind()
                 switch kind {
                 case .exists: if ok { return .v(.bool(true)) }
                 case .all: if !ok { return .v(.bool(false)) }
@@ -561,9 +589,9 @@ struct CondRunner<S: CondSource> {
             var kept: [Int] = []
             for k in 0..<rs.count {
                 try charge(1, at)
-                locals.append(.row(l, rs[k]))
+                bind(.row(l, rs[k]))
                 let ok = try Ev.truth(try value(body), pos(body))
-                locals.removeLast()
+                unbind()
                 switch kind {
                 case .exists: if ok { return .v(.bool(true)) }
                 case .all: if !ok { return .v(.bool(false)) }
@@ -594,13 +622,13 @@ struct CondRunner<S: CondSource> {
             }
             var v: CondValue
             if body >= 0 {
-                locals.append(x)
+                bind(x)
                 v = try value(body)
-                locals.removeLast()
+                unbind()
             } else {
                 v = plain(x)
             }
-            if v == .null { continue }
+            if v.isNull { continue }
             switch op {
             case .sum, .avg:
                 guard case .int(let i) = v else { throw Ev.mismatch(pos(at), "an int", v) }
@@ -632,4 +660,8 @@ struct CondRunner<S: CondSource> {
         case let x: throw Ev.mismatch(pos(at), "a list", plain(x))
         }
     }
+}
+
+extension CondValue {
+    var isNull: Bool { if case .null = self { true } else { false } }
 }

@@ -201,7 +201,8 @@ extension Engine {
                         switch choice {
                         case .all: break
                         case .readingState: if !rules[i].readsState { continue }
-                        case .due(let at): if !(state.pointee.tagDue[rules[i].tag.id].map { $0 <= at } ?? false) { continue }
+                        case .due(let at):
+                            guard let k = Self.find(state.pointee.tagDue, rules[i].tag.id), state.pointee.tagDue.values[k] <= at else { continue }
                         }
                         // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
                         guard case .success(let (holds, next)) = rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) else { continue }
@@ -213,14 +214,33 @@ extension Engine {
             guard n > 0 else { return }
             for o in outcomes[..<n] {
                 let id = rules[o.rule].tag.id
-                if o.holds != (s.tags[id] != nil) { changeTag(&s, id, add: o.holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
+                if o.holds != (Self.find(s.tags, id) != nil) { changeTag(&s, id, add: o.holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
                 // Uses of `now` the analysis cannot follow are looked at again the next local day,
                 // not every second.
-                s.tagDue[id] = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
+                let due = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
+                if let k = Self.find(s.tagDue, id) {
+                    if let due { if s.tagDue.values[k] != due { s.tagDue.values[k] = due } } else { s.tagDue.remove(at: k) }
+                } else if let due {
+                    s.tagDue[id] = due
+                }
             }
             s.tagsDueAt = s.tagDue.values.min()
         }
         }
+    }
+
+    /// Where `key` is in `d`: by comparing keys when there are few (a member has a few tags and
+    /// timers, and hashing a tag's id costs more than comparing it with a few others).
+    static func find<V>(_ d: [String: V], _ key: String) -> Dictionary<String, V>.Index? {
+        guard d.count <= 8 else { return d.index(forKey: key) }
+        let length = key.utf8.count
+        var i = d.startIndex
+        while i != d.endIndex {
+            let k = d.keys[i]
+            if k.utf8.count == length && k == key { return i }
+            d.formIndex(after: &i)
+        }
+        return nil
     }
 
     func changeTag(_ s: inout MemberState, _ tag: String, add: Bool, at t: Timestamp, cause: TagCause, event: EventID?, by: String?, reason: String?, fx: inout Effects) {
@@ -284,6 +304,26 @@ public struct MemberConditionSource: CondSource {
     }
     enum OrderField { case id, at, amount, category, categories, channel, store, skus, usedCoupon, missing }
 
+    /// The tables below, kept where a source can point at them (a static is looked up through
+    /// a one-time check at every use; a source reads its fields millions of times).
+    struct Tables: @unchecked Sendable {
+        let fields: UnsafeBufferPointer<Field>
+        let orderFields: UnsafeBufferPointer<OrderField>
+        let ordersList: Int
+        /// Never freed: one per process.
+        init() {
+            func kept<T>(_ xs: [T]) -> UnsafeBufferPointer<T> {
+                let p = UnsafeMutableBufferPointer<T>.allocate(capacity: xs.count)
+                _ = p.initialize(from: xs)
+                return UnsafeBufferPointer(p)
+            }
+            fields = kept(MemberConditionSource.fields)
+            orderFields = kept(MemberConditionSource.orderFields)
+            ordersList = MemberConditionSource.ordersList
+        }
+    }
+    static let tables = Tables()
+
     static let fields: [Field] = {
         let named: [String: Field] = [
             "member.id": .id, "member.tier": .tier, "member.registeredAt": .registeredAt,
@@ -313,6 +353,7 @@ public struct MemberConditionSource: CondSource {
     // state it points to are held still (`Engine.withConditionSource`, `evaluateTags`).
     private let enginePointer: UnsafePointer<Engine>
     private let statePointer: UnsafePointer<MemberState>
+    private let tables: Tables
     /// The index of the program's version in force at `t`.
     let version: Int
     let t: Timestamp
@@ -321,11 +362,12 @@ public struct MemberConditionSource: CondSource {
 
     init(engine: UnsafePointer<Engine>, state: UnsafePointer<MemberState>, version: Int, at t: Timestamp) {
         enginePointer = engine; statePointer = state; self.version = version; self.t = t
+        tables = Self.tables
     }
 
     public func value(_ slot: Int) -> CondValue {
         let s = statePointer
-        switch Self.fields[slot] {
+        switch tables.fields[slot] {
         case .id: return .string(s.pointee.memberId.description)
         case .tier: return .string(s.pointee.tier.tierId)
         case .registeredAt: return .timestamp(s.pointee.registeredAt)
@@ -358,11 +400,11 @@ public struct MemberConditionSource: CondSource {
         }
     }
 
-    public func count(_ list: Int) -> Int { list == Self.ordersList ? state.orderFacts.count : 0 }
+    public func count(_ list: Int) -> Int { list == tables.ordersList ? state.orderFacts.count : 0 }
 
     public func field(_ list: Int, _ index: Int, _ field: Int) -> CondValue {
-        guard list == Self.ordersList else { return .null }
-        switch Self.orderFields[field] {
+        guard list == tables.ordersList else { return .null }
+        switch tables.orderFields[field] {
         case .id: return .string(state.orderFacts[index].orderId)
         case .at: return .timestamp(state.orderFacts[index].at)
         case .amount: return .int(state.orderFacts[index].amountMinor)
