@@ -71,6 +71,10 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
                                                        errors: [FieldError(path: "item", reason: "'\(item)' has no stock left for this quantity")])
             case .exchangeNotOpen: return Problem(.conflict, type: "exchange-not-open", title: "The exchange cannot move to that status", detail: s.description)
             case .segmentNotFound: return Problem(.notFound, type: "segment-not-found", title: "No such segment", detail: s.description)
+            case .memberMerged: return Problem(.conflict, type: "member-merged", title: "The member was merged into another", detail: s.description)
+            case .hasMergedMembers: return Problem(.conflict, type: "member-has-merged-members", title: "Other members were merged into this one", detail: s.description)
+            case .mergeNotFound: return Problem(.notFound, type: "merge-not-found", title: "No such merge", detail: s.description)
+            case .mergeUndone: return Problem(.conflict, type: "merge-undone", title: "The merge was already undone", detail: s.description)
             case .codeNotFound: return Problem(.notFound, type: "code-not-found", title: "No benefit has this code", detail: s.description,
                                                errors: [FieldError(path: "code", reason: "is not a code of this program")])
             }

@@ -37,26 +37,35 @@ extension Store {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) {
                 return (try Coding.decode(RecordedEvent.self, r.body), r.body, true)
             }
-            let m = try await loadMember(program: program, id: member)
-            let eventNo = m.lastEventNo + 1
-            let event = MemberEvent(id: EventID(eventNo), occurredAt: occurredAt, body: body)
+            let addressed = try await loadMember(program: program, id: member)
+            // The member whose state the event changes: the survivor, when the addressed member was
+            // merged into another. The event stays the addressed member's (their numbering), so an
+            // unmerge gives it back to them; the engine sees it in the member's slot.
+            var m = addressed, slot: Int64 = 0
+            if let survivor = addressed.mergedInto {
+                m = try await loadMember(program: program, id: survivor)
+                slot = try await mergeSlot(program: program, survivor: survivor, absorbed: member)
+            }
+            let eventNo = addressed.lastEventNo + 1
+            let stored = MemberEvent(id: EventID(eventNo), occurredAt: occurredAt, body: body)
+            let event = slot == 0 ? stored : MemberEvent(id: MemberMerge.virtualID(slot: slot, stored.id), occurredAt: occurredAt, body: body.renumbered(slot: slot))
             var state = m.state
             // The engine needs the record of the order the event names, if it is recorded.
             var orderId: String? = nil
             if case .orderPaid(let o) = body { orderId = o.orderId }
             if case .orderRefunded(let r) = body { orderId = r.orderId }
             if case .benefitRedeemed(let r) = body { orderId = r.orderId }
-            if let orderId, let stored = try await orderRecord(program: program, orderId: orderId) {
-                guard stored.member == member else { throw StoreError.orderTaken(orderId) }
-                state.load(order: orderId, stored.record)
+            if let orderId, let storedOrder = try await orderRecord(program: program, orderId: orderId) {
+                guard try await survivor(program: program, of: storedOrder.member) == m.id else { throw StoreError.orderTaken(orderId) }
+                state.load(order: orderId, storedOrder.record)
             }
             var fx = Effects()
             let outcome: EventOutcome
             let isReplay = occurredAt < m.state.asOf
             do {
                 if isReplay {
-                    let history = try await events(program: program, member: member)
-                    let r = try engine.replay(member: member, registeredAt: m.registeredAt, events: history + [event], until: m.state.asOf, validating: event.id)
+                    let history = try await self.history(program: program, member: m.id)
+                    let r = try engine.replay(member: m.id, registeredAt: history.registeredAt, events: history.events + [event], until: m.state.asOf, validating: event.id)
                     state = r.state; fx = r.effects; outcome = r.outcomes[event.id]!
                 } else {
                     outcome = try engine.apply(&state, event, effects: &fx)
@@ -64,19 +73,23 @@ extension Store {
             } catch let e as EngineError {
                 throw StoreError.rule(e)
             }
-            let result = RecordedEvent(memberId: member, eventId: event.id, kind: body.kind, occurredAt: occurredAt, outcome: outcome,
+            let result = RecordedEvent(memberId: member, eventId: stored.id, kind: body.kind, occurredAt: occurredAt, outcome: outcome,
                                        standing: engine.standing(state, now: now, programPaceMilli: programPace(program, now: now)))
             var plan = WritePlan()
-            updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: eventNo, now: now)
+            updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: slot == 0 ? eventNo : m.lastEventNo, now: now)
+            if slot != 0 {
+                plan.add("UPDATE members SET last_event_no = ?, state_version = state_version + 1 WHERE program_id = ? AND member_id = ? AND state_version = ?",
+                         [.int(eventNo), .text(program), .int(member.rawValue), .int(addressed.stateVersion)], expectRows: 1, else: .conflict("member"))
+            }
             plan.add("INSERT INTO events (program_id, member_id, event_no, kind, occurred_at, recorded_at, idempotency_key, payload, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [.text(program), .int(member.rawValue), .int(eventNo), .text(body.kind.rawValue), .int(occurredAt.seconds), .int(now.seconds),
                       SQLValue(idempotencyKey), .text(body.payloadText), .text(outcome.jsonText)])
             var newOrders: [(OrderPaid, EventID, Timestamp)] = []
-            if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, event.id, occurredAt)) }
-            if isReplay { deleteDerived(&plan, program: program, member: member) }
-            writeEffects(&plan, program: program, member: member, fx, newOrders: newOrders, clock: engine.program.at(occurredAt).clock)
-            writeTags(&plan, program: program, member: member, state: state, fx, replay: isReplay)
-            writeMall(&plan, program: program, member: member, event: event, versions: engine.program, fx: fx, now: now)
+            if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, stored.id, occurredAt)) }
+            if isReplay { deleteDerived(&plan, program: program, member: m.id) }
+            writeEffects(&plan, program: program, member: m.id, fx, newOrders: newOrders, ordersOwner: member, clock: engine.program.at(occurredAt).clock)
+            writeTags(&plan, program: program, member: m.id, state: state, fx, replay: isReplay)
+            writeMall(&plan, program: program, member: member, event: stored, slot: slot, versions: engine.program, fx: fx, now: now)
             let answer = result.jsonText
             rememberAnswer(&plan, program: program, key: idempotencyKey, hash: requestHash, status: 201, response: answer, now: now)
             do {
@@ -156,9 +169,11 @@ extension Store {
 
     /// Writes the step's effects. `newOrders` are the orders first recorded by this step (inserted,
     /// guarded: an order id belongs to one member); other changed order records are updated.
+    /// `ordersOwner`: whom new orders are recorded for (the member the event was addressed to,
+    /// when that member was merged into `member`).
     func writeEffects(_ plan: inout WritePlan, program: String, member: MemberID, _ fx: Effects, newOrders: [(OrderPaid, EventID, Timestamp)] = [],
-                      clock: ProgramClock? = nil) {
-        let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
+                      ordersOwner: MemberID? = nil, clock: ProgramClock? = nil) {
+        let p = SQLValue.text(program), m = SQLValue.int(member.rawValue), owner = SQLValue.int((ordersOwner ?? member).rawValue)
         if let clock {
             // The KPI aggregate, for the orders first recorded now (replays do not count them again).
             struct Key: Hashable, Comparable {
@@ -174,21 +189,22 @@ extension Store {
                 days[key, default: (0, 0)].revenue += o.paidMinor
             }
             RowInsert.memberDays.add(&plan, days.sorted(by: { $0.key < $1.key }).map { k, v in
-                [p, m, .int(k.day), .int(k.month), .text(k.tier), .text(k.channel), .text(k.store), .int(v.orders), .int(v.revenue)]
+                [p, owner, .int(k.day), .int(k.month), .text(k.tier), .text(k.channel), .text(k.store), .int(v.orders), .int(v.revenue)]
             })
         }
         var inserted = Set<String>()
         RowInsert.orders.add(&plan, newOrders.compactMap { o, ev, at in
             guard let rec = fx.orders[o.orderId] else { return nil }
             inserted.insert(o.orderId)
-            return [p, .text(o.orderId), m, .int(ev.rawValue), .int(at.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store), .text(Coding.order(rec))]
+            return [p, .text(o.orderId), owner, .int(ev.rawValue), .int(at.seconds), .int(o.paidMinor), SQLValue(o.channel), SQLValue(o.store), .text(Coding.order(rec))]
         }, else: .taken("order"))
         for (id, rec) in fx.orders.sorted(by: { $0.key < $1.key }) where !inserted.contains(id) {
-            plan.add("UPDATE orders SET record = ?, lapsed_points = 0 WHERE program_id = ? AND order_id = ? AND member_id = ?",
-                     [.text(Coding.order(rec)), p, .text(id), m])
+            // By order id alone: the orders of members merged into this one keep their own owner.
+            plan.add("UPDATE orders SET record = ?, lapsed_points = 0 WHERE program_id = ? AND order_id = ?",
+                     [.text(Coding.order(rec)), p, .text(id)])
         }
         for (id, n) in fx.orderLapses.sorted(by: { $0.key < $1.key }) where fx.orders[id] == nil {
-            plan.add("UPDATE orders SET lapsed_points = lapsed_points + ? WHERE program_id = ? AND order_id = ? AND member_id = ?", [.int(n), p, .text(id), m])
+            plan.add("UPDATE orders SET lapsed_points = lapsed_points + ? WHERE program_id = ? AND order_id = ?", [.int(n), p, .text(id)])
         }
         RowInsert.ledgerEntries.add(&plan, fx.entries.map { e in
             [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),

@@ -69,9 +69,17 @@ extension Store {
         let memberIds = byMember.keys.sorted()
         var done = 0
         var inFlight: (task: Task<[GuardFailure?], any Error>, orders: [[ImportOrder]], creates: [Bool])? = nil
+        // Members in a merge (merged into another, or with others merged into them) take the
+        // one-event path, which folds the merged history.
+        var oneByOne: [(MemberID, [ImportOrder])] = []
         for chunkStart in stride(from: 0, to: memberIds.count, by: membersPerBatch) {
             let chunk = Array(memberIds[chunkStart..<min(chunkStart + membersPerBatch, memberIds.count)])
-            let loaded = try await loadMembers(program: program, ids: chunk.filter { created[$0] == nil })
+            var loaded = try await loadMembers(program: program, ids: chunk.filter { created[$0] == nil })
+            let survivors = try await survivors(program: program, among: Array(loaded.keys))
+            for (id, m) in loaded where m.mergedInto != nil || survivors.contains(id) {
+                oneByOne.append((id, byMember[id]!))
+                loaded[id] = nil
+            }
             var plans: [WritePlan] = []
             var planOrders: [[ImportOrder]] = []
             var planCreates: [Bool] = []
@@ -91,6 +99,8 @@ extension Store {
                     m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
                 } else if let lm = loaded[id] {
                     m = lm; state = lm.state; lastNo = lm.lastEventNo
+                } else if oneByOne.contains(where: { $0.0 == id }) {
+                    continue
                 } else {
                     for o in mine { report.rejected.append(.init(line: o.line, reason: "member \(id) does not exist")) }
                     continue
@@ -143,8 +153,34 @@ extension Store {
             progress?(done)
         }
         if let previous = inFlight { account(try await previous.task.value, previous.orders, previous.creates, &report) }
+        for (id, orders) in oneByOne {
+            var any = false
+            for o in orders.sorted(by: { ($0.occurredAt, $0.line) < ($1.occurredAt, $1.line) }) {
+                do {
+                    _ = try await record(program: program, member: id, occurredAt: o.occurredAt, body: .orderPaid(o.order),
+                                         idempotencyKey: "import:\(o.order.orderId)", requestHash: "import:\(o.order.orderId)", now: now)
+                    report.ordersImported += 1; any = true
+                } catch {
+                    report.rejected.append(.init(line: o.line, reason: "\(error)"))
+                }
+            }
+            if any { report.membersTouched += 1 }
+        }
         report.rejected.sort { $0.line < $1.line }
         return report
+    }
+
+    /// Which of `ids` have other members merged into them.
+    func survivors(program: String, among ids: [MemberID]) async throws -> Set<MemberID> {
+        var out = Set<MemberID>()
+        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) where !chunk.isEmpty {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for r in try await db.query("SELECT DISTINCT survivor_id FROM member_merges WHERE program_id = ? AND undone_at IS NULL AND survivor_id IN (\(marks))",
+                                        [.text(program)] + chunk.map { .int($0.rawValue) }) {
+                out.insert(MemberID(try r.int("survivor_id")))
+            }
+        }
+        return out
     }
 
     private func account(_ results: [GuardFailure?], _ planOrders: [[ImportOrder]], _ planCreates: [Bool], _ report: inout ImportReport) {
@@ -187,13 +223,13 @@ extension Store {
         var out: [MemberID: LoadedMember] = [:]
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            let rows = try await db.query("SELECT member_id, registered_at, profile, state, state_version, last_event_no FROM members WHERE program_id = ? AND member_id IN (\(marks))",
+            let rows = try await db.query("SELECT member_id, registered_at, profile, state, state_version, last_event_no, merged_into FROM members WHERE program_id = ? AND member_id IN (\(marks))",
                                           [.text(program)] + chunk.map { .int($0.rawValue) })
             for r in rows {
                 let id = MemberID(try r.int("member_id"))
                 out[id] = LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
                                        state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
-                                       lastEventNo: try r.int("last_event_no"))
+                                       lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init))
             }
         }
         return out

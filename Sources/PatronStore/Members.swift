@@ -8,6 +8,8 @@ public struct MemberRecord: Codable, Sendable, Equatable {
     public var identities: [Identity]
     public var profile: MemberProfile
     public var standing: MemberStanding
+    /// Set when the member was merged into another: the survivor (whose standing this is).
+    public var mergedInto: MemberID? = nil
 }
 
 public struct RegisterMember: Codable, Sendable, Equatable {
@@ -39,6 +41,15 @@ struct LoadedMember {
     var state: MemberState
     var stateVersion: Int64
     var lastEventNo: Int64
+    /// Set when the member was merged into another: the survivor, whose state holds theirs.
+    var mergedInto: MemberID? = nil
+}
+
+extension Optional {
+    func asyncMap<T>(_ f: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let x = self else { return nil }
+        return try await f(x)
+    }
 }
 
 extension Store {
@@ -125,12 +136,12 @@ extension Store {
     }
 
     func loadMember(program: String, id: MemberID) async throws -> LoadedMember {
-        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no FROM members WHERE program_id = ? AND member_id = ?",
+        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no, merged_into FROM members WHERE program_id = ? AND member_id = ?",
                                       [.text(program), .int(id.rawValue)])
         guard let r = rows.first else { throw StoreError.memberNotFound(id) }
         return LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
                             state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
-                            lastEventNo: try r.int("last_event_no"))
+                            lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init))
     }
 
     func identities(program: String, id: MemberID) async throws -> [Identity] {
@@ -142,8 +153,11 @@ extension Store {
     public func member(program: String, id: MemberID, now: Timestamp) async throws -> MemberRecord {
         let versions = try await self.program(program)
         let m = try await loadMember(program: program, id: id)
+        // A merged member stands as the survivor does.
+        let state = try await m.mergedInto.asyncMap { try await loadMember(program: program, id: $0).state } ?? m.state
         return MemberRecord(id: id, program: program, registeredAt: m.registeredAt, identities: try await identities(program: program, id: id),
-                            profile: m.profile, standing: Engine(program: versions).standing(m.state, now: now, programPaceMilli: programPace(program, now: now)))
+                            profile: m.profile, standing: Engine(program: versions).standing(state, now: now, programPaceMilli: programPace(program, now: now)),
+                            mergedInto: m.mergedInto)
     }
 
     /// Growth per day × 1000 of the program's members who earned any in the last 90 days.
@@ -179,6 +193,7 @@ extension Store {
         for _ in 0..<Self.maxAttempts {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
             let m = try await loadMember(program: program, id: id)
+            if let into = m.mergedInto { throw StoreError.memberMerged(id, into: into) }
             let current = try await identities(program: program, id: id)
             let profile = req.profile.map { m.profile.merged(with: $0) } ?? m.profile
             let newIds = adds.filter { !current.contains($0) }

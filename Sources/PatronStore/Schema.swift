@@ -325,7 +325,7 @@ public enum Schema {
             """,
             "CREATE INDEX members_registered ON members (program_id, registered_at)",
         ]),
-        Migration(version: 3, name: "segments", statements: [
+        Migration(version: 3, name: "segments and merges", statements: [
             """
             CREATE TABLE segments (
               program_id TEXT NOT NULL,
@@ -361,6 +361,25 @@ public enum Schema {
             )
             """,
             "CREATE INDEX segment_changes_segment ON segment_changes (program_id, segment_id, at)",
+            // Members merged into others (会员合并): the absorbed member's row stays, pointing at the survivor.
+            "ALTER TABLE members ADD COLUMN merged_into BIGINT",
+            """
+            CREATE TABLE member_merges (
+              program_id TEXT NOT NULL,
+              merge_id BIGINT NOT NULL,
+              survivor_id BIGINT NOT NULL,
+              absorbed_id BIGINT NOT NULL,
+              slot BIGINT NOT NULL,
+              merged_at BIGINT NOT NULL,
+              merged_by TEXT NOT NULL,
+              reason TEXT,
+              undone_at BIGINT,
+              undone_by TEXT,
+              PRIMARY KEY (program_id, merge_id)
+            )
+            """,
+            "CREATE INDEX member_merges_survivor ON member_merges (program_id, survivor_id)",
+            "CREATE INDEX member_merges_absorbed ON member_merges (program_id, absorbed_id)",
         ]),
     ]
 

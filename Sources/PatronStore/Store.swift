@@ -21,6 +21,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A fulfilment step that does not follow from the exchange's status.
     case exchangeNotOpen(String)
     case segmentNotFound(String)
+    /// The member was merged into another: write to the survivor (or undo the merge).
+    case memberMerged(MemberID, into: MemberID)
+    /// Members were merged into this one; it cannot itself be merged away until they are unmerged.
+    case hasMergedMembers(MemberID)
+    case mergeNotFound(Int64)
+    case mergeUndone(Int64)
 
     public var description: String {
         switch self {
@@ -37,6 +43,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .outOfStock(let i): "item '\(i)' is out of stock"
         case .exchangeNotOpen(let m): m
         case .segmentNotFound(let s): "segment '\(s)' does not exist in this program"
+        case .memberMerged(let m, let into): "member \(m) was merged into member \(into)"
+        case .hasMergedMembers(let m): "other members were merged into member \(m); unmerge them first, or merge them into the survivor directly"
+        case .mergeNotFound(let id): "merge \(id) does not exist in this program"
+        case .mergeUndone(let id): "merge \(id) was already undone"
         }
     }
 }

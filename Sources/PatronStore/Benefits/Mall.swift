@@ -86,11 +86,13 @@ extension Store {
     /// The rows an exchange or a cancellation writes beside the member's: the stock, under a
     /// guard (no stock below zero; a failed guard rolls the whole event back, points included),
     /// and the exchange's fulfilment row.
-    func writeMall(_ plan: inout WritePlan, program: String, member: MemberID, event: MemberEvent, versions: ProgramVersions, fx: Effects, now: Timestamp) {
+    /// `member` and `event` as stored (the addressed member's numbering); `slot` is where the
+    /// engine saw them when that member was merged into another.
+    func writeMall(_ plan: inout WritePlan, program: String, member: MemberID, event: MemberEvent, slot: Int64 = 0, versions: ProgramVersions, fx: Effects, now: Timestamp) {
         let p = SQLValue.text(program), m = SQLValue.int(member.rawValue)
         switch event.body {
         case .mallExchanged:
-            guard let x = fx.exchanges.first(where: { $0.eventId == event.id && $0.cancelledAt == nil }) else { return }
+            guard let x = fx.exchanges.first(where: { $0.eventId == MemberMerge.virtualID(slot: slot, event.id) && $0.cancelledAt == nil }) else { return }
             if versions.at(x.at).definition.mallItem(x.item)?.initialStock != nil {
                 plan.add("UPDATE mall_stock SET available = available - ?, exchanged = exchanged + ? WHERE program_id = ? AND item_id = ? AND available >= ?",
                          [.int(Int64(x.quantity)), .int(Int64(x.quantity)), p, .text(x.item), .int(Int64(x.quantity))], expectRows: 1, else: .taken("stock:\(x.item)"))
@@ -98,14 +100,14 @@ extension Store {
             plan.add("""
                 INSERT INTO mall_exchanges (program_id, member_id, event_no, item_id, kind, quantity, points, money_minor, grants, address, status, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, [p, m, .int(x.eventId.rawValue), .text(x.item), .text(x.kind.rawValue), .int(Int64(x.quantity)), .int(x.points), .int(x.moneyMinor),
+                """, [p, m, .int(event.id.rawValue), .text(x.item), .text(x.kind.rawValue), .int(Int64(x.quantity)), .int(x.points), .int(x.moneyMinor),
                       .text(x.grants.joined(separator: ",")), SQLValue(x.address), .text(FulfilmentStatus.initial(x.kind).rawValue), .int(x.at.seconds), .int(now.seconds)])
         case .mallCancelled(let c):
-            guard let x = fx.exchanges.first(where: { $0.eventId == c.exchange && $0.cancelledAt != nil }) else { return }
+            guard let x = fx.exchanges.first(where: { $0.eventId == MemberMerge.virtualID(slot: slot, c.exchange) && $0.cancelledAt != nil }) else { return }
             plan.add("UPDATE mall_stock SET available = available + ?, exchanged = exchanged - ? WHERE program_id = ? AND item_id = ?",
                      [.int(Int64(x.quantity)), .int(Int64(x.quantity)), p, .text(x.item)])
             plan.add("UPDATE mall_exchanges SET status = 'cancelled', updated_at = ? WHERE program_id = ? AND member_id = ? AND event_no = ?",
-                     [.int(now.seconds), p, m, .int(x.eventId.rawValue)])
+                     [.int(now.seconds), p, m, .int(c.exchange.rawValue)])
         default: return
         }
     }

@@ -111,10 +111,11 @@ extension Store {
             var built = MemberFacts()
             var after: Int64 = 0
             while true {
-                let rows = try await db.query("SELECT member_id, state FROM members WHERE program_id = ? AND member_id > ? ORDER BY member_id LIMIT 5000",
+                let rows = try await db.query("SELECT member_id, state, merged_into FROM members WHERE program_id = ? AND member_id > ? ORDER BY member_id LIMIT 5000",
                                               [.text(program), .int(after)])
                 guard let last = rows.last else { break }
-                for r in rows { built.upsert(engine.factsRow(try Coding.state(try r.string("state")), at: now)) }
+                // Members merged into others are part of their survivors.
+                for r in rows where r["merged_into"] == .null { built.upsert(engine.factsRow(try Coding.state(try r.string("state")), at: now)) }
                 after = try last.int("member_id")
             }
             try await loadScores(program: program, into: &built)
@@ -123,16 +124,22 @@ extension Store {
         }
         let (dirty, scoresStale) = facts.takeWork(entry)
         if !dirty.isEmpty {
-            var rows: [MemberFactsRow] = []
+            var rows: [MemberFactsRow] = [], gone: [MemberID] = []
             let ids = Array(dirty)
             for chunk in stride(from: 0, to: ids.count, by: 500) {
                 let part = ids[chunk..<min(ids.count, chunk + 500)]
                 let marks = Array(repeating: "?", count: part.count).joined(separator: ", ")
-                let found = try await db.query("SELECT state FROM members WHERE program_id = ? AND member_id IN (\(marks))",
+                let found = try await db.query("SELECT member_id, state, merged_into FROM members WHERE program_id = ? AND member_id IN (\(marks))",
                                                [.text(program)] + part.map { .int($0) })
-                for r in found { rows.append(engine.factsRow(try Coding.state(try r.string("state")), at: now)) }
+                for r in found {
+                    if r["merged_into"] != .null { gone.append(MemberID(try r.int("member_id"))); continue }
+                    rows.append(engine.factsRow(try Coding.state(try r.string("state")), at: now))
+                }
             }
-            facts.update(entry) { f in for r in rows { f.upsert(r) } }
+            facts.update(entry) { f in
+                for r in rows { f.upsert(r) }
+                for m in gone { f.remove(m) }
+            }
             facts.update(entry) { _ in entry.trackerDirty.formUnion(dirty) }
         }
         if scoresStale {

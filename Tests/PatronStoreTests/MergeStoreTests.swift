@@ -1,0 +1,126 @@
+import Foundation
+import PatronCore
+@testable import PatronStore
+import Testing
+
+@Suite struct MergeStoreTests {
+    /// What a member is, as the store shows it: standing, ledger, lots, tiers, benefits, tags.
+    struct Snapshot: Equatable, CustomStringConvertible {
+        var standing: String, entries: [String], lots: [String], tiers: [String], tags: [String]
+        var description: String { "\(standing)\n\(entries.joined(separator: "\n"))\n\(lots)\n\(tiers)\n\(tags)" }
+    }
+    func snapshot(_ store: Store, _ program: String, _ m: MemberID, now: Timestamp) async throws -> Snapshot {
+        let r = try await store.member(program: program, id: m, now: now)
+        let s = r.standing
+        return Snapshot(
+            standing: "\(s.balance) \(s.available) \(s.tier.id) \(s.lifetimeGrowth) \(s.qualifyingGrowth)",
+            entries: try await store.allEntries(program: program, member: m).map { "\($0.no) \($0.eventId.map { String($0.rawValue) } ?? "-") \($0.at.seconds) \($0.account) \($0.points) \($0.reason)" },
+            lots: try await store.lots(program: program, member: m).map { "\($0.no) \($0.original) \($0.remaining) \($0.expiresAt?.seconds ?? 0)" },
+            tiers: try await store.tierHistory(program: program, member: m).map { "\($0.at.seconds) \($0.from)→\($0.to) \($0.cause)" },
+            tags: try await store.memberTags(program: program, member: m, now: now).map(\.tag))
+    }
+
+    /// Merging two members and undoing it gives back both exactly as their own events make them
+    /// (a second program gets the same events without the merge), for generated histories with
+    /// late events, refunds, adjustments and spends, before, during and after the merge.
+    @Test(arguments: Backend.allCases)
+    func mergeThenUnmergeRestoresBothMembers(_ backend: Backend) async throws {
+        try await backend.withDatabase { db in
+            let store = Store(db: db)
+            try await store.migrate()
+            for key in ["shop", "ctl"] { _ = try await store.applyProgram(testProgram(key: key, expiryDays: 20), effectiveFrom: t0.adding(days: -365), now: t0) }
+            func register(_ program: String, _ card: String) async throws -> MemberID {
+                try await store.registerMember(program: program, RegisterMember(identities: [Identity(kind: .card, value: card)], registeredAt: t0),
+                                               idempotencyKey: nil, requestHash: card, now: t0).record.id
+            }
+            let a = try await register("shop", "A"), b = try await register("shop", "B")
+            let ca = try await register("ctl", "A"), cb = try await register("ctl", "B")
+            var rng = SplitMix(seed: 17)
+            var now = t0, n = 0
+            var orders: [Int: [String]] = [0: [], 1: []]
+            /// One random event for member 0 (a) or 1 (b), in both programs.
+            func step() async throws {
+                now = now.adding(seconds: Int64(rng.next() % 86_400))
+                let who = Int(rng.next() % 2)
+                n += 1
+                // Now and then an event from the past (an offline store uploading late).
+                let at = rng.next() % 5 == 0 ? now.adding(seconds: -Int64(rng.next() % (86_400 * 3))) : now
+                let body: EventBody
+                switch rng.next() % 6 {
+                case 0 where !orders[who]!.isEmpty:
+                    body = .orderRefunded(OrderRefunded(orderId: orders[who]!.randomElement(using: &rng)!))
+                case 1:
+                    body = .pointsAdjusted(PointsAdjusted(points: Int64(rng.next() % 200) - 50, reason: "care", staff: "ops"))
+                case 2:
+                    body = .pointsRedeemed(PointsRedeemed(points: Int64(1 + rng.next() % 80), purpose: "gift"))
+                default:
+                    let id = "o\(n)"
+                    orders[who]!.append(id)
+                    body = .orderPaid(OrderPaid(orderId: id, lines: [OrderLine(sku: "k", category: "c", amountMinor: Int64(1_000 + rng.next() % 90_000))]))
+                }
+                for (program, m) in [("shop", who == 0 ? a : b), ("ctl", who == 0 ? ca : cb)] {
+                    // Refused spends and refunds are refused in both programs alike.
+                    _ = try? await store.record(program: program, member: m, occurredAt: min(at, now), body: body, idempotencyKey: "e\(n)", requestHash: "h\(n)", now: now)
+                }
+            }
+            for _ in 0..<25 { try await step() }
+
+            let merge = try await store.mergeMembers(program: "shop", survivor: a, absorbed: b, by: "ops-1", reason: "same phone", now: now)
+            #expect(try await store.audit(program: "shop", member: a).isEmpty)
+            let merged = try await store.member(program: "shop", id: b, now: now)
+            #expect(merged.mergedInto == a)
+            #expect(try await store.member(program: "shop", id: a, now: now).standing.lifetimeGrowth
+                    == store.member(program: "ctl", id: ca, now: now).standing.lifetimeGrowth + store.member(program: "ctl", id: cb, now: now).standing.lifetimeGrowth)
+            #expect(try await store.allEntries(program: "shop", member: b).isEmpty)
+            await #expect(throws: StoreError.memberMerged(b, into: a)) {
+                try await store.updateMember(program: "shop", id: b, UpdateMember(profile: MemberProfile(city: "Xi'an")), idempotencyKey: nil, requestHash: "u", now: now)
+            }
+
+            // Events keep arriving for both, the absorbed member's through their own id.
+            for _ in 0..<25 { try await step() }
+            #expect(try await store.audit(program: "shop", member: a).isEmpty)
+
+            let undone = try await store.unmergeMembers(program: "shop", mergeId: merge.mergeId, by: "ops-2", now: now)
+            #expect(undone.undoneAt == now && undone.undoneBy == "ops-2")
+            for (m, c) in [(a, ca), (b, cb)] {
+                let got = try await snapshot(store, "shop", m, now: now), want = try await snapshot(store, "ctl", c, now: now)
+                #expect(got == want, "member \(m) after unmerge:\n\(got)\n--- without the merge:\n\(want)")
+                // The histories are rich enough to mean something: earnings, spends, refunds, lapses.
+                #expect(want.entries.count >= 15 && Set(want.entries.map { $0.split(separator: " ")[5] }).count >= 4, "\(want)")
+                #expect(try await store.audit(program: "shop", member: m).isEmpty)
+            }
+            #expect(try await store.member(program: "shop", id: b, now: now).mergedInto == nil)
+            await #expect(throws: StoreError.mergeUndone(merge.mergeId)) { try await store.unmergeMembers(program: "shop", mergeId: merge.mergeId, by: "x", now: now) }
+            #expect(try await store.merges(program: "shop", member: b).map(\.mergeId) == [merge.mergeId])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func mergesRefuseWhatCannotBe(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            let b = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "MB")], registeredAt: t0),
+                                                   idempotencyKey: nil, requestHash: "mb", now: t0).record.id
+            let c = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "MC")], registeredAt: t0),
+                                                   idempotencyKey: nil, requestHash: "mc", now: t0).record.id
+            await #expect(throws: StoreError.invalid([FieldError(path: "absorb", reason: "names the member itself; a member cannot be merged into themselves")])) {
+                try await store.mergeMembers(program: "shop", survivor: a, absorbed: a, by: "x", reason: nil, now: t0)
+            }
+            await #expect(throws: StoreError.memberNotFound(MemberID(42))) { try await store.mergeMembers(program: "shop", survivor: a, absorbed: MemberID(42), by: "x", reason: nil, now: t0) }
+            _ = try await store.mergeMembers(program: "shop", survivor: a, absorbed: b, by: "x", reason: nil, now: t0)
+            await #expect(throws: StoreError.memberMerged(b, into: a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: b, by: "x", reason: nil, now: t0) }
+            await #expect(throws: StoreError.hasMergedMembers(a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: a, by: "x", reason: nil, now: t0) }
+            await #expect(throws: StoreError.mergeNotFound(7)) { try await store.unmergeMembers(program: "shop", mergeId: 7, by: "x", now: t0) }
+            // An order of the absorbed member refunded through the survivor's id: the order is theirs now.
+            _ = try await store.record(program: "shop", member: b, occurredAt: t0.adding(days: 1), body: order("mb-1", 50_000), idempotencyKey: "mb-1", requestHash: "h", now: t0.adding(days: 1))
+            let r = try await store.record(program: "shop", member: a, occurredAt: t0.adding(days: 2), body: .orderRefunded(OrderRefunded(orderId: "mb-1")),
+                                           idempotencyKey: "mb-r", requestHash: "h", now: t0.adding(days: 2))
+            #expect(r.event.outcome.pointsClawedBack == 500, "\(r.event.outcome)")
+            // The absorbed member's orders, imported by their identity, count for the survivor.
+            let imported = try await store.importOrders(program: "shop", [ImportOrder(line: 1, who: .identity(Identity(kind: .card, value: "MB")), occurredAt: t0.adding(days: 3),
+                                                                                       order: OrderPaid(orderId: "mb-2", lines: [OrderLine(sku: "k", amountMinor: 10_000)]))],
+                                                        registerMissing: false, now: t0.adding(days: 3))
+            #expect(imported.ordersImported == 1 && imported.rejected.isEmpty)
+            #expect(try await store.member(program: "shop", id: a, now: t0.adding(days: 3)).standing.balance == 100)
+        }
+    }
+}
