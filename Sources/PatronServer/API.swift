@@ -93,6 +93,9 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/segments/{segment}/members", scope: .read),
         .init(method: .get, path: "/v1/segments/{segment}/changes", scope: .read),
         .init(method: .get, path: "/v1/members/{memberId}/segments", scope: .read),
+        .init(method: .post, path: "/v1/members/{memberId}/merges", scope: .write),
+        .init(method: .get, path: "/v1/members/{memberId}/merges", scope: .read),
+        .init(method: .post, path: "/v1/merges/{merge}/undo", scope: .write),
     ]
 
     public func router() -> Router<PatronContext> {
@@ -177,6 +180,9 @@ public struct API: Sendable {
         case (.get, "/v1/segments/{segment}/members"): route = segmentMembers
         case (.get, "/v1/segments/{segment}/changes"): route = segmentChanges
         case (.get, "/v1/members/{memberId}/segments"): route = memberSegments
+        case (.post, "/v1/members/{memberId}/merges"): route = mergeMembers
+        case (.get, "/v1/members/{memberId}/merges"): route = memberMerges
+        case (.post, "/v1/merges/{merge}/undo"): route = undoMerge
         default: preconditionFailure("route \(r.method) \(r.path) has no handler")
         }
         return { req, ctx in

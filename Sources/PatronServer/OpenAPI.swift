@@ -107,6 +107,11 @@ public enum OpenAPI {
         "GET /v1/segments/{segment}/changes": Operation(summary: "Entries and exits of a saved segment (segment.entered, segment.exited), oldest first, each with its instant and cause: saved (first evaluation of the definition), member (the member changed), time (a time condition flipped), recheck",
                                                        response: "SegmentChanges", errors: [401, 403, 404, 422], query: [("since", "ISO 8601 instant (default: the beginning)"), ("limit", "1 to 1000, default 100")]),
         "GET /v1/members/{memberId}/segments": Operation(summary: "The saved segments the member is in, with since when", response: "MemberSegments", errors: [401, 403, 404]),
+        "POST /v1/members/{memberId}/merges": Operation(summary: "Merge another member (absorb: member id, or absorbIdentity) into this one (会员合并): the survivor's points, lots, growth, tier, benefits and tags become what both members' events make together; the absorbed member's identities and later events count for the survivor",
+                                                       request: "MergeRequest", response: "MergeResult", success: 201, errors: [400, 401, 403, 404, 409, 413, 422]),
+        "GET /v1/members/{memberId}/merges": Operation(summary: "The merges the member took part in, as survivor or absorbed, newest first", response: "Merges", errors: [401, 403, 404]),
+        "POST /v1/merges/{merge}/undo": Operation(summary: "Undo a merge: both members become what their own events make them, including events that arrived for either after the merge",
+                                                  request: "UndoMergeRequest", response: "UnmergeResult", errors: [400, 401, 403, 404, 409, 413, 422]),
     ]
 
     static let errorText: [Int: String] = [
@@ -211,7 +216,8 @@ public enum OpenAPI {
       "Member": {"type": "object", "required": ["id", "program", "identities", "profile", "standing"], "properties": {
         "id": {"type": "string"}, "program": {"type": "string"}, "registeredAt": {"type": "string", "format": "date-time"},
         "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}}, "profile": {"$ref": "#/components/schemas/Profile"},
-        "standing": {"$ref": "#/components/schemas/Standing"}}},
+        "standing": {"$ref": "#/components/schemas/Standing"},
+        "mergedInto": {"type": "string", "description": "set when the member was merged into another: the survivor, whose standing this is"}}},
       "MemberPage": {"type": "object", "properties": {"items": {"type": "array"}, "nextCursor": {"type": "string"}}},
       "OrderLine": {"type": "object", "required": ["sku", "amountMinor"], "properties": {
         "sku": {"type": "string"}, "category": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "default": 1},
@@ -322,6 +328,14 @@ public enum OpenAPI {
           "facts": {"type": "object", "properties": {"members": {"type": "integer"}, "orders": {"type": "integer"}, "builtAt": {"type": "string"}, "buildSeconds": {"type": "number"}, "refreshed": {"type": "integer"}, "bytes": {"type": "integer"}}}}},
       "SegmentMembers": {"type": "object", "description": "format=csv answers text/csv with the same fields as columns", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
       "Empty": {"type": "object"},
+      "MergeRequest": {"type": "object", "required": ["by"], "properties": {"absorb": {"type": "string", "description": "the member id to merge into this one"},
+        "absorbIdentity": {"type": "object", "properties": {"kind": {"type": "string"}, "value": {"type": "string"}}}, "by": {"type": "string"}, "reason": {"type": "string"}}},
+      "MergeRecord": {"type": "object", "properties": {"mergeId": {"type": "integer"}, "survivor": {"type": "string"}, "absorbed": {"type": "string"}, "mergedAt": {"type": "string"},
+        "mergedBy": {"type": "string"}, "reason": {"type": "string"}, "undoneAt": {"type": "string"}, "undoneBy": {"type": "string"}}},
+      "MergeResult": {"type": "object", "properties": {"merge": {"$ref": "#/components/schemas/MergeRecord"}, "member": {"$ref": "#/components/schemas/Member"}}},
+      "Merges": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/MergeRecord"}}}},
+      "UndoMergeRequest": {"type": "object", "required": ["by"], "properties": {"by": {"type": "string"}}},
+      "UnmergeResult": {"type": "object", "properties": {"merge": {"$ref": "#/components/schemas/MergeRecord"}, "survivor": {"$ref": "#/components/schemas/Member"}, "absorbed": {"$ref": "#/components/schemas/Member"}}},
       "SegmentChanges": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"segment": {"type": "string"}, "memberId": {"type": "string"},
         "event": {"type": "string", "enum": ["segment.entered", "segment.exited"]}, "at": {"type": "string"}, "cause": {"type": "string", "enum": ["saved", "member", "time", "recheck"]}}}}}},
       "MemberSegments": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"segment": {"type": "string"}, "since": {"type": "string"}}}}}},

@@ -169,11 +169,17 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/segments/{segment}/changes", "/v1/segments/shoe_buyers/changes?since=2026-01-01", f.reader, nil),
                 (.get, "/v1/members/{memberId}/segments", "/v1/members/\(id)/segments", f.reader, nil),
                 (.delete, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.writer, nil),
+                (.post, "/v1/members/{memberId}/merges", "/v1/members/\(id)/merges", f.writer, #"{"absorbIdentity": {"kind": "email", "value": "lilei@example.com"}, "by": "ops-1", "reason": "same person"}"#),
+                (.get, "/v1/members/{memberId}/merges", "/v1/members/\(id)/merges", f.reader, nil),
+                (.post, "/v1/merges/{merge}/undo", "/v1/merges/{MERGE}/undo", f.writer, #"{"by": "ops-2"}"#),
             ]
             #expect(Set(calls.map { "\($0.0.rawValue) \($0.1)" }) == Set(API.routes.map { "\($0.method.rawValue) \($0.path)" }), "every route is exercised")
-            for (method, path, uri, token, payload) in calls {
+            var mergeId = ""
+            for (method, path, rawURI, token, payload) in calls {
+                let uri = rawURI.replacingOccurrences(of: "{MERGE}", with: mergeId)
                 let type = payload?.hasPrefix("key:") == true ? "application/yaml" : "application/json"
                 try await c.execute(uri: uri, method: method, headers: headers(token, idem: "call-\(method.rawValue)-\(path)", type: type), body: payload.map(body)) { r in
+                    if path == "/v1/members/{memberId}/merges" && method == .post, let m = try? decodeJSON(r)["merge"]?["mergeId"]?.int { mergeId = String(m) }
                     let documented = doc["paths"]?[path]?[method.rawValue.lowercased()]?["responses"]
                     #expect(documented?[String(r.status.code)] != nil, "\(method) \(uri) answered \(r.status.code): \(String(buffer: r.body))")
                     // Two days of history are too little to fit the churn models: a documented 422 that says so.
@@ -334,6 +340,12 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
         .init(name: "unknown segment", method: .get, path: "/v1/segments/nope/members", key: "reader", body: nil, status: 404, field: nil),
         .init(name: "unknown export field", method: .get, path: "/v1/segments/nope/members?fields=memberId,password", key: "reader", body: nil, status: 422, field: "fields[1]"),
         .init(name: "segment written with a read key", method: .post, path: "/v1/segments", key: "reader", body: #"{"id": "x", "name": "X", "members": [1]}"#, status: 403, field: nil),
+        .init(name: "merge into itself", method: .post, path: "/v1/members/{id}/merges", key: "writer", body: #"{"absorb": "{id}", "by": "ops"}"#, status: 422, field: "absorb"),
+        .init(name: "merge naming nobody", method: .post, path: "/v1/members/{id}/merges", key: "writer", body: #"{"by": "ops"}"#, status: 422, field: "absorb"),
+        .init(name: "merge of an unknown member", method: .post, path: "/v1/members/{id}/merges", key: "writer", body: #"{"absorb": "987654321", "by": "ops"}"#, status: 404, field: nil),
+        .init(name: "merge of another program's identity", method: .post, path: "/v1/members/{id}/merges", key: "writer",
+              body: #"{"absorbIdentity": {"kind": "phone", "value": "19999999999"}, "by": "ops"}"#, status: 404, field: nil),
+        .init(name: "undo of an unknown merge", method: .post, path: "/v1/merges/12345/undo", key: "writer", body: #"{"by": "ops"}"#, status: 404, field: nil),
         .init(name: "KPIs with a bad date", method: .get, path: "/v1/reports/kpis?from=2026-13-01", key: "reader", body: nil, status: 422, field: "from"),
     ]
 
@@ -356,7 +368,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
             case "bogus": "ptk_000000000000_000000000000000000000000000000000000000000000000"; default: nil
             }
             let idem: String? = b.key == "writer-no-idem" ? nil : "bad-\(b.name)"
-            try await c.execute(uri: b.path.replacingOccurrences(of: "{id}", with: id), method: b.method, headers: headers(token, idem: idem, type: b.type), body: b.body.map(body)) { r in
+            try await c.execute(uri: b.path.replacingOccurrences(of: "{id}", with: id), method: b.method, headers: headers(token, idem: idem, type: b.type), body: b.body.map { body($0.replacingOccurrences(of: "{id}", with: id)) }) { r in
                 #expect(Int(r.status.code) == b.status, "\(String(buffer: r.body).prefix(300))")
                 #expect(r.headers[.contentType] == "application/problem+json")
                 let j = try decodeJSON(r)
