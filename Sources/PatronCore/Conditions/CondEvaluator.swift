@@ -383,10 +383,13 @@ struct CondEvaluator {
         let (k, o) = d1.subtractingReportingOverflow(d0)
         guard !o, k != 0, d0 != Int64.min else { return }
         let q = floorDiv(-d0, k)
-        for s in [q, q &+ 1] where s > 0 {
+        func at(_ s: Int64) {
+            guard s > 0 else { return }
             let (t, o2) = now.addingReportingOverflow(s)
             note(o2 ? nil : t)
         }
+        at(q)
+        at(q &+ 1)
     }
 
     /// The operand of a part moves by k per second: notes the first second at which the part

@@ -324,7 +324,14 @@ struct CondRunner<S: CondSource> {
         case .list: return .v(try list(Int(n.b), Int(n.c)))
         case .has: return .v(.bool(try has(n.a)))
         case .text: return .v(try text(n.text, n.a, n.b, i))
-        case .size: return .v(try list(n.a, i).map { .int(Int64($0.count)) } ?? .null)
+        case .size:
+            // The size of a filter is its count: the kept elements are not gathered.
+            if plan.nodes[Int(n.a)].op == .each, plan.nodes[Int(n.a)].each == .filter {
+                let f = plan.nodes[Int(n.a)]
+                try charge(1, n.a)
+                return .v(try filterCount(f.a, f.b, n.a).map { .int($0) } ?? .null)
+            }
+            return .v(try list(n.a, i).map { .int(Int64($0.count)) } ?? .null)
         case .within: return try within(n.a, n.b, n.c < 0 ? nil : plan.names[Int(n.c)], i)
         case .each: return try each(n.each, n.a, n.b, i)
         case .reduce: return .v(try reduce(n.reduce, n.a, n.b, i))
@@ -587,6 +594,7 @@ struct CondRunner<S: CondSource> {
             if kind == .filter { return .v(.list(kept)) }
         case .rows(let l, let rs):
             var kept: [Int] = []
+            if kind == .filter { kept.reserveCapacity(rs.count) }
             for k in 0..<rs.count {
                 try charge(1, at)
                 bind(.row(l, rs[k]))
@@ -607,6 +615,24 @@ struct CondRunner<S: CondSource> {
         case .filter: preconditionFailure("returned above")
         case .count: return .v(.int(count))
         }
+    }
+
+    /// How many elements `each(.filter, t, body)` keeps (nil when the list is null): the same
+    /// steps, errors and instants as the filter.
+    private mutating func filterCount(_ t: Node, _ body: Node, _ at: Node) throws(CondError) -> Int64? {
+        guard let xs = try list(t, at) else { return nil }
+        var count: Int64 = 0
+        for k in 0..<xs.count {
+            try charge(1, at)
+            switch xs {
+            case .values(let vs): bind(.v(vs[k]))
+            case .rows(let l, let rs): bind(.row(l, rs[k]))
+            }
+            let ok = try Ev.truth(try value(body), pos(body))
+            unbind()
+            if ok { count += 1 }
+        }
+        return count
     }
 
     /// Nulls are skipped; `sum` of nothing is 0, `avg`, `max` and `min` of nothing null.
