@@ -604,6 +604,28 @@ import Testing
         #expect(outcomes["evaluation", default: 0] > 50)
     }
 
+    /// Parts of moving instants next change where the reference's bisection says, around
+    /// daylight-saving transitions too.
+    @Test func nextChangesOfPartsAgreeWithTheReference() throws {
+        let sources = [
+            "now.hour", "now.day", "now.date", "now.dayOfWeek", "now.month", "now.year", "(now + duration('90m')).hour",
+            "(now + (now - member.registeredAt)).day", "(member.registeredAt - (now - member.registeredAt)).month",
+            "(now - member.lastOrderAt).days", "(now - member.registeredAt).hours", "member.profile.birthday.month == now.month",
+        ]
+        var rng = SplitMix(seed: 8)
+        let anchors = ["2026-03-08T06:30:00Z", "2026-11-01T05:30:00Z", "2026-12-31T15:59:59Z", "2026-11-11T10:00:00+08:00"].map(Self.instant)
+        for source in sources {
+            let c = try Self.compile(source, expecting: source.contains("==") ? .bool : source.hasSuffix(".date") ? .date : .int)
+            for _ in 0..<60 {
+                let env = Self.randomEnv(&rng)
+                let t = anchors[Int.random(in: 0..<anchors.count, using: &rng)].adding(seconds: Int64.random(in: -7_200...7_200, using: &rng))
+                for clock in [Self.shanghai, Self.newYork, Self.utc] {
+                    #expect(c.nextChange(env, now: t, clock: clock) == c.referenceNextChange(env, now: t, clock: clock), "\(source) at \(t)")
+                }
+            }
+        }
+    }
+
     @Test func randomTokensNeverCrash() {
         let vocabulary = ["member", ".", "tier", "tags", "profile", "birthday", "month", "(", ")", "[", "]", ",", "'x'", "\"y\"", "'90d'",
                           "1", "0", "-", "+", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "!", "?", ":", "in",

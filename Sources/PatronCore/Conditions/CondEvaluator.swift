@@ -376,6 +376,25 @@ struct CondEvaluator {
         switch v { case .timestamp(let t): t.seconds; case .duration(let d): d; default: nil }
     }
 
+    /// Seconds from `x` to the next local boundary of `part` (hour, day, month, year), with the
+    /// offset at `x`; nil for other parts or out of range.
+    private static func boundary(_ x: Int64, _ part: CondPart, _ clock: ProgramClock) -> Int64? {
+        guard timeRange.contains(x) else { return nil }
+        let local = x + clock.offset(at: Timestamp(seconds: x))
+        let day = floorDiv(local, 86_400)
+        let next: Int64
+        switch part {
+        case .hour: next = (floorDiv(local, 3_600) + 1) * 3_600
+        case .day, .date, .dayOfWeek: next = (day + 1) * 86_400
+        case .month, .year:
+            let d = CivilDate(dayNumber: day)
+            let (y, m) = part == .year ? (d.year + 1, 1) : d.month == 12 ? (d.year + 1, 1) : (d.year, d.month + 1)
+            next = CivilDate(year: y, month: m, day: 1).dayNumber * 86_400
+        default: return nil
+        }
+        return next - local
+    }
+
     /// `a − b` is linear in `now` with slope k (measured over one second): notes where it crosses 0.
     static func traceCrossing(_ a: CondValue, _ b: CondValue, _ a1: CondValue, _ b1: CondValue, now: Int64, realNow: Int64, _ soonest: inout Int64?) {
         func note(_ t: Int64?) { Self.note(t, after: realNow, &soonest) }
@@ -395,8 +414,12 @@ struct CondEvaluator {
     /// The operand of a part moves by k per second: notes the first second at which the part
     /// changes, found by bisection (the part is monotone in the operand between time-zone
     /// transitions, which are noted themselves).
+    ///
+    /// `direct`: for a timestamp moving forward, first try the next local hour, day, month or
+    /// year boundary, kept when it is where the value changes and did not change a second
+    /// before (the part is monotone there, so the bisection would find that instant too).
     static func traceSteps(_ v0: CondValue, _ v1: CondValue, _ part: CondPart, now: Int64, realNow: Int64, clock: ProgramClock,
-                           _ soonest: inout Int64?) {
+                           direct: Bool = false, _ soonest: inout Int64?) {
         func note(_ t: Int64?) { Self.note(t, after: realNow, &soonest) }
         guard let x0 = Self.seconds(v0), let x1 = Self.seconds(v1) else { return }
         let (k, o) = x1.subtractingReportingOverflow(x0)
@@ -429,6 +452,11 @@ struct CondEvaluator {
             hi = min(hi, s)
         }
         guard changed(hi) else { return }
+        if direct, case .timestamp = v0, k > 0, k < 1 << 32, let c = boundary(x0, part, clock).map({ floorDiv($0 + k - 1, k) }),
+           c >= 1, c < hi, changed(c), c == 1 || !changed(c - 1) {
+            note(now &+ c)
+            return
+        }
         var lo: Int64 = 0
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2

@@ -369,7 +369,7 @@ struct CondRunner<S: CondSource> {
     private mutating func part(_ t: Node, _ part: CondPart, _ varies: Bool, _ at: Node) throws(CondError) -> CondValue {
         let v = try value(t)
         if tracing && varies, let v1 = try later(t), !ignoring {
-            Ev.traceSteps(v, v1, part, now: now, realNow: realNow, clock: clock, &soonest)
+            Ev.traceSteps(v, v1, part, now: now, realNow: realNow, clock: clock, direct: true, &soonest)
         }
         return try Ev.part(v, part, clock, pos(at))
     }
