@@ -83,6 +83,31 @@ extension Bench {
         print("segment: \(Self.goalSegment)")
         print(String(format: "  preview (size, sample, make-up): %d of %d members; median of 5: %.3f s (goal < 1 s); scan %.3f s = %.0f rows/s (members + their orders) = %.1fx the plain SQL scan",
                      p.composition.members, p.composition.ofMembers, median, p.scan.seconds, rowsPerSecond, rowsPerSecond / scan.rate))
+
+        // 4. Saved segments kept current: the first full evaluation, then the cost per written member.
+        let saved = [Self.goalSegment, "member.orderCount >= 3 && now - member.lastOrderAt > duration('60d')", "orders.within('30d').count() >= 2"]
+        for (i, text) in saved.enumerated() {
+            let doc = JSONValue.object(["id": .string("bench_\(i)"), "name": .string("bench \(i)"), "condition": .string(text)])
+            _ = try await store.saveSegment(program: "demo", try SegmentParser.parse(doc).get(), now: now)
+        }
+        var t = ContinuousClock.now
+        let full = try await store.refreshSegments(program: "demo", now: now)
+        let fullSeconds = (ContinuousClock.now - t).seconds
+        print(String(format: "saved segments: %d, first evaluation over every member %.1f s (%d entered)", saved.count, fullSeconds, full.entered))
+        let writes = min(members, 5_000)
+        t = ContinuousClock.now
+        for i in 0..<writes {
+            let m = MemberID(Int64(1 + (i * 7919) % members))
+            _ = try await store.record(program: "demo", member: m, occurredAt: now, body: .orderPaid(OrderPaid(orderId: "seg-\(i)", lines: [OrderLine(sku: "S1", category: "shoes", amountMinor: 60_000)])),
+                                       idempotencyKey: "seg-\(i)", requestHash: "seg-\(i)", now: now)
+        }
+        let recordSeconds = (ContinuousClock.now - t).seconds
+        t = ContinuousClock.now
+        let inc = try await store.refreshSegments(program: "demo", now: now)
+        let incSeconds = (ContinuousClock.now - t).seconds
+        results["segment_tracker_us_per_member"] = incSeconds * 1e6 / Double(writes)
+        print(String(format: "  after %d order.paid writes (%.0f µs each through the store): the tracker re-read and re-evaluated them over %d segments in %.3f s = %.0f µs per written member = %.0f%% of the write (%d entered, %d exited)",
+                     writes, recordSeconds * 1e6 / Double(writes), saved.count, incSeconds, incSeconds * 1e6 / Double(writes), 100 * incSeconds / recordSeconds, inc.entered, inc.exited))
         try await store.close()
     }
 
