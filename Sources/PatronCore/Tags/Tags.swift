@@ -266,7 +266,13 @@ extension Engine {
             if let c = l.category, !cats.contains(c) { cats.append(c) }
             if skus.count < 20, !skus.contains(l.sku) { skus.append(l.sku) }
         }
-        let coupon = o.discountMinor > 0 || o.lines.contains { $0.discountMinor > 0 } || s.wallet.grants.contains { $0.use?.orderId == o.orderId }
+        // By index: iterating the grants would copy each one.
+        var coupon = o.discountMinor > 0 || o.lines.contains { $0.discountMinor > 0 }
+        var g = 0
+        while !coupon && g < s.wallet.grants.count {
+            coupon = s.wallet.grants[g].use?.orderId == o.orderId
+            g += 1
+        }
         let fact = OrderFact(orderId: o.orderId, at: t, amountMinor: o.paidMinor, categories: cats, skus: skus, channel: o.channel, store: o.store, usedCoupon: coupon)
         let i = s.orderFacts.firstIndex { $0.at > t } ?? s.orderFacts.count
         s.orderFacts.insert(fact, at: i)
