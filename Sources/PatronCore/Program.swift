@@ -134,6 +134,10 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public var tags: [TagDefinition] = []
     /// Churn warning: members whose P(alive) falls below `atRiskBelow` are flagged at risk.
     public var churn: ChurnPolicy?
+    /// The order in which an import row's identities find its member (the first one any member
+    /// has wins; the others are the kinds not named, in the default order).
+    public var identityPriority: [IdentityKind] = ProgramDefinition.defaultIdentityPriority
+    public static let defaultIdentityPriority: [IdentityKind] = [.phone, .card, .app, .wechat, .email, .storeCustomer]
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
@@ -146,6 +150,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     }
     enum CodingKeys: String, CodingKey {
         case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags, churn
+        case identityPriority
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -162,9 +167,11 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   birthday: try c.decodeIfPresent(BirthdayRule.self, forKey: .birthday),
                   tags: try c.decodeIfPresent([TagDefinition].self, forKey: .tags) ?? [],
                   churn: try c.decodeIfPresent(ChurnPolicy.self, forKey: .churn))
+        identityPriority = try c.decodeIfPresent([IdentityKind].self, forKey: .identityPriority) ?? Self.defaultIdentityPriority
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
+    func with(_ change: (inout ProgramDefinition) -> Void) -> ProgramDefinition { var d = self; change(&d); return d }
     /// What `points` are worth in minor units at the program's point value (rounded down).
     public func valueMinor(ofPoints points: Int64) -> Int64 { Int64(Int128(points) * Int128(pointValueMinorPermille) / 1000) }
     public func activity(_ id: String) -> ActivityRule? { activities.first { $0.id == id } }
@@ -184,7 +191,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -362,12 +369,22 @@ public enum ProgramParser {
             for (j, t) in (eligible ?? []).enumerated() where !tiers.contains(where: { $0.id == t }) { r.fail("birthday.tiers[\(j)]", "names tier '\(t)', which is not in tiers") }
             if let b, let when { birthday = BirthdayRule(benefit: b, count: Int(count), when: when, tiers: eligible) }
         }
+        var priority = ProgramDefinition.defaultIdentityPriority
+        if let xs = r.array(top["identityPriority"], "identityPriority", required: false, maxCount: IdentityKind.allCases.count) {
+            var named: [IdentityKind] = []
+            for (i, x) in xs.enumerated() {
+                guard let k = r.oneOf(x, "identityPriority[\(i)]", IdentityKind.self) else { continue }
+                if named.contains(k) { r.fail("identityPriority[\(i)]", "'\(k.rawValue)' is named twice") } else { named.append(k) }
+            }
+            priority = named + ProgramDefinition.defaultIdentityPriority.filter { !named.contains($0) }
+        }
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
-                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn))
+                                          expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn)
+            .with { $0.identityPriority = priority })
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

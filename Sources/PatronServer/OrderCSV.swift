@@ -4,7 +4,9 @@ import PatronStore
 
 /// Reads orders from CSV: a header row naming the columns, then one row per order line.
 /// Columns: order_id, member, occurred_at, sku, category, quantity, amount_minor, discount_minor,
-/// channel, store. `member` is `kind:value` (phone:13800000000, card:C001, …) or `id:<member id>`.
+/// channel, store. `member` is `kind:value` (phone:13800000000, card:C001, …), several of them
+/// separated by `|` (the program's `identityPriority` picks the one that finds the member), or
+/// `id:<member id>`.
 /// Rows with the same order_id are the lines of one order.
 public enum OrderCSV {
     public static let required = ["order_id", "member", "occurred_at", "sku", "amount_minor"]
@@ -42,14 +44,21 @@ public enum OrderCSV {
             let orderId = col("order_id") ?? { problems.append("order_id is empty"); return "" }()
             let who: ImportOrder.Who? = {
                 guard let m = col("member") else { problems.append("member is empty"); return nil }
-                let parts = m.split(separator: ":", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { problems.append("member '\(m)' must be kind:value, e.g. phone:13800000000 or id:123"); return nil }
-                if parts[0] == "id" {
-                    guard let v = Int64(parts[1]) else { problems.append("member id '\(parts[1])' is not a number"); return nil }
-                    return .member(MemberID(v))
+                // One identity, or several separated by '|' (phone:138…|card:C001): the program's
+                // identityPriority decides which finds the member.
+                var found: [Identity] = []
+                for one in m.split(separator: "|").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                    let parts = one.split(separator: ":", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { problems.append("member '\(one)' must be kind:value, e.g. phone:13800000000 or id:123"); return nil }
+                    if parts[0] == "id" {
+                        guard m.split(separator: "|").count == 1 else { problems.append("member: id:<member id> cannot be combined with identities"); return nil }
+                        guard let v = Int64(parts[1]) else { problems.append("member id '\(parts[1])' is not a number"); return nil }
+                        return .member(MemberID(v))
+                    }
+                    guard let kind = IdentityKind(rawValue: parts[0]) else { problems.append("member kind '\(parts[0])' is not one of id, \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))"); return nil }
+                    found.append(Identity(kind: kind, value: parts[1]).normalized)
                 }
-                guard let kind = IdentityKind(rawValue: parts[0]) else { problems.append("member kind '\(parts[0])' is not one of id, \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))"); return nil }
-                return .identity(Identity(kind: kind, value: parts[1]).normalized)
+                return found.count == 1 ? .identity(found[0]) : .identities(found)
             }()
             let at: Timestamp? = {
                 guard let s = col("occurred_at") else { problems.append("occurred_at is empty"); return nil }

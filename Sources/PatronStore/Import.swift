@@ -3,7 +3,9 @@ import PatronCore
 
 /// One order of a bulk import, with where it came from for error reports.
 public struct ImportOrder: Sendable {
-    public enum Who: Sendable, Hashable { case member(MemberID), identity(Identity) }
+    /// The member by id, by one identity, or by several (the program's `identityPriority` picks
+    /// the one that decides; a new member gets them all).
+    public enum Who: Sendable, Hashable { case member(MemberID), identity(Identity), identities([Identity]) }
     public var line: Int
     public var who: Who
     public var occurredAt: Timestamp
@@ -18,6 +20,10 @@ public struct ImportReport: Codable, Sendable, Equatable {
     public var membersCreated = 0
     public var membersTouched = 0
     public var rejected: [Rejected] = []
+    /// Rows whose identities belong to different members: the row went to the first by the
+    /// program's identity priority; an operator may merge the others into it.
+    public struct MergeCandidate: Codable, Sendable, Equatable { public var line: Int; public var members: [MemberID]; public var identities: [Identity] }
+    public var mergeCandidates: [MergeCandidate] = []
     public init() {}
 }
 
@@ -46,24 +52,43 @@ extension Store {
         valid.removeAll { existing.contains($0.order.orderId) }
 
         // 3. Who is who.
-        let identities = Array(Set(valid.compactMap { if case .identity(let i) = $0.who { return i.normalized } else { return nil } }))
+        let identities = Array(Set(valid.flatMap { o -> [Identity] in
+            switch o.who {
+            case .identity(let i): [i.normalized]
+            case .identities(let xs): xs.map(\.normalized)
+            case .member: []
+            }
+        }))
         let known = try await resolve(program: program, identities)
+        let priority = engine.program.latest.definition.identityPriority
         var byMember: [MemberID: [ImportOrder]] = [:]
         var newMembers: [Identity: MemberID] = [:]
-        for o in valid {
+        var created: [MemberID: [Identity]] = [:]
+        rows: for o in valid {
+            let ids: [Identity]
             switch o.who {
-            case .member(let id): byMember[id, default: []].append(o)
-            case .identity(let raw):
-                let i = raw.normalized
-                if let id = known[i] { byMember[id, default: []].append(o); continue }
-                guard registerMissing else { report.rejected.append(.init(line: o.line, reason: "no member has \(i.kind.rawValue) '\(i.value)'")); continue }
-                if let problem = i.validate(path: "member").first { report.rejected.append(.init(line: o.line, reason: problem.description)); continue }
-                let id = newMembers[i] ?? memberIds.next(now: now)
-                newMembers[i] = id
-                byMember[id, default: []].append(o)
+            case .member(let id): byMember[id, default: []].append(o); continue rows
+            case .identity(let raw): ids = [raw.normalized]
+            case .identities(let raws):
+                ids = raws.map(\.normalized).sorted { (priority.firstIndex(of: $0.kind) ?? 99) < (priority.firstIndex(of: $1.kind) ?? 99) }
             }
+            var owners: [MemberID] = []
+            for i in ids { if let id = known[i] ?? newMembers[i], !owners.contains(id) { owners.append(id) } }
+            if let first = owners.first {
+                if owners.count > 1 { report.mergeCandidates.append(.init(line: o.line, members: owners, identities: ids)) }
+                byMember[first, default: []].append(o)
+                continue
+            }
+            guard registerMissing else {
+                report.rejected.append(.init(line: o.line, reason: "no member has " + ids.map { "\($0.kind.rawValue) '\($0.value)'" }.joined(separator: " or ")))
+                continue
+            }
+            if let problem = ids.flatMap({ $0.validate(path: "member") }).first { report.rejected.append(.init(line: o.line, reason: problem.description)); continue }
+            let id = memberIds.next(now: now)
+            for i in ids { newMembers[i] = id }
+            created[id] = ids
+            byMember[id, default: []].append(o)
         }
-        let created = Dictionary(uniqueKeysWithValues: newMembers.map { ($1, $0) })
 
         // 4. Fold and write, a batch of members at a time.
         let memberIds = byMember.keys.sorted()
@@ -90,12 +115,12 @@ extension Store {
                 var lastNo: Int64
                 var m: LoadedMember? = nil
                 var fx = Effects()
-                if let identity = created[id] {
+                if let identities = created[id] {
                     let registeredAt = mine[0].occurredAt
                     state = engine.start(member: id, registeredAt: registeredAt, effects: &fx)
                     lastNo = 0
                     insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, now: now)
-                    insertIdentities(&plan, program: program, member: id, [identity], now: now)
+                    insertIdentities(&plan, program: program, member: id, identities, now: now)
                     m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
                 } else if let lm = loaded[id] {
                     m = lm; state = lm.state; lastNo = lm.lastEventNo

@@ -38,7 +38,21 @@ import Testing
         .init(mutate: { $0.replacingOccurrences(of: #""pendingDays": 0"#, with: #""pendingDays": 1.5"#) }, path: "pendingDays", reasonContains: "whole number"),
         .init(mutate: { $0.replacingOccurrences(of: #""refund""#, with: #""refnud""#) }, path: "refnud", reasonContains: "not a known field"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [{"id": "Check In", "points": 5}]"#) }, path: "activities[0].id", reasonContains: "lower-case"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "fax"]"#) }, path: "identityPriority[1]", reasonContains: "one of"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "card"]"#) }, path: "identityPriority[1]", reasonContains: "named twice"),
     ]
+
+    @Test func identityPriorityPutsTheNamedKindsFirst() throws {
+        #expect(try parseProgram(programJSON()).identityPriority == [.phone, .card, .app, .wechat, .email, .storeCustomer])
+        let p = try parseProgram(programJSON().replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "email"]"#))
+        #expect(p.identityPriority == [.card, .email, .phone, .app, .wechat, .storeCustomer])
+        // Stored programs from before the field read with the default.
+        let stored = try JSONEncoder().encode(p)
+        var object = try JSONSerialization.jsonObject(with: stored) as! [String: Any]
+        object["identityPriority"] = nil
+        let old = try JSONDecoder().decode(ProgramDefinition.self, from: try JSONSerialization.data(withJSONObject: object))
+        #expect(old.identityPriority == ProgramDefinition.defaultIdentityPriority)
+    }
 
     @Test(arguments: badCases)
     func rejectsWithPathAndReason(_ c: BadCase) throws {

@@ -30,6 +30,16 @@ import Testing
         #expect(p.rejected[3].reason.contains("another member"))
     }
 
+    @Test func aRowMayNameSeveralIdentities() {
+        let p = OrderCSV.parse("""
+            order_id,member,occurred_at,sku,amount_minor
+            B1,phone:+86 138-0000-0001 | card:C1,2026-11-01T10:00:00+08:00,tee,100
+            B2,id:4|card:C1,2026-11-01T10:00:00+08:00,tee,100
+            """)
+        #expect(p.orders.map(\.who) == [.identities([Identity(kind: .phone, value: "+86 138-0000-0001").normalized, Identity(kind: .card, value: "C1").normalized])])
+        #expect(p.rejected.map(\.line) == [3] && p.rejected[0].reason.contains("cannot be combined"))
+    }
+
     @Test func aHeaderWithoutRequiredColumnsIsRejected() {
         let p = OrderCSV.parse("order,who\n1,2\n")
         #expect(p.orders.isEmpty)

@@ -124,3 +124,41 @@ import Testing
         }
     }
 }
+
+@Suite struct IdentityImportTests {
+    /// Rows naming several identities go to the member the program's identity priority finds
+    /// first; rows whose identities belong to different members are reported as merge
+    /// candidates; a row nobody knows registers one member with all its identities.
+    @Test(arguments: Backend.allCases)
+    func importsMatchByTheProgramsIdentityPriority(_ backend: Backend) async throws {
+        var cardFirst = testProgram(key: "cards")
+        cardFirst.identityPriority = [.card, .phone, .app, .wechat, .email, .storeCustomer]
+        try await withStore(backend) { store, phoneOwner in   // the harness member has phone +86 138-0000-0001
+            _ = try await store.applyProgram(cardFirst, effectiveFrom: t0.adding(days: -365), now: t0)
+            let cardOwner = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C-7")], registeredAt: t0),
+                                                           idempotencyKey: nil, requestHash: "c7", now: t0).record.id
+            let both = [Identity(kind: .card, value: "C-7"), Identity(kind: .phone, value: "+86 138-0000-0001")]
+            func row(_ line: Int, _ ids: [Identity], _ order: String) -> ImportOrder {
+                ImportOrder(line: line, who: .identities(ids), occurredAt: t0.adding(days: 1), order: OrderPaid(orderId: order, lines: [OrderLine(sku: "k", amountMinor: 10_000)]))
+            }
+            var r = try await store.importOrders(program: "shop", [row(1, both, "i1")], registerMissing: false, now: t0.adding(days: 1))
+            #expect(r.ordersImported == 1 && r.mergeCandidates.count == 1)
+            #expect(r.mergeCandidates.first?.members == [phoneOwner, cardOwner])
+            #expect(try await store.member(program: "shop", id: phoneOwner, now: t0.adding(days: 1)).standing.balance == 100)
+
+            // Nobody has either: one new member with both identities.
+            let fresh = [Identity(kind: .email, value: "new@example.com"), Identity(kind: .app, value: "app-9")]
+            r = try await store.importOrders(program: "shop", [row(2, fresh, "i2")], registerMissing: true, now: t0.adding(days: 1))
+            #expect(r.membersCreated == 1 && r.mergeCandidates.isEmpty)
+            let byMail = try await store.memberId(program: "shop", identity: fresh[0]), byApp = try await store.memberId(program: "shop", identity: fresh[1])
+            #expect(byMail == byApp)
+
+            // A program that puts cards first sends the same row to the card's member.
+            let p2 = try await store.registerMember(program: "cards", RegisterMember(identities: [both[1]], registeredAt: t0), idempotencyKey: nil, requestHash: "p2", now: t0).record.id
+            let c2 = try await store.registerMember(program: "cards", RegisterMember(identities: [both[0]], registeredAt: t0), idempotencyKey: nil, requestHash: "c2", now: t0).record.id
+            r = try await store.importOrders(program: "cards", [row(1, both, "j1")], registerMissing: false, now: t0.adding(days: 1))
+            #expect(r.mergeCandidates.first?.members == [c2, p2])
+            #expect(try await store.member(program: "cards", id: c2, now: t0.adding(days: 1)).standing.balance == 100)
+        }
+    }
+}
