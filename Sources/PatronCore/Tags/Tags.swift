@@ -232,6 +232,7 @@ extension Engine {
     /// Where `key` is in `d`: by comparing keys when there are few (a member has a few tags and
     /// timers, and hashing a tag's id costs more than comparing it with a few others).
     static func find<V>(_ d: [String: V], _ key: String) -> Dictionary<String, V>.Index? {
+        if d.isEmpty { return nil }
         guard d.count <= 8 else { return d.index(forKey: key) }
         let length = key.utf8.count
         var i = d.startIndex
