@@ -86,7 +86,7 @@ public enum OpenAPI {
                                           response: "RFM", success: 201, errors: [401, 403]),
         "GET /v1/reports/kpis": Operation(summary: "Program KPIs over local days [from, until): members, new, active, repurchase and return rates, upgrade and downgrade rates, AOV, orders per active member, revenue, tier distribution, the funnel; optionally split by tier, channel or store",
                                           response: "KPIs", errors: [401, 403, 422],
-                                          query: [("from", "YYYY-MM-DD (default 30 days before until)"), ("until", "YYYY-MM-DD, exclusive (default tomorrow)"), ("split", "tier, channel or store")]),
+                                          query: [("from", "YYYY-MM-DD (default 30 days before until)"), ("until", "YYYY-MM-DD, exclusive (default tomorrow)"), ("split", "tier, channel, store or segment (the saved segments members are in now; a member in two counts in both, once in the total)")]),
         "GET /v1/reports/cohorts": Operation(summary: "Retention and revenue by month of first purchase", response: "Cohorts", errors: [401, 403, 422],
                                              query: [("from", "first day of the first cohort month (default 12 months before until)"), ("until", "exclusive (default next month)"), ("months", "months followed, 0 to 60, default 12")]),
         "GET /v1/reports/points-liability": Operation(summary: "Points liability: outstanding points and their value, expiry schedule by month, breakage; reconciles with the ledger",

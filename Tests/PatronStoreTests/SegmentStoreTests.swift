@@ -152,6 +152,25 @@ func segmentDraft(_ json: String, requireId: Bool = true) throws -> SegmentDraft
         }
     }
 
+    /// KPIs split by saved segment: each segment's members' orders, the total counting each member once.
+    @Test(arguments: Backend.allCases)
+    func kpisSplitBySegment(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            let b = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "K2")], registeredAt: t0),
+                                                   idempotencyKey: nil, requestHash: "k2", now: t0).record.id
+            for (m, id, amount) in [(a, "k1", Int64(200_000)), (a, "k2", 10_000), (b, "k3", 5_000)] {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 2), body: order(id, amount), idempotencyKey: id, requestHash: "h", now: t0.adding(days: 2))
+            }
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "buyers", "name": "Buyers", "condition": "member.orderCount >= 1"}"#), now: t0.adding(days: 3))
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "big", "name": "Big", "condition": "member.spentMinor >= 100000"}"#), now: t0.adding(days: 3))
+            try await store.refreshSegments(program: "shop", now: t0.adding(days: 3))
+            let k = try await store.kpis(program: "shop", from: CivilDate(year: 2026, month: 3, day: 1), until: CivilDate(year: 2026, month: 4, day: 1), split: .segment, now: t0.adding(days: 3))
+            #expect(k.groups?.map(\.key) == ["big", "buyers"])
+            #expect(k.groups?.map(\.activeMembers) == [1, 2] && k.groups?.map(\.orders) == [2, 3])
+            #expect(k.total.activeMembers == 2 && k.total.orders == 3 && k.total.revenueMinor == 215_000)
+        }
+    }
+
     /// For generated histories, the membership kept incrementally (writes, timers) equals a full
     /// evaluation of every member at every step.
     @Test(arguments: Backend.allCases)

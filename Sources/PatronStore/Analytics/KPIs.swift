@@ -74,7 +74,8 @@ public struct Cohorts: Codable, Sendable, Equatable {
     public var cohorts: [Cohort]
 }
 
-public enum KPISplit: String, Sendable, CaseIterable { case tier, channel, store }
+/// `segment` groups by the saved segments members are in now (a member in two segments counts in both).
+public enum KPISplit: String, Sendable, CaseIterable { case tier, channel, store, segment }
 
 extension Store {
     public func kpis(program: String, from: CivilDate, until: CivilDate, split: KPISplit?, now: Timestamp) async throws -> ProgramKPIs {
@@ -95,20 +96,25 @@ extension Store {
                          averageOrderMinor: orders > 0 ? revenue / orders : nil, ordersPerActiveMilli: active > 0 ? orders * 1000 / active : nil)
         }
         // One row per member who bought in the period (per group when split).
-        let col = split.map { ["tier": "tier_id", "channel": "channel", "store": "store"][$0.rawValue]! }
-        let perMember = try await db.query("""
-            SELECT member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
-            WHERE program_id = ? AND day >= ? AND day < ? GROUP BY member_id\(col.map { ", \($0)" } ?? "")
-            """, [p, .int(d0), .int(d1)])
-        // The whole program counts each member once across groups.
+        func perMember(_ split: KPISplit?) async throws -> [SQLRow] {
+            let col = split.map { ["tier": "d.tier_id", "channel": "d.channel", "store": "d.store", "segment": "s.segment_id"][$0.rawValue]! }
+            let join = split == .segment ? " JOIN segment_members s ON s.program_id = d.program_id AND s.member_id = d.member_id" : ""
+            return try await db.query("""
+                SELECT d.member_id AS member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(d.orders) AS n, SUM(d.revenue_minor) AS revenue FROM member_days d\(join)
+                WHERE d.program_id = ? AND d.day >= ? AND d.day < ? GROUP BY d.member_id\(col.map { ", \($0)" } ?? "")
+                """, [p, .int(d0), .int(d1)])
+        }
+        // The whole program counts each member once across groups. Tiers, channels and stores
+        // divide a member's days; segments overlap and leave members out, so the total is read apart.
+        let rows = try await perMember(split)
         var byKey: [String: [(orders: Int64, revenue: Int64)]] = [:]
         var byMember: [Int64: (orders: Int64, revenue: Int64)] = [:]
-        for r in perMember {
-            let n = try r.int("n"), revenue = try r.int("revenue")
-            if col != nil { byKey[try r.string("g"), default: []].append((n, revenue)) }
-            byMember[try r.int("member_id"), default: (0, 0)].orders += n
-            byMember[try r.int("member_id"), default: (0, 0)].revenue += revenue
+        for r in rows where split != nil { byKey[try r.string("g"), default: []].append((try r.int("n"), try r.int("revenue"))) }
+        for r in split == .segment ? try await perMember(nil) : rows {
+            byMember[try r.int("member_id"), default: (0, 0)].orders += try r.int("n")
+            byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
         }
+        let col: String? = split?.rawValue
         let total = group(nil, Array(byMember.values))
         let groups = col == nil ? nil : byKey.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
         func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
