@@ -226,6 +226,7 @@ struct CondRunner<S: CondSource> {
 
     private mutating func pos(_ n: Node) -> CondPos { plan.positions[Int(n)] }
 
+    @inline(__always)
     private mutating func bind(_ x: CondVal) {
         switch depth {
         case 0: local0 = x
@@ -236,10 +237,12 @@ struct CondRunner<S: CondSource> {
         }
         depth += 1
     }
+    @inline(__always)
     private mutating func unbind() {
         depth -= 1
         if depth >= 4 { moreLocals.removeLast() }
     }
+    @inline(__always)
     private mutating func local(_ i: Int) -> CondVal {
         switch i {
         case 0: local0
@@ -249,11 +252,17 @@ struct CondRunner<S: CondSource> {
         default: moreLocals[i - 4]
         }
     }
+    @inline(__always)
     private mutating func usesTime(_ n: Node) -> Bool { plan.nodes[Int(n)].usesTime }
 
+    @inline(__always)
     private mutating func charge(_ steps: Int, _ n: Node) throws(CondError) {
         remaining -= steps
-        if remaining < 0 { throw CondError(.budget, pos(n), "the evaluation costs more than its budget of \(budget) steps") }
+        if remaining < 0 { throw overBudget(n) }
+    }
+    @inline(never)
+    private mutating func overBudget(_ n: Node) -> CondError {
+        CondError(.budget, pos(n), "the evaluation costs more than its budget of \(budget) steps")
     }
     private mutating func note(_ t: Int64?) {
         guard tracing, !ignoring else { return }
