@@ -31,10 +31,14 @@ public struct Condition: Sendable, CustomStringConvertible {
         let root: CondNode
         let plan: CondPlan
         let timeIsLinear: Bool
+        /// `root.usesTime` and `root.pos`, read at every evaluation.
+        let usesTime: Bool
+        let position: CondPos
         init(source: String, type: CondType, expecting: CondType, root: CondNode, layout: CondLayout) {
             self.source = source; self.type = type; self.expecting = expecting; self.root = root; self.layout = layout
             plan = CondPlan(root, layout: layout)
             timeIsLinear = root.timeIsLinear()
+            usesTime = root.usesTime; position = root.pos
         }
     }
     let compiled: Compiled
@@ -89,7 +93,7 @@ public struct Condition: Sendable, CustomStringConvertible {
         var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget)
         do throws(CondError) {
             let v = try runner.value(plan.root)
-            return .success(expecting == .bool ? .bool(try CondEvaluator.truth(v, root.pos)) : v)
+            return .success(expecting == .bool ? .bool(try CondEvaluator.truth(v, compiled.position)) : v)
         } catch {
             return .failure(error)
         }
@@ -102,7 +106,7 @@ public struct Condition: Sendable, CustomStringConvertible {
     }
 
     /// Whether the value may change with time alone (it uses `now` or `within`).
-    public var dependsOnTime: Bool { root.usesTime }
+    public var dependsOnTime: Bool { compiled.usesTime }
 
     /// The earliest instant after `now` at which the value could change with the same inputs,
     /// or nil when it cannot change with time alone; a scheduler re-evaluates then (and asks
@@ -114,7 +118,7 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// Costs about twice an evaluation.
     public func nextChange(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
                            budget: Int = Condition.defaultBudget) -> Result<Timestamp?, CondError> {
-        guard root.usesTime else { return .success(nil) }
+        guard compiled.usesTime else { return .success(nil) }
         guard timeIsLinear else { return .success(now.seconds < Int64.max ? Timestamp(seconds: now.seconds + 1) : nil) }
         var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
@@ -129,13 +133,13 @@ public struct Condition: Sendable, CustomStringConvertible {
     /// followed; others are evaluated twice, as those two functions do).
     public func holdsAndNextChange(_ source: some CondSource, now: Timestamp, clock: ProgramClock,
                                    budget: Int = Condition.defaultBudget) -> Result<(holds: Bool, next: Timestamp?), CondError> {
-        guard root.usesTime, timeIsLinear else {
+        guard compiled.usesTime, timeIsLinear else {
             return holds(source, now: now, clock: clock, budget: budget).flatMap { h in nextChange(source, now: now, clock: clock, budget: budget).map { (h, $0) } }
         }
         var runner = CondRunner(source: source, plan: plan, clock: clock, now: now.seconds, budget: budget, tracing: true)
         do throws(CondError) {
             let v = try runner.value(plan.root)
-            return .success((try CondEvaluator.truth(v, root.pos), runner.soonest.map { Timestamp(seconds: $0) }))
+            return .success((try CondEvaluator.truth(v, compiled.position), runner.soonest.map { Timestamp(seconds: $0) }))
         } catch {
             return .failure(error)
         }
