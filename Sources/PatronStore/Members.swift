@@ -247,6 +247,7 @@ extension Store {
     }
 
     /// Members in id order, a page at a time; optionally of one tier or with a name starting so.
+    /// Members merged into others are left out (their survivors stand for them).
     public func listMembers(program: String, cursor: String?, limit: Int, tier: String? = nil, namePrefix: String? = nil) async throws -> Page<MemberSummary> {
         _ = try await self.program(program)
         var after: Int64 = 0
@@ -256,7 +257,7 @@ extension Store {
             }
             after = v
         }
-        var sql = "SELECT member_id, name, tier_id, balance, points_available, growth_total, registered_at FROM members WHERE program_id = ? AND member_id > ?"
+        var sql = "SELECT member_id, name, tier_id, balance, points_available, growth_total, registered_at FROM members WHERE program_id = ? AND member_id > ? AND merged_into IS NULL"
         var binds: [SQLValue] = [.text(program), .int(after)]
         if let tier { sql += " AND tier_id = ?"; binds.append(.text(tier)) }
         if let namePrefix {

@@ -107,6 +107,8 @@ import Testing
             }
             await #expect(throws: StoreError.memberNotFound(MemberID(42))) { try await store.mergeMembers(program: "shop", survivor: a, absorbed: MemberID(42), by: "x", reason: nil, now: t0) }
             _ = try await store.mergeMembers(program: "shop", survivor: a, absorbed: b, by: "x", reason: nil, now: t0)
+            // The list shows the survivor for both.
+            #expect(try await store.listMembers(program: "shop", cursor: nil, limit: 50).items.map(\.id) == [a, c].sorted { $0.rawValue < $1.rawValue })
             await #expect(throws: StoreError.memberMerged(b, into: a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: b, by: "x", reason: nil, now: t0) }
             await #expect(throws: StoreError.hasMergedMembers(a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: a, by: "x", reason: nil, now: t0) }
             await #expect(throws: StoreError.mergeNotFound(7)) { try await store.unmergeMembers(program: "shop", mergeId: 7, by: "x", now: t0) }

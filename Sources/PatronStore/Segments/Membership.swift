@@ -17,6 +17,11 @@ final class TrackedSegment: @unchecked Sendable {
     }
 }
 
+extension RowInsert {
+    static let segmentMembers = RowInsert("INSERT INTO segment_members (program_id, member_id, segment_id, since)", columns: 4, tail: " ON CONFLICT DO NOTHING")
+    static let segmentChanges = RowInsert("INSERT INTO segment_changes (program_id, member_id, segment_id, at, entered, cause, recorded_at)", columns: 7, tail: " ON CONFLICT DO NOTHING")
+}
+
 /// One entry or exit of a member (`segment.entered`, `segment.exited`).
 public struct SegmentChange: Codable, Sendable, Equatable {
     public var segment: String
@@ -68,24 +73,22 @@ extension Store {
         var updates: [(String, TrackedSegment)] = []
         let p = SQLValue.text(program)
 
+        // Every change is history; who is in each segment is written once per member at the end
+        // of the pass, from where they ended up (a member may enter and leave within one pass).
+        // Entries go in multi-row inserts: a first evaluation may enter a million members.
+        var changeRows: [[SQLValue]] = []
+        var lastEntry: [String: [Int64: Timestamp]] = [:], touched: [String: [Int64]] = [:]
         func record(_ seg: String, _ member: Int64, entered: Bool, at: Timestamp, cause: SegmentCause) {
-            let m = SQLValue.int(member), s = SQLValue.text(seg)
-            if entered {
-                plan.add("INSERT INTO segment_members (program_id, member_id, segment_id, since) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [p, m, s, .int(at.seconds)])
-                report.entered += 1
-            } else {
-                plan.add("DELETE FROM segment_members WHERE program_id = ? AND member_id = ? AND segment_id = ?", [p, m, s])
-                report.exited += 1
-            }
-            plan.add("""
-                INSERT INTO segment_changes (program_id, member_id, segment_id, at, entered, cause, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO NOTHING
-                """, [p, m, s, .int(at.seconds), .int(entered ? 1 : 0), .text(cause.rawValue), .int(now.seconds)])
+            if entered { report.entered += 1; lastEntry[seg, default: [:]][member] = at } else { report.exited += 1 }
+            touched[seg, default: []].append(member)
+            changeRows.append([p, .int(member), .text(seg), .int(at.seconds), .int(entered ? 1 : 0), .text(cause.rawValue), .int(now.seconds)])
         }
+        var finals: [String: TrackedSegment] = [:]
 
         for s in saved {
             let def = s.definition
             if let t = entry.tracked[def.id], t.updatedAt == s.updatedAt {
+                finals[def.id] = t
                 func evaluate(_ m: Int64, at: Timestamp, cause: SegmentCause) {
                     report.evaluated += 1
                     var isIn = false
@@ -126,6 +129,7 @@ extension Store {
             let asOf = try await db.query("SELECT members_as_of FROM segments WHERE program_id = ? AND segment_id = ?", [p, .text(def.id)]).first?.intOrNil("members_as_of")
             let cause: SegmentCause = asOf == s.updatedAt.seconds ? .recheck : .saved
             let t = TrackedSegment(s, condition: condition, members: [])
+            finals[def.id] = t
             for row in 0..<f.rows where f.isPresent(row) {
                 cursor.row = row
                 report.evaluated += 1
@@ -145,6 +149,18 @@ extension Store {
         }
         // Segments deleted since: forget them.
         let live = Set(saved.map(\.definition.id))
+        var memberRows: [[SQLValue]] = []
+        for (seg, members) in touched.sorted(by: { $0.key < $1.key }) {
+            for m in Set(members).sorted() {
+                if finals[seg]?.members.contains(m) == true {
+                    memberRows.append([p, .int(m), .text(seg), .int((lastEntry[seg]?[m] ?? now).seconds)])
+                } else {
+                    plan.add("DELETE FROM segment_members WHERE program_id = ? AND member_id = ? AND segment_id = ?", [p, .int(m), .text(seg)])
+                }
+            }
+        }
+        RowInsert.segmentMembers.add(&plan, memberRows)
+        RowInsert.segmentChanges.add(&plan, changeRows)
         if !plan.isEmpty { try await db.write(plan) }
         facts.update(entry) { _ in
             for (id, t) in updates { entry.tracked[id] = t }
