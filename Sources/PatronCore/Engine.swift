@@ -9,12 +9,9 @@ public struct ProgramVersions: Sendable {
         public var clock: ProgramClock
         /// The rule tags, compiled once per version.
         public var tagRules: [TagRule]
-        /// Every name the rules mention: the order fields conditions are given.
-        public var tagRuleNames: Set<String>
         public init(version: Int, effectiveFrom: Timestamp, definition: ProgramDefinition) {
             self.version = version; self.effectiveFrom = effectiveFrom; self.definition = definition; self.clock = definition.clock
             tagRules = definition.tags.compactMap { t in t.rule.flatMap { try? Condition.compile($0, schema: .member).get() }.map { TagRule(tag: t, rule: $0) } }
-            tagRuleNames = tagRules.reduce(into: []) { $0.formUnion($1.names) }
         }
     }
     public private(set) var versions: [Version]

@@ -67,21 +67,10 @@ public struct TagRule: Sendable {
     public var readsState: Bool
     /// Reads the order list.
     public var readsOrders: Bool
-    /// Every identifier in the rule: the record fields it may read (a superset: fields are named
-    /// after a dot, or bare in aggregates such as `sum(amount)`).
-    public var names: Set<String>
     public init(tag: TagDefinition, rule: Condition) {
         self.tag = tag; self.rule = rule
         readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
         readsOrders = rule.mentions("orders")
-        var names = Set<String>(), current = ""
-        for c in rule.source + " " {
-            if c.isLetter || c.isNumber || c == "_" { current.append(c) } else {
-                if !current.isEmpty { names.insert(current) }
-                current = ""
-            }
-        }
-        self.names = names
     }
 }
 
