@@ -92,7 +92,9 @@ public final class Store: Sendable {
     public init(db: any Database, logger: Logger = Logger(label: "patron.store")) {
         let facts = FactsRegistry()
         self.facts = facts
-        self.db = db is NotifyingDatabase ? db : NotifyingDatabase(inner: db, committed: { facts.touched($0) })
+        // Each store hears its own commits (a database taken from another store is unwrapped first).
+        let inner = (db as? NotifyingDatabase)?.inner ?? db
+        self.db = NotifyingDatabase(inner: inner, committed: { facts.touched($0) })
         self.logger = logger
     }
 

@@ -152,6 +152,28 @@ func segmentDraft(_ json: String, requireId: Bool = true) throws -> SegmentDraft
         }
     }
 
+    /// A member merged into another leaves their segments; the survivor is evaluated with both histories.
+    @Test(arguments: Backend.allCases)
+    func mergedMembersLeaveTheirSegments(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            let b = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "S2")], registeredAt: t0),
+                                                   idempotencyKey: nil, requestHash: "s2", now: t0).record.id
+            for (m, id) in [(a, "x1"), (b, "x2")] {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t0.adding(days: 1), body: order(id, 10_000), idempotencyKey: id, requestHash: "h", now: t0.adding(days: 1))
+            }
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "two", "name": "Two orders", "condition": "member.orderCount >= 2"}"#), now: t0.adding(days: 2))
+            _ = try await store.saveSegment(program: "shop", try segmentDraft(#"{"id": "one", "name": "One order", "condition": "member.orderCount == 1"}"#), now: t0.adding(days: 2))
+            try await store.refreshSegments(program: "shop", now: t0.adding(days: 2))
+            #expect(try await members(store, "one") == [a, b].sorted { $0.rawValue < $1.rawValue })
+            _ = try await store.mergeMembers(program: "shop", survivor: a, absorbed: b, by: "ops", reason: nil, now: t0.adding(days: 3))
+            let r = try await store.refreshSegments(program: "shop", now: t0.adding(days: 3))
+            #expect(r.entered == 1 && r.exited == 2)
+            #expect(try await members(store, "one") == [])
+            #expect(try await members(store, "two") == [a])
+            #expect(try await store.segmentChanges(program: "shop", segment: "one", since: t0.adding(days: 3), limit: 10).map(\.cause) == [.member, .member])
+        }
+    }
+
     /// KPIs split by saved segment: each segment's members' orders, the total counting each member once.
     @Test(arguments: Backend.allCases)
     func kpisSplitBySegment(_ backend: Backend) async throws {
