@@ -12,7 +12,7 @@ struct Patron: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patron",
         abstract: "Patron: membership and loyalty operations (会员运营系统).",
-        subcommands: [Serve.self, Migrate.self, ProgramCommand.self, Keys.self, Jobs.self, Import.self, DemoCommand.self, Analytics.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, ProgramCommand.self, Keys.self, Jobs.self, Import.self, SegmentsCommand.self, MembersCommand.self, DemoCommand.self, Analytics.self, Bench.self]
     )
 }
 
