@@ -138,6 +138,8 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     /// has wins; the others are the kinds not named, in the default order).
     public var identityPriority: [IdentityKind] = ProgramDefinition.defaultIdentityPriority
     public static let defaultIdentityPriority: [IdentityKind] = [.phone, .card, .app, .wechat, .email, .storeCustomer]
+    /// How long after a merge it can still be undone, in days.
+    public var mergeUndoDays: Int = 365
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
@@ -150,7 +152,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     }
     enum CodingKeys: String, CodingKey {
         case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags, churn
-        case identityPriority
+        case identityPriority, mergeUndoDays
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -168,6 +170,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   tags: try c.decodeIfPresent([TagDefinition].self, forKey: .tags) ?? [],
                   churn: try c.decodeIfPresent(ChurnPolicy.self, forKey: .churn))
         identityPriority = try c.decodeIfPresent([IdentityKind].self, forKey: .identityPriority) ?? Self.defaultIdentityPriority
+        mergeUndoDays = try c.decodeIfPresent(Int.self, forKey: .mergeUndoDays) ?? 365
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -191,7 +194,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority", "mergeUndoDays"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -378,13 +381,14 @@ public enum ProgramParser {
             }
             priority = named + ProgramDefinition.defaultIdentityPriority.filter { !named.contains($0) }
         }
+        let undoDays = r.int(top["mergeUndoDays"], "mergeUndoDays", required: false, min: 0, max: 3650) ?? 365
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
                                           expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn)
-            .with { $0.identityPriority = priority })
+            .with { $0.identityPriority = priority; $0.mergeUndoDays = Int(undoDays) })
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

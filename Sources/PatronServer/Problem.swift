@@ -75,6 +75,7 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
             case .hasMergedMembers: return Problem(.conflict, type: "member-has-merged-members", title: "Other members were merged into this one", detail: s.description)
             case .mergeNotFound: return Problem(.notFound, type: "merge-not-found", title: "No such merge", detail: s.description)
             case .mergeUndone: return Problem(.conflict, type: "merge-undone", title: "The merge was already undone", detail: s.description)
+            case .mergeTooOld: return Problem(.conflict, type: "merge-too-old", title: "The merge can no longer be undone", detail: s.description)
             case .codeNotFound: return Problem(.notFound, type: "code-not-found", title: "No benefit has this code", detail: s.description,
                                                errors: [FieldError(path: "code", reason: "is not a code of this program")])
             }

@@ -105,6 +105,8 @@ extension Store {
         for _ in 0..<Self.maxAttempts {
             var merge = try await self.merge(program: program, id: mergeId)
             if merge.undoneAt != nil { throw StoreError.mergeUndone(mergeId) }
+            let days = engine.program.at(now).definition.mergeUndoDays
+            if now > merge.mergedAt.adding(days: days) { throw StoreError.mergeTooOld(mergeId, days: days) }
             let s = try await loadMember(program: program, id: merge.survivor), b = try await loadMember(program: program, id: merge.absorbed)
             let until = max(s.state.asOf, b.state.asOf)
             let rest = try await historyParts(program: program, member: merge.survivor, registeredAt: s.registeredAt, excluding: merge.absorbed)

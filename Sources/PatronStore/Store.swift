@@ -27,6 +27,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case hasMergedMembers(MemberID)
     case mergeNotFound(Int64)
     case mergeUndone(Int64)
+    /// The program's `mergeUndoDays` have passed since the merge.
+    case mergeTooOld(Int64, days: Int)
 
     public var description: String {
         switch self {
@@ -47,6 +49,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .hasMergedMembers(let m): "other members were merged into member \(m); unmerge them first, or merge them into the survivor directly"
         case .mergeNotFound(let id): "merge \(id) does not exist in this program"
         case .mergeUndone(let id): "merge \(id) was already undone"
+        case .mergeTooOld(let id, let days): "merge \(id) is more than \(days) days old (the program's mergeUndoDays); it can no longer be undone"
         }
     }
 }

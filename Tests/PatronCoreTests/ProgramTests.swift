@@ -40,6 +40,7 @@ import Testing
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [{"id": "Check In", "points": 5}]"#) }, path: "activities[0].id", reasonContains: "lower-case"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "fax"]"#) }, path: "identityPriority[1]", reasonContains: "one of"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "card"]"#) }, path: "identityPriority[1]", reasonContains: "named twice"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeUndoDays": -1"#) }, path: "mergeUndoDays", reasonContains: "at least 0"),
     ]
 
     @Test func identityPriorityPutsTheNamedKindsFirst() throws {

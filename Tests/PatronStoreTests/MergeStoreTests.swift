@@ -112,6 +112,9 @@ import Testing
             await #expect(throws: StoreError.memberMerged(b, into: a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: b, by: "x", reason: nil, now: t0) }
             await #expect(throws: StoreError.hasMergedMembers(a)) { try await store.mergeMembers(program: "shop", survivor: c, absorbed: a, by: "x", reason: nil, now: t0) }
             await #expect(throws: StoreError.mergeNotFound(7)) { try await store.unmergeMembers(program: "shop", mergeId: 7, by: "x", now: t0) }
+            // Past the program's retention (mergeUndoDays, 365 by default) a merge stays.
+            let old = try await store.merges(program: "shop", member: b)[0].mergeId
+            await #expect(throws: StoreError.mergeTooOld(old, days: 365)) { try await store.unmergeMembers(program: "shop", mergeId: old, by: "x", now: t0.adding(days: 366)) }
             // An order of the absorbed member refunded through the survivor's id: the order is theirs now.
             _ = try await store.record(program: "shop", member: b, occurredAt: t0.adding(days: 1), body: order("mb-1", 50_000), idempotencyKey: "mb-1", requestHash: "h", now: t0.adding(days: 1))
             let r = try await store.record(program: "shop", member: a, occurredAt: t0.adding(days: 2), body: .orderRefunded(OrderRefunded(orderId: "mb-1")),
