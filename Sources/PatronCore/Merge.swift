@@ -27,8 +27,9 @@ public enum MemberMerge {
     }
 
     /// The survivor's history: every part's events, with absorbed members' events renumbered
-    /// into their slots (and the grants and exchanges they name with them). An absorbed member's
-    /// `member.profile_set` events are left out: the survivor's profile stands.
+    /// into their slots (and the grants and exchanges they name with them), in no particular
+    /// order (`Engine.replay` folds by time). An absorbed member's `member.profile_set` events
+    /// are left out: the survivor's profile stands.
     public static func history(_ parts: [Part]) -> [MemberEvent] {
         var out: [MemberEvent] = []
         for p in parts {
@@ -38,7 +39,7 @@ public enum MemberMerge {
                 out.append(MemberEvent(id: virtualID(slot: p.slot, e.id), occurredAt: e.occurredAt, body: e.body.renumbered(slot: p.slot)))
             }
         }
-        return out.sorted(by: MemberEvent.precedes)
+        return out
     }
 
     /// The merged member starts when the first of them registered.

@@ -161,3 +161,8 @@ public struct ProgramClock: Sendable {
     }
     public func startOfNextDay(_ t: Timestamp) -> Timestamp { startOfDay(CivilDate(dayNumber: dayNumber(t) + 1)) }
 }
+
+extension Duration {
+    /// The duration in seconds, as a fraction (for measured run times).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

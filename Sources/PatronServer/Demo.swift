@@ -140,11 +140,8 @@ public enum Demo {
             _ = try await store.saveSegment(program: "demo", draft, now: now)
         }
         try await store.refreshSegments(program: "demo", now: now)
-        var out: [(String, Int)] = []
-        for s in try await store.segments(program: "demo") {
-            out.append((s.definition.id, try await store.segmentMembers(program: "demo", id: s.definition.id, now: now).count))
-        }
-        return out
+        let sizes = try await store.segmentSizes(program: "demo")
+        return try await store.segments(program: "demo").map { ($0.definition.id, sizes[$0.definition.id] ?? 0) }
     }
 
     /// Where the CDNOW purchase log is looked for, in order.

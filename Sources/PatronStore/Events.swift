@@ -56,7 +56,9 @@ extension Store {
             if case .orderRefunded(let r) = body { orderId = r.orderId }
             if case .benefitRedeemed(let r) = body { orderId = r.orderId }
             if let orderId, let storedOrder = try await orderRecord(program: program, orderId: orderId) {
-                guard try await survivor(program: program, of: storedOrder.member) == m.id else { throw StoreError.orderTaken(orderId) }
+                // The order is the member's, or a member's merged into them (asked only then).
+                let owner = storedOrder.member
+                if owner != m.id && owner != member, try await survivor(program: program, of: owner) != m.id { throw StoreError.orderTaken(orderId) }
                 state.load(order: orderId, storedOrder.record)
             }
             var fx = Effects()
@@ -64,8 +66,10 @@ extension Store {
             let isReplay = occurredAt < m.state.asOf
             do {
                 if isReplay {
-                    let history = try await self.history(program: program, member: m.id)
-                    let r = try engine.replay(member: m.id, registeredAt: history.registeredAt, events: history.events + [event], until: m.state.asOf, validating: event.id)
+                    // The member's history, with the members merged into them.
+                    let parts = try await historyParts(program: program, member: m.id, registeredAt: m.registeredAt)
+                    let r = try engine.replay(member: m.id, registeredAt: MemberMerge.registeredAt(parts), events: MemberMerge.history(parts) + [event],
+                                              until: m.state.asOf, validating: event.id)
                     state = r.state; fx = r.effects; outcome = r.outcomes[event.id]!
                 } else {
                     outcome = try engine.apply(&state, event, effects: &fx)

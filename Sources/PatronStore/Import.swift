@@ -96,13 +96,14 @@ extension Store {
         var inFlight: (task: Task<[GuardFailure?], any Error>, orders: [[ImportOrder]], creates: [Bool])? = nil
         // Members in a merge (merged into another, or with others merged into them) take the
         // one-event path, which folds the merged history.
-        var oneByOne: [(MemberID, [ImportOrder])] = []
+        var oneByOne: [(MemberID, [ImportOrder])] = [], merged = Set<MemberID>()
         for chunkStart in stride(from: 0, to: memberIds.count, by: membersPerBatch) {
             let chunk = Array(memberIds[chunkStart..<min(chunkStart + membersPerBatch, memberIds.count)])
             var loaded = try await loadMembers(program: program, ids: chunk.filter { created[$0] == nil })
             let survivors = try await survivors(program: program, among: Array(loaded.keys))
             for (id, m) in loaded where m.mergedInto != nil || survivors.contains(id) {
                 oneByOne.append((id, byMember[id]!))
+                merged.insert(id)
                 loaded[id] = nil
             }
             var plans: [WritePlan] = []
@@ -124,7 +125,7 @@ extension Store {
                     m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
                 } else if let lm = loaded[id] {
                     m = lm; state = lm.state; lastNo = lm.lastEventNo
-                } else if oneByOne.contains(where: { $0.0 == id }) {
+                } else if merged.contains(id) {
                     continue
                 } else {
                     for o in mine { report.rejected.append(.init(line: o.line, reason: "member \(id) does not exist")) }

@@ -45,14 +45,6 @@ extension Store {
         return parts
     }
 
-    /// The events the engine folds for `member`, with the members merged into them.
-    func history(program: String, member: MemberID) async throws -> (events: [MemberEvent], registeredAt: Timestamp) {
-        let m = try await db.query("SELECT registered_at FROM members WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
-        guard let r = m.first else { throw StoreError.memberNotFound(member) }
-        let parts = try await historyParts(program: program, member: member, registeredAt: Timestamp(seconds: try r.int("registered_at")))
-        return (MemberMerge.history(parts), MemberMerge.registeredAt(parts))
-    }
-
     /// Merges `absorbed` into `survivor`: the survivor's state becomes what both members' events
     /// make together (points, lots, growth and tier recomputed, benefits and tags), the absorbed
     /// member's identities find the survivor, and their later events count for the survivor.
@@ -110,11 +102,11 @@ extension Store {
             let s = try await loadMember(program: program, id: merge.survivor), b = try await loadMember(program: program, id: merge.absorbed)
             let until = max(s.state.asOf, b.state.asOf)
             let rest = try await historyParts(program: program, member: merge.survivor, registeredAt: s.registeredAt, excluding: merge.absorbed)
-            let own = [MemberMerge.Part(member: merge.absorbed, slot: 0, registeredAt: b.registeredAt, events: try await events(program: program, member: merge.absorbed))]
+            let own = try await events(program: program, member: merge.absorbed)
             let rs: (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]), rb: (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome])
             do {
                 rs = try engine.replay(member: merge.survivor, registeredAt: MemberMerge.registeredAt(rest), events: MemberMerge.history(rest), until: until)
-                rb = try engine.replay(member: merge.absorbed, registeredAt: b.registeredAt, events: MemberMerge.history(own), until: until)
+                rb = try engine.replay(member: merge.absorbed, registeredAt: b.registeredAt, events: own, until: until)
             } catch let e as EngineError { throw StoreError.rule(e) }
             var plan = WritePlan()
             updateMemberState(&plan, program: program, m: s, state: rs.state, lastEventNo: s.lastEventNo, now: now)
@@ -145,7 +137,7 @@ extension Store {
 
     /// The merges a member took part in, as survivor or absorbed, newest first.
     public func merges(program: String, member: MemberID) async throws -> [MemberMergeRecord] {
-        _ = try await loadMember(program: program, id: member)
+        try await ensureMember(program, member)
         return try await db.query("""
             SELECT * FROM member_merges WHERE program_id = ? AND (survivor_id = ? OR absorbed_id = ?) ORDER BY merged_at DESC, merge_id DESC
             """, [.text(program), .int(member.rawValue), .int(member.rawValue)]).map(Self.mergeRecord)

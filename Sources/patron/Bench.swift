@@ -263,9 +263,6 @@ final class Counter: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// The raw limits: SQLite's C API with one prepared statement, nothing else.
 enum RawSQLite {

@@ -29,6 +29,19 @@ struct DatabaseOptions: ParsableArguments {
         if migrate { try await store.migrate() }
         return store
     }
+
+    /// Runs `body` with the store open, and closes it afterwards, also when `body` throws.
+    func withStore<T>(_ body: (Store) async throws -> T) async throws -> T {
+        let store = try await open()
+        do {
+            let r = try await body(store)
+            try await store.close()
+            return r
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
 }
 
 func now() -> Timestamp { PatronApp.systemNow() }

@@ -33,10 +33,10 @@ struct SegmentsCommand: AsyncParsableCommand {
         @Argument(help: "A segment document (YAML or JSON).") var file: String?
         func run() async throws {
             let d = try SegmentsCommand.draft(file: file, condition: condition, requireId: false)
-            let store = try await db.open()
-            let p = try await store.previewSegment(program: program, d, now: now())
-            printJSON(p)
-            try await store.close()
+            try await db.withStore { store in
+                let p = try await store.previewSegment(program: program, d, now: now())
+                printJSON(p)
+            }
         }
     }
 
@@ -47,11 +47,11 @@ struct SegmentsCommand: AsyncParsableCommand {
         @Argument(help: "A segment document (YAML or JSON) with id and name.") var file: String
         func run() async throws {
             let d = try SegmentsCommand.draft(file: file, condition: nil, requireId: true)
-            let store = try await db.open()
-            let (saved, created) = try await store.saveSegment(program: program, d, now: now())
-            let r = try await store.refreshSegments(program: program, now: now())
-            print("segment '\(saved.definition.id)' \(created ? "saved" : "replaced"); \(r.entered) entered, \(r.exited) left")
-            try await store.close()
+            try await db.withStore { store in
+                let (saved, created) = try await store.saveSegment(program: program, d, now: now())
+                let r = try await store.refreshSegments(program: program, now: now())
+                print("segment '\(saved.definition.id)' \(created ? "saved" : "replaced"); \(r.entered) entered, \(r.exited) left")
+            }
         }
     }
 
@@ -60,11 +60,11 @@ struct SegmentsCommand: AsyncParsableCommand {
         @OptionGroup var db: DatabaseOptions
         @Option(help: "The program.") var program: String
         func run() async throws {
-            let store = try await db.open()
-            for s in try await store.segments(program: program) {
-                print("\(s.definition.id)\t\(s.definition.name.zh) / \(s.definition.name.en)\t\(s.definition.condition ?? "")\(s.definition.members.map { "\t\($0.count) listed" } ?? "")")
+            try await db.withStore { store in
+                for s in try await store.segments(program: program) {
+                    print("\(s.definition.id)\t\(s.definition.name.zh) / \(s.definition.name.en)\t\(s.definition.condition ?? "")\(s.definition.members.map { "\t\($0.count) listed" } ?? "")")
+                }
             }
-            try await store.close()
         }
     }
 
@@ -74,12 +74,12 @@ struct SegmentsCommand: AsyncParsableCommand {
         @Option(help: "The program.") var program: String
         @Argument(help: "The segment id.") var segment: String
         func run() async throws {
-            let store = try await db.open()
-            print("member_id,tier,points_balance,spent_minor,order_count,last_order_at")
-            for m in try await store.segmentMembers(program: program, id: segment, now: now()) {
-                print("\(m.row.id),\(m.row.tier),\(m.row.balance),\(m.row.spentMinor),\(m.row.orderCount),\(m.row.lastOrderAt?.iso8601 ?? "")")
+            try await db.withStore { store in
+                print("member_id,tier,points_balance,spent_minor,order_count,last_order_at")
+                for m in try await store.segmentMembers(program: program, id: segment, now: now()) {
+                    print("\(m.row.id),\(m.row.tier),\(m.row.balance),\(m.row.spentMinor),\(m.row.orderCount),\(m.row.lastOrderAt?.iso8601 ?? "")")
+                }
             }
-            try await store.close()
         }
     }
 
@@ -88,10 +88,10 @@ struct SegmentsCommand: AsyncParsableCommand {
         @OptionGroup var db: DatabaseOptions
         @Option(help: "The program.") var program: String
         func run() async throws {
-            let store = try await db.open()
-            let r = try await store.refreshSegments(program: program, now: now())
-            print("segments: \(r.evaluated) evaluations, \(r.entered) entered, \(r.exited) left")
-            try await store.close()
+            try await db.withStore { store in
+                let r = try await store.refreshSegments(program: program, now: now())
+                print("segments: \(r.evaluated) evaluations, \(r.entered) entered, \(r.exited) left")
+            }
         }
     }
 }
@@ -109,10 +109,10 @@ struct MembersCommand: AsyncParsableCommand {
         @Argument(help: "The member who stays.") var survivor: Int64
         @Argument(help: "The member merged into them.") var absorbed: Int64
         func run() async throws {
-            let store = try await db.open()
-            let m = try await store.mergeMembers(program: program, survivor: MemberID(survivor), absorbed: MemberID(absorbed), by: by, reason: reason, now: now())
-            print("merge \(m.mergeId): member \(m.absorbed) merged into \(m.survivor) (undo: patron members unmerge --program \(program) --by … \(m.mergeId))")
-            try await store.close()
+            try await db.withStore { store in
+                let m = try await store.mergeMembers(program: program, survivor: MemberID(survivor), absorbed: MemberID(absorbed), by: by, reason: reason, now: now())
+                print("merge \(m.mergeId): member \(m.absorbed) merged into \(m.survivor) (undo: patron members unmerge --program \(program) --by … \(m.mergeId))")
+            }
         }
     }
     struct Unmerge: AsyncParsableCommand {
@@ -122,10 +122,10 @@ struct MembersCommand: AsyncParsableCommand {
         @Option(help: "Who undoes it.") var by: String
         @Argument(help: "The merge id.") var merge: Int64
         func run() async throws {
-            let store = try await db.open()
-            let m = try await store.unmergeMembers(program: program, mergeId: merge, by: by, now: now())
-            print("merge \(m.mergeId) undone: members \(m.survivor) and \(m.absorbed) apart again")
-            try await store.close()
+            try await db.withStore { store in
+                let m = try await store.unmergeMembers(program: program, mergeId: merge, by: by, now: now())
+                print("merge \(m.mergeId) undone: members \(m.survivor) and \(m.absorbed) apart again")
+            }
         }
     }
 }

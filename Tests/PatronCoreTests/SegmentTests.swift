@@ -133,7 +133,7 @@ func dropNulls(_ v: CondValue) -> CondValue {
         var kept = MemberFacts()
         // Loaded in a different order from the rebuild's, so rows differ.
         for id in w.states.keys.sorted(by: >) { kept.upsert(w.engine.factsRow(w.states[id]!, at: w.now)) }
-        let compiled = segmentConditions.map { try! Condition.compile($0, schema: .member).get() }
+        let segments = segmentConditions.map { try! CompiledSegment(SegmentDefinition(id: "s", name: LocalizedText(zh: "s", en: "s"), condition: $0)) }
         var rng = SplitMix(seed: seed)
         for stepNo in 0..<150 {
             let id = w.step()
@@ -152,10 +152,9 @@ func dropNulls(_ v: CondValue) -> CondValue {
             var rebuilt = w.fresh()
             for r in 0..<kept.rows where kept.isPresent(r) { rebuilt.setScores(MemberID(kept.ids[r]), kept.scores(r)) }
             guard stepNo % 5 == 0 else { continue }
-            for (text, c) in zip(segmentConditions, compiled) {
-                let def = SegmentDefinition(id: "s", name: LocalizedText(zh: "s", en: "s"), condition: text)
-                let a = def.tally(kept, condition: c, listed: nil, rows: 0..<kept.rows, now: w.now, clock: w.engine.program.at(w.now).clock, collect: true)
-                let b = def.tally(rebuilt, condition: c, listed: nil, rows: 0..<rebuilt.rows, now: w.now, clock: w.engine.program.at(w.now).clock, collect: true)
+            for (text, segment) in zip(segmentConditions, segments) {
+                let a = segment.tally(kept, rows: 0..<kept.rows, now: w.now, clock: w.engine.program.at(w.now).clock, collect: true)
+                let b = segment.tally(rebuilt, rows: 0..<rebuilt.rows, now: w.now, clock: w.engine.program.at(w.now).clock, collect: true)
                 #expect(a.matched!.map(\.rawValue).sorted() == b.matched!.map(\.rawValue).sorted(), "step \(stepNo): \(text)")
                 var ca = kept.composition(a, tiers: ["basic", "silver", "gold", "diamond"]), cb = rebuilt.composition(b, tiers: ["basic", "silver", "gold", "diamond"])
                 ca.sample = []; cb.sample = []
@@ -175,7 +174,7 @@ func dropNulls(_ v: CondValue) -> CondValue {
         for text in segmentConditions {
             let c = try Condition.compile(text, schema: .member).get()
             let def = SegmentDefinition(id: "s", name: LocalizedText(zh: "s", en: "s"), condition: text)
-            let got = Set(def.tally(facts, condition: c, listed: nil, rows: 0..<facts.rows, now: w.now, clock: clock, collect: true).matched!.map(\.rawValue))
+            let got = Set(try CompiledSegment(def).tally(facts, rows: 0..<facts.rows, now: w.now, clock: clock, collect: true).matched!.map(\.rawValue))
             let want = Set(w.states.filter { id, s in
                 var env = w.engine.conditionInputs(s, at: w.now)
                 if case .record(var m) = env["member"]! {
@@ -197,12 +196,11 @@ func dropNulls(_ v: CondValue) -> CondValue {
         let facts = w.fresh()
         let clock = w.engine.program.at(w.now).clock
         let text = "member.orderCount >= 1"
-        let c = try Condition.compile(text, schema: .member).get()
         let buyers = Set(w.states.filter { $0.value.orderCount >= 1 }.keys)
         let listed: Set<Int64> = [1, 2, 3, 4, 5, 999]
         func run(_ combine: SegmentDefinition.Combine, condition: Bool) -> Set<Int64> {
             let def = SegmentDefinition(id: "s", name: LocalizedText(zh: "s", en: "s"), condition: condition ? text : nil, members: listed.map(MemberID.init), combine: combine)
-            return Set(def.tally(facts, condition: condition ? c : nil, listed: listed, rows: 0..<facts.rows, now: w.now, clock: clock, collect: true).matched!.map(\.rawValue))
+            return Set(try! CompiledSegment(def).tally(facts, rows: 0..<facts.rows, now: w.now, clock: clock, collect: true).matched!.map(\.rawValue))
         }
         #expect(run(.and, condition: true) == buyers.intersection(listed))
         #expect(run(.or, condition: true) == buyers.union(listed.subtracting([999])))

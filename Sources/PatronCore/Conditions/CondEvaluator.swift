@@ -138,12 +138,17 @@ struct CondEvaluator {
             Self.traceCrossing(a, b, a1, b1, now: now, realNow: realNow, &soonest)
         }
         if case .list(let xs) = a { try charge(xs.count, pos) }
+        return try Self.compared(op, a, b, pos)
+    }
+
+    /// `a op b` for a comparison operator: equality on any values; ordering false with a null.
+    static func compared(_ op: CondOp, _ a: CondValue, _ b: CondValue, _ pos: CondPos) throws(CondError) -> CondValue {
         switch op {
         case .eq: return .bool(a == b)
         case .ne: return .bool(a != b)
         default:
             if a == .null || b == .null { return .bool(false) }
-            let c = try Self.order(a, b, pos)
+            let c = try order(a, b, pos)
             switch op {
             case .lt: return .bool(c < 0)
             case .le: return .bool(c <= 0)

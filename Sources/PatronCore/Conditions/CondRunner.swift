@@ -437,19 +437,7 @@ struct CondRunner<S: CondSource> {
         case .rows(_, let rs): try charge(rs.count, at)
         default: break
         }
-        switch op {
-        case .eq: return .bool(a == b)
-        case .ne: return .bool(a != b)
-        default:
-            if a.isNull || b.isNull { return .bool(false) }
-            let c = try Ev.order(a, b, pos(at))
-            switch op {
-            case .lt: return .bool(c < 0)
-            case .le: return .bool(c <= 0)
-            case .gt: return .bool(c > 0)
-            default: return .bool(c >= 0)
-            }
-        }
+        return try Ev.compared(op, a, b, pos(at))
     }
 
     private mutating func isIn(_ l: Node, _ r: Node, _ at: Node) throws(CondError) -> CondValue {

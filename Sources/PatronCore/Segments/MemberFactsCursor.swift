@@ -143,23 +143,3 @@ extension MemberFactsCursor {
         c.holds(self, now: now, clock: clock)
     }
 }
-
-extension SegmentDefinition {
-    /// Counts this segment's members among `rows` of `facts`, with their make-up. `condition`
-    /// is the compiled `self.condition`; `listed` the fixed list as a set.
-    public func tally(_ facts: MemberFacts, condition: Condition?, listed: Set<Int64>?, rows: Range<Int>, now: Timestamp, clock: ProgramClock,
-                      sampleSize: Int = 20, collect: Bool = false) -> SegmentTally {
-        let cursor = MemberFactsCursor(facts)
-        let combine = self.combine
-        return facts.tally(rows: rows, sampleSize: sampleSize, collect: collect) { r in
-            let onList = listed.map { $0.contains(facts.ids[r]) }
-            guard let condition else { return .success(onList ?? false) }
-            if let onList {
-                if combine == .and && !onList { return .success(false) }
-                if combine == .or && onList { return .success(true) }
-            }
-            cursor.row = r
-            return cursor.holds(condition, now: now, clock: clock)
-        }
-    }
-}

@@ -226,18 +226,51 @@ public enum SegmentCause: String, Codable, Sendable, CaseIterable {
     case recheck
 }
 
-extension SegmentDefinition {
+/// A segment ready to evaluate: its condition compiled once, its list as a set.
+public struct CompiledSegment: Sendable {
+    public let definition: SegmentDefinition
+    public let condition: Condition?
+    public let listed: Set<Int64>?
+
+    public init(_ definition: SegmentDefinition) throws(CondError) {
+        self.definition = definition
+        listed = definition.members.map { Set($0.map(\.rawValue)) }
+        switch definition.condition.map({ Condition.compile($0, schema: .member) }) {
+        case .success(let c)?: condition = c
+        case .failure(let e)?: throw e
+        case nil: condition = nil
+        }
+    }
+
+    /// The answer when the list decides alone: no condition, or `and` with the member off the
+    /// list, or `or` with them on it; nil when the condition must be evaluated.
+    func listDecides(_ member: Int64) -> Bool? {
+        let onList = listed.map { $0.contains(member) }
+        guard condition != nil else { return onList ?? false }
+        guard let onList else { return nil }
+        switch definition.combine {
+        case .and: return onList ? nil : false
+        case .or: return onList ? true : nil
+        }
+    }
+
+    /// Counts the segment's members among `rows` of `facts`, with their make-up.
+    public func tally(_ facts: MemberFacts, rows: Range<Int>, now: Timestamp, clock: ProgramClock,
+                      sampleSize: Int = 20, collect: Bool = false) -> SegmentTally {
+        let cursor = MemberFactsCursor(facts)
+        return facts.tally(rows: rows, sampleSize: sampleSize, collect: collect) { r in
+            if let decided = listDecides(facts.ids[r]) { return .success(decided) }
+            cursor.row = r
+            return cursor.holds(condition!, now: now, clock: clock)
+        }
+    }
+
     /// Whether the member at the cursor's row is in the segment at `now`, and the soonest instant
     /// after `now` at which that could change with time alone (nil when it cannot). Uses of
     /// `now` the analysis cannot follow are looked at again the next local day, as rule tags are.
-    public func membership(_ cursor: MemberFactsCursor, condition: Condition?, listed: Set<Int64>?, now: Timestamp,
-                           clock: ProgramClock) -> Result<(isIn: Bool, due: Timestamp?), CondError> {
-        let onList = listed.map { $0.contains(cursor.facts.ids[cursor.row]) }
-        guard let condition else { return .success((onList ?? false, nil)) }
-        if let onList {
-            if combine == .and && !onList { return .success((false, nil)) }
-            if combine == .or && onList { return .success((true, nil)) }
-        }
+    public func membership(_ cursor: MemberFactsCursor, now: Timestamp, clock: ProgramClock) -> Result<(isIn: Bool, due: Timestamp?), CondError> {
+        if let decided = listDecides(cursor.facts.ids[cursor.row]) { return .success((decided, nil)) }
+        let condition = condition!
         return condition.holdsAndNextChange(cursor, now: now, clock: clock).map { holds, next in
             (holds, next.map { condition.timeIsLinear ? max($0, now.adding(seconds: 1)) : clock.startOfNextDay(now) })
         }

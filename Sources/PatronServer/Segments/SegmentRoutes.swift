@@ -84,7 +84,6 @@ extension API {
 
     func memberSegments(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
         let id = try memberId(ctx)
-        _ = try await store.member(program: key.program, id: id, now: now())
         struct Item: Encodable { var segment: String; var since: Timestamp }
         return json(["items": try await store.memberSegments(program: key.program, member: id).map { Item(segment: $0.segment, since: $0.since) }])
     }

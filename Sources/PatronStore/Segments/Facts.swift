@@ -47,7 +47,15 @@ final class FactsRegistry: @unchecked Sendable {
         e.dirty = []; e.scoresStale = false
         return (d, s)
     }
-    func update(_ e: Entry, _ body: (inout MemberFacts) -> Void) { lock.lock(); body(&e.facts); lock.unlock() }
+    /// Changes the entry under the registry's lock.
+    func update(_ e: Entry, _ body: (Entry) -> Void) { lock.lock(); body(e); lock.unlock() }
+    /// Takes the members the tracker has to look at again.
+    func takeTrackerDirty(_ e: Entry) -> Set<Int64> {
+        lock.lock(); defer { lock.unlock() }
+        let d = e.trackerDirty
+        e.trackerDirty = []
+        return d
+    }
     func snapshot(_ e: Entry) -> MemberFacts { lock.lock(); defer { lock.unlock() }; return e.facts }
 }
 
@@ -119,8 +127,8 @@ extension Store {
                 after = try last.int("member_id")
             }
             try await loadScores(program: program, into: &built)
-            facts.update(entry) { $0 = built }
-            buildSeconds = (ContinuousClock.now - started).secondsValue
+            facts.update(entry) { $0.facts = built }
+            buildSeconds = (ContinuousClock.now - started).seconds
         }
         let (dirty, scoresStale) = facts.takeWork(entry)
         if !dirty.isEmpty {
@@ -136,17 +144,17 @@ extension Store {
                     rows.append(engine.factsRow(try Coding.state(try r.string("state")), at: now))
                 }
             }
-            facts.update(entry) { f in
-                for r in rows { f.upsert(r) }
-                for m in gone { f.remove(m) }
+            facts.update(entry) { e in
+                for r in rows { e.facts.upsert(r) }
+                for m in gone { e.facts.remove(m) }
+                e.trackerDirty.formUnion(dirty)
             }
-            facts.update(entry) { _ in entry.trackerDirty.formUnion(dirty) }
         }
         if scoresStale {
             var f = facts.snapshot(entry)
             try await loadScores(program: program, into: &f)
             // Scores may move anyone: the tracker looks at every member again.
-            facts.update(entry) { $0 = f; entry.trackerDirty.formUnion(f.ids) }
+            facts.update(entry) { $0.facts = f; $0.trackerDirty.formUnion(f.ids) }
         }
         let f = facts.snapshot(entry)
         return (f, FactsStatus(members: f.count, orders: f.orderRows - f.garbage, builtAt: entry.builtAt, buildSeconds: buildSeconds,
@@ -161,11 +169,6 @@ extension Store {
                 lifecycle: LifecycleStage(rawValue: try r.string("lifecycle"))))
         }
     }
-}
-
-extension Duration {
-    /// The duration in seconds, as a fraction.
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 extension Store {

@@ -5,16 +5,10 @@ import PatronCore
 /// time could move someone in or out.
 final class TrackedSegment: @unchecked Sendable {
     let updatedAt: Timestamp
-    let definition: SegmentDefinition
-    let condition: Condition?
-    let listed: Set<Int64>?
-    var members: Set<Int64>
+    let segment: CompiledSegment
+    var members = Set<Int64>()
     var due = DueQueue()
-    init(_ saved: SavedSegment, condition: Condition?, members: Set<Int64>) {
-        updatedAt = saved.updatedAt; definition = saved.definition; self.condition = condition
-        listed = saved.definition.members.map { Set($0.map(\.rawValue)) }
-        self.members = members
-    }
+    init(updatedAt: Timestamp, segment: CompiledSegment) { self.updatedAt = updatedAt; self.segment = segment }
 }
 
 extension RowInsert {
@@ -64,8 +58,7 @@ extension Store {
     private func trackSegments(program: String, saved: [SavedSegment], now: Timestamp) async throws -> SegmentRefresh {
         let (f, _) = try await currentFacts(program: program, now: now)
         guard let entry = facts.entry(program) else { return SegmentRefresh() }
-        var changed = Set<Int64>()
-        facts.update(entry) { _ in changed = entry.trackerDirty; entry.trackerDirty = [] }
+        let changed = facts.takeTrackerDirty(entry)
         let clock = try await self.program(program).at(now).clock
         let cursor = MemberFactsCursor(f)
         var report = SegmentRefresh()
@@ -95,7 +88,7 @@ extension Store {
                     if let row = f.row(of: MemberID(m)) {
                         cursor.row = row
                         // A member whose evaluation fails (over its budget) keeps their membership.
-                        guard case .success(let r) = def.membership(cursor, condition: t.condition, listed: t.listed, now: at, clock: clock) else { return }
+                        guard case .success(let r) = t.segment.membership(cursor, now: at, clock: clock) else { return }
                         isIn = r.isIn
                         t.due.schedule(m, at: r.due)
                     } else {
@@ -118,23 +111,17 @@ extension Store {
             }
             // Saved, changed, or not tracked since this process started: every member.
             report.fullEvaluations += 1
-            let condition: Condition? = try def.condition.map { text in
-                switch Condition.compile(text, schema: .member) {
-                case .success(let c): return c
-                case .failure(let e): throw StoreError.invalid([FieldError(path: "condition", reason: "\(e)")])
-                }
-            }
             let stored = Set(try await db.query("SELECT member_id FROM segment_members WHERE program_id = ? AND segment_id = ?", [p, .text(def.id)])
                 .map { try $0.int("member_id") })
             let asOf = try await db.query("SELECT members_as_of FROM segments WHERE program_id = ? AND segment_id = ?", [p, .text(def.id)]).first?.intOrNil("members_as_of")
             let cause: SegmentCause = asOf == s.updatedAt.seconds ? .recheck : .saved
-            let t = TrackedSegment(s, condition: condition, members: [])
+            let t = TrackedSegment(updatedAt: s.updatedAt, segment: try Self.compiled(def))
             finals[def.id] = t
             for row in 0..<f.rows where f.isPresent(row) {
                 cursor.row = row
                 report.evaluated += 1
                 let m = f.ids[row]
-                switch def.membership(cursor, condition: condition, listed: t.listed, now: now, clock: clock) {
+                switch t.segment.membership(cursor, now: now, clock: clock) {
                 case .success(let r):
                     if r.isIn { t.members.insert(m) }
                     t.due.schedule(m, at: r.due)
@@ -162,9 +149,9 @@ extension Store {
         RowInsert.segmentMembers.add(&plan, memberRows)
         RowInsert.segmentChanges.add(&plan, changeRows)
         if !plan.isEmpty { try await db.write(plan) }
-        facts.update(entry) { _ in
-            for (id, t) in updates { entry.tracked[id] = t }
-            for id in entry.tracked.keys where !live.contains(id) { entry.tracked[id] = nil }
+        facts.update(entry) { e in
+            for (id, t) in updates { e.tracked[id] = t }
+            for id in e.tracked.keys where !live.contains(id) { e.tracked[id] = nil }
         }
         return report
     }
@@ -181,9 +168,18 @@ extension Store {
         }
     }
 
+    /// How many members each saved segment has, as the tracker last recorded them.
+    public func segmentSizes(program: String) async throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for r in try await db.query("SELECT segment_id, COUNT(*) AS n FROM segment_members WHERE program_id = ? GROUP BY segment_id", [.text(program)]) {
+            out[try r.string("segment_id")] = Int(try r.int("n"))
+        }
+        return out
+    }
+
     /// The saved segments the member is in, as the tracker last recorded them.
     public func memberSegments(program: String, member: MemberID) async throws -> [(segment: String, since: Timestamp)] {
-        _ = try await self.program(program)
+        try await ensureMember(program, member)
         return try await db.query("SELECT segment_id, since FROM segment_members WHERE program_id = ? AND member_id = ? ORDER BY segment_id",
                            [.text(program), .int(member.rawValue)]).map { (try $0.string("segment_id"), Timestamp(seconds: try $0.int("since"))) }
     }

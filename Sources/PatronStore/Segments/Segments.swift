@@ -40,12 +40,11 @@ extension Store {
         var unknown: [(String, Identity)] = []
         guard !draft.identities.isEmpty else { return (def, []) }
         var listed = def.members ?? []
-        var seen = Set(listed.map(\.rawValue))
+        var seen = Set(listed)
+        let owners = try await resolve(program: program, draft.identities.map(\.identity.normalized))
         for (path, identity) in draft.identities {
-            let rows = try await db.query("SELECT member_id FROM identities WHERE program_id = ? AND kind = ? AND value = ?",
-                                          [.text(program), .text(identity.kind.rawValue), .text(identity.value)])
-            if let id = try rows.first?.int("member_id") {
-                if seen.insert(id).inserted { listed.append(MemberID(id)) }
+            if let id = owners[identity.normalized] {
+                if seen.insert(id).inserted { listed.append(id) }
             } else {
                 unknown.append((path, identity))
             }
@@ -62,7 +61,7 @@ extension Store {
         let versions = try await self.program(program)
         let started = ContinuousClock.now
         let tally = try await evaluate(def, facts: f, clock: versions.at(now).clock, now: now, sampleSize: sampleSize, collect: false)
-        let seconds = (ContinuousClock.now - started).secondsValue
+        let seconds = (ContinuousClock.now - started).seconds
         let unknownMembers = (def.members ?? []).filter { f.row(of: $0) == nil }
         return SegmentPreview(asOf: now, composition: f.composition(tally, tiers: versions.at(now).definition.tiers.map(\.id)),
                               unknownIdentities: unknown.map(\.identity), unknownMembers: unknownMembers,
@@ -73,19 +72,13 @@ extension Store {
 
     /// Runs the segment over every row, split across the cores.
     func evaluate(_ def: SegmentDefinition, facts f: MemberFacts, clock: ProgramClock, now: Timestamp, sampleSize: Int, collect: Bool) async throws -> SegmentTally {
-        let condition: Condition? = try def.condition.map { text in
-            switch Condition.compile(text, schema: .member) {
-            case .success(let c): return c
-            case .failure(let e): throw StoreError.invalid([FieldError(path: "condition", reason: "\(e)")])
-            }
-        }
-        let listed = def.members.map { Set($0.map(\.rawValue)) }
+        let segment = try Self.compiled(def)
         let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, f.rows / 10_000 + 1))
         let size = (f.rows + parts - 1) / max(parts, 1)
         return await withTaskGroup(of: (Int, SegmentTally).self) { group in
             for p in 0..<parts {
                 let rows = min(f.rows, p * size)..<min(f.rows, (p + 1) * size)
-                group.addTask { (p, def.tally(f, condition: condition, listed: listed, rows: rows, now: now, clock: clock, sampleSize: sampleSize, collect: collect)) }
+                group.addTask { (p, segment.tally(f, rows: rows, now: now, clock: clock, sampleSize: sampleSize, collect: collect)) }
             }
             var partials: [(Int, SegmentTally)] = []
             for await x in group { partials.append(x) }
@@ -94,6 +87,11 @@ extension Store {
             for (_, t) in partials.sorted(by: { $0.0 < $1.0 }) { total.merge(t, sampleSize: sampleSize) }
             return total
         }
+    }
+
+    /// The segment compiled; a stored condition that no longer compiles is a field error.
+    static func compiled(_ def: SegmentDefinition) throws -> CompiledSegment {
+        do { return try CompiledSegment(def) } catch { throw StoreError.invalid([FieldError(path: "condition", reason: "\(error)")]) }
     }
 
     /// Saves the segment (new or replacing the one with its id). Listed identities must all
