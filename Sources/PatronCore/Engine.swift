@@ -231,7 +231,11 @@ public struct Engine: Sendable {
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }
-        evaluateTags(&s, at: t, event: e.id, fx: &fx)
+        if case .profileSet = e.body {
+            evaluateTags(&s, at: t, event: e.id, only: .event(setsProfile: true), fx: &fx)
+        } else {
+            evaluateTags(&s, at: t, event: e.id, only: .event(setsProfile: false), fx: &fx)
+        }
         pruneWindow(&s, p)
         pruneWallet(&s)
         pruneExchanges(&s)

@@ -185,6 +185,10 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var tagDue: [String: Timestamp] = [:]
     public internal(set) var tagsDueAt: Timestamp?
     public internal(set) var nextTagChangeNo = 1
+    /// The program version under which every rule tag was last evaluated (or found unchanged) at
+    /// an event; rules that read only the profile are then left alone by events that do not set
+    /// it. Nil before the first event, or for states stored before it was kept.
+    public internal(set) var tagsEvaluatedVersion: Int?
     public internal(set) var lastOrderAt: Timestamp?
     /// Mall exchanges of the last 400 days, and older ones that lifetime limits count.
     public internal(set) var exchanges: [MallExchange] = []

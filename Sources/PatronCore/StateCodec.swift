@@ -4,8 +4,9 @@ import Foundation
 /// event, and JSON coding of it was most of the cost of a write. Varints, length-prefixed
 /// strings, a leading format byte. `decode(encode(s)) == s` (tested on generated states).
 public enum StateCodec {
-    /// 2 adds the benefit wallet; states in format 1 read as having an empty wallet.
-    static let format: UInt8 = 2
+    /// 2 adds the benefit wallet; states in format 1 read as having an empty wallet. 3 adds
+    /// `tagsEvaluatedVersion` (nil in older states).
+    static let format: UInt8 = 3
 
     public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
 
@@ -19,7 +20,7 @@ public enum StateCodec {
     public static func decodeOrder(_ bytes: [UInt8]) throws -> OrderRecord {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
-        guard f == 1 || f == format else { throw Failure.badFormat(f) }
+        guard (1...format).contains(f) else { throw Failure.badFormat(f) }
         let o = try r.order()
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return o
@@ -79,13 +80,14 @@ public enum StateCodec {
             w.int(Int64(x.grants.count)); for g in x.grants { w.string(g) }
             w.optString(x.address); w.optTime(x.cancelledAt)
         }
+        w.optInt(s.tagsEvaluatedVersion.map { Int64($0) })
         return w.bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> MemberState {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
-        guard f == 1 || f == format else { throw Failure.badFormat(f) }
+        guard (1...format).contains(f) else { throw Failure.badFormat(f) }
         let member = MemberID(try r.int()), registered = try r.time()
         var s = MemberState(memberId: member, registeredAt: registered, baseTier: "")
         let lots = try r.count()
@@ -153,6 +155,7 @@ public enum StateCodec {
                                                 address: try r.optString(), cancelledAt: try r.optTime()))
             }
         }
+        if f >= 3 { s.tagsEvaluatedVersion = try r.optInt().map { Int($0) } }
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return s
     }

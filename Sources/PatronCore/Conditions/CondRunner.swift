@@ -277,6 +277,16 @@ struct CondRunner<S: CondSource> {
         return try value(n)
     }
 
+    /// `later(n)` for `n` evaluated just now to `v` in `steps` steps: a side that does not use
+    /// time has the same value a second later and costs the same, so it is charged, not
+    /// evaluated again (unless the budget would run out on the way: then the error is where
+    /// evaluating it again would stop).
+    private mutating func later(_ n: Node, was v: CondValue, steps: Int) throws(CondError) -> CondValue? {
+        guard !usesTime(n), now < Int64.max, remaining >= steps else { return try later(n) }
+        remaining -= steps
+        return v
+    }
+
     /// The record `index` of `list` as a value (when a condition uses a record as a whole).
     private mutating func record(_ list: Int, _ index: Int) -> CondValue {
         if S.self == CondValueSource.self, let vs = source as? CondValueSource { return vs.rows[list][index] }
@@ -416,7 +426,9 @@ struct CondRunner<S: CondSource> {
 
     private mutating func compare(_ op: CondOp, _ l: Node, _ r: Node, _ varies: Bool, _ at: Node) throws(CondError) -> CondValue {
         let before = soonest
+        let startL = remaining
         let x = try eval(l)
+        let stepsL = startL - remaining
         let a = plain(x)
         // A side that is null and does not move with time makes the comparison constant: the
         // instants the other side notes (say, the next month of `now.month`) are dropped, so
@@ -425,11 +437,13 @@ struct CondRunner<S: CondSource> {
         let wasIgnoring = ignoring
         if dropped { ignoring = true }
         let b: CondValue
+        let startR = remaining
         do { b = try value(r) } catch { ignoring = wasIgnoring; throw error }
+        let stepsR = startR - remaining
         ignoring = wasIgnoring
         if tracing, dropped || (b.isNull && !usesTime(r)) {
             soonest = before
-        } else if tracing && varies, let a1 = try later(l), let b1 = try later(r), !ignoring {
+        } else if tracing && varies, let a1 = try later(l, was: a, steps: stepsL), let b1 = try later(r, was: b, steps: stepsR), !ignoring {
             Ev.traceCrossing(a, b, a1, b1, now: now, realNow: realNow, &soonest)
         }
         switch x {
@@ -687,4 +701,87 @@ struct CondRunner<S: CondSource> {
 
 extension CondValue {
     var isNull: Bool { if case .null = self { true } else { false } }
+}
+
+/// What a plan reads of its source, worked out from the nodes evaluation visits: the slots
+/// (`member.profile.birthday`), the lists of records (`orders`) and whether it names a variable
+/// the layout does not number (read by name: anything). Records read through a slot
+/// (`member.profile`, `member`) are their slot: whoever interprets the slots knows what they
+/// hold.
+struct CondReads: Equatable, Sendable {
+    var slots: Set<Int> = []
+    var lists: Set<Int> = []
+    /// A variable read by name (not in the layout).
+    var unnumbered = false
+    /// At most this many steps in one evaluation or one `holdsAndNextChange`, whatever the
+    /// inputs, provided every slot read holds a scalar or a record (not a list); nil when it
+    /// depends on the inputs (lists, strings).
+    var maxSteps: Int?
+}
+
+extension CondPlan {
+    /// The most steps evaluating node `i` can take, when that does not depend on the inputs
+    /// (no lists, strings or variables read by name; slots holding scalars or records). A
+    /// comparison or a part that moves with time evaluates its operands again one second
+    /// later when tracing, so it counts them twice.
+    private func bound(_ i: Int32) -> Int? {
+        let n = nodes[Int(i)]
+        func sum(_ xs: [Int?]) -> Int? {
+            var total = 1
+            for x in xs {
+                guard let x else { return nil }
+                let (t, o) = total.addingReportingOverflow(x)
+                if o || t > 1 << 40 { return nil }
+                total = t
+            }
+            return total
+        }
+        func twice(_ x: Int?) -> Int? { n.varies ? x.map { $0 * 2 } : x }
+        switch n.op {
+        // A path's slot costs its nodes, the same whether read at once or field by field.
+        case .slot: return Int(n.b)
+        case .value, .now, .local: return 1
+        case .field, .not, .neg, .has: return sum([bound(n.a)])
+        case .part: return sum([twice(bound(n.a))])
+        case .logic: return sum((Int(n.b)..<Int(n.b + n.c)).map { bound(kids[$0]) })
+        case .arith: return sum([bound(n.a)] + (Int(n.b)..<Int(n.b + n.c)).map { bound(steps[$0].node) })
+        case .compare: return sum([twice(bound(n.a)), twice(bound(n.b))])
+        case .choose:
+            guard let x = bound(n.b), let y = bound(n.c) else { return nil }
+            return sum([bound(n.a), max(x, y)])
+        case .variable, .list, .isIn, .text, .size, .within, .each, .reduce, .rows, .localField: return nil
+        }
+    }
+
+    /// The reads of the plan (see `CondReads`).
+    var reads: CondReads {
+        var r = CondReads()
+        // Paths as they were written (`original` of a slot) read the same slot by name: they are
+        // evaluated only when the budget is nearly spent, and are not visited here.
+        func visit(_ i: Int32) {
+            guard i >= 0 else { return }
+            let n = nodes[Int(i)]
+            switch n.op {
+            case .slot: r.slots.insert(Int(n.a)); return
+            case .rows: r.lists.insert(Int(n.a)); return
+            case .variable: r.unnumbered = true; return
+            case .localField: return
+            case .logic, .list:
+                for k in Int(n.b)..<Int(n.b + n.c) { visit(kids[k]) }
+                return
+            case .arith:
+                visit(n.a)
+                for k in Int(n.b)..<Int(n.b + n.c) { visit(steps[k].node) }
+                return
+            case .value, .now, .local: return
+            case .field, .part, .not, .neg, .has, .size: visit(n.a)
+            case .compare, .isIn, .within, .each, .reduce: visit(n.a); visit(n.b)
+            case .text: visit(n.a); visit(n.b)
+            case .choose: visit(n.a); visit(n.b); visit(n.c)
+            }
+        }
+        visit(root)
+        r.maxSteps = bound(root).flatMap { $0 <= Int.max / 4 ? $0 * 2 : nil }
+        return r
+    }
 }

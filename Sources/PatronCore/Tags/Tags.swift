@@ -67,10 +67,29 @@ public struct TagRule: Sendable {
     public var readsState: Bool
     /// Reads the order list.
     public var readsOrders: Bool
+    /// Reads nothing but the profile, the member's id and registration instant and paths not
+    /// kept (`member.rfm`, …), by its compiled plan, and cannot run out of budget: only a profile
+    /// change or time changes its value, so other events leave it (and its timer) as it is.
+    public var readsOnlyProfile: Bool
     public init(tag: TagDefinition, rule: Condition) {
         self.tag = tag; self.rule = rule
         readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
         readsOrders = rule.mentions("orders")
+        readsOnlyProfile = Self.onlyProfile(rule)
+    }
+
+    static func onlyProfile(_ rule: Condition) -> Bool {
+        guard rule.layout == .member else { return false }
+        let reads = rule.plan.reads
+        guard !reads.unnumbered, reads.lists.isEmpty, let steps = reads.maxSteps, steps <= Condition.defaultBudget else { return false }
+        let fields = MemberConditionSource.tables.fields
+        return reads.slots.allSatisfy { slot in
+            switch fields[slot] {
+            case .id, .registeredAt, .name, .gender, .birthday, .city, .registeredChannel, .registeredStore, .marketingConsent, .missing: true
+            case .record(let path): path == "member.profile"
+            case .tier, .balance, .available, .pending, .lifetime, .qualifying, .tags, .lastOrderAt, .orderCount, .spentMinor: false
+            }
+        }
     }
 }
 
@@ -165,6 +184,10 @@ extension Engine {
     /// Which rule tags to evaluate.
     enum TagRuleChoice {
         case all
+        /// After an event: all, but those that read only the profile (`TagRule.readsOnlyProfile`)
+        /// when the event did not set it and every rule was evaluated at an earlier event of the
+        /// same program version (`MemberState.tagsEvaluatedVersion`): their value and timer stay.
+        case event(setsProfile: Bool)
         /// Those that read points, growth, the tier or the tags (after a lapse or an assessment).
         case readingState
         /// Those whose timer is due at the instant.
@@ -186,12 +209,33 @@ extension Engine {
             withUnsafePointer(to: self) { engine in
                 withUnsafePointer(to: &s) { state in
                     let source = MemberConditionSource(engine: engine, state: state, version: vi, at: t)
+                    // At a timer: the rules due, in one pass over the timers (there are few).
+                    var due: UnsafeMutableBufferPointer<Bool>? = nil
+                    if case .due(let at) = choice {
+                        due = .allocate(capacity: rules.count)
+                        due!.initialize(repeating: false)
+                        for (id, when) in state.pointee.tagDue where when <= at {
+                            let length = id.utf8.count
+                            if let i = rules.firstIndex(where: { $0.tag.id.utf8.count == length && $0.tag.id == id }) { due![i] = true }
+                        }
+                    }
+                    defer { due?.deallocate() }
+                    let keepProfileRules: Bool
+                    if case .event(let setsProfile) = choice {
+                        keepProfileRules = !setsProfile && state.pointee.tagsEvaluatedVersion == program.versions[vi].version
+                    } else {
+                        keepProfileRules = false
+                    }
                     for i in rules.indices {
                         switch choice {
                         case .all: break
+                        case .event:
+                            if keepProfileRules && rules[i].readsOnlyProfile {
+                                // Kept only while its timer is not due (timers up to `t` ran before the event).
+                                guard let k = Self.find(state.pointee.tagDue, rules[i].tag.id), state.pointee.tagDue.values[k] <= t else { continue }
+                            }
                         case .readingState: if !rules[i].readsState { continue }
-                        case .due(let at):
-                            guard let k = Self.find(state.pointee.tagDue, rules[i].tag.id), state.pointee.tagDue.values[k] <= at else { continue }
+                        case .due: if !due![i] { continue }
                         }
                         // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
                         guard case .success(let (holds, next)) = rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) else { continue }
@@ -200,6 +244,7 @@ extension Engine {
                     }
                 }
             }
+            if case .event = choice { s.tagsEvaluatedVersion = program.versions[vi].version }
             guard n > 0 else { return }
             for o in outcomes[..<n] {
                 let id = rules[o.rule].tag.id
