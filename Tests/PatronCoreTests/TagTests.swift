@@ -194,4 +194,51 @@ extension Harness {
         #expect(r.effects.tagChanges == h.tagChangesAll)
         #expect(try StateCodec.decode(StateCodec.encode(h.state)) == h.state)
     }
+
+    /// A rule over its evaluation budget when its timer falls due keeps the tag as it is and is
+    /// tried again the next local day: the clock gets past the instant (it used to stay there).
+    @Test func aRuleOverBudgetAtItsTimerDoesNotHoldTheClock() throws {
+        let rules = #"[{"id": "heavy", "name": "Heavy", "rule": "now - member.lastOrderAt >= duration('1h') && orders.exists(a, orders.exists(b, orders.exists(c, a.amount + b.amount + c.amount < 0)))"}]"#
+        var json = programJSON()
+        json = String(json.dropLast(2)) + #", "tags": \#(rules)}"#
+        var h = Harness(try parseProgram(json))
+        let t = at("2026-03-02T10:00:00+08:00")
+        // 40 orders within the hour: the left side is false at each, so the costly right side
+        // is not reached until the timer an hour after the last one.
+        for i in 0..<40 { try h.order("o\(i)", 1000, at: t.adding(seconds: Int64(i * 60))) }
+        let last = t.adding(seconds: 39 * 60)
+        #expect(h.state.tagsDueAt == last.adding(seconds: 3600))
+        h.advance(to: last.adding(seconds: 7200))
+        #expect(!h.tagIds.contains("heavy"))
+        let clock = h.engine.program.latest.clock
+        #expect(h.state.tagsDueAt == clock.startOfNextDay(last.adding(seconds: 3600)))
+        // Still over budget the next day: tried again the day after, and so on.
+        h.advance(to: t.adding(days: 3))
+        #expect(h.state.tagsDueAt == clock.startOfNextDay(t.adding(days: 3)))
+    }
+
+    /// Available points and qualifying growth move with time alone (a pending period ends, growth
+    /// leaves the rolling window): rules reading them follow at that instant, not at the next event.
+    @Test func rulesOnTimedStateFollowTheClock() throws {
+        let rules = #"[{"id": "spendable", "name": "Spendable", "rule": "member.points.available >= 100"}, {"id": "qualified", "name": "Qualified", "rule": "member.growth.qualifying >= 100"}]"#
+        var json = programJSON(assessment: #"{"kind": "rolling", "windowDays": 30, "downgrade": "none"}"#, pendingDays: 7)
+        json = String(json.dropLast(2)) + #", "tags": \#(rules)}"#
+        var h = Harness(try parseProgram(json))
+        let t = at("2026-03-02T10:00:00+08:00")
+        try h.order("a", 20_000, at: t)
+        let availableAt = h.state.lots[0].availableAt, countsAt = h.state.window[0].countsAt
+        #expect(availableAt > t)
+        #expect(!h.tagIds.contains("spendable") && h.tagIds.contains("qualified"))
+        h.advance(to: availableAt.adding(seconds: -1))
+        #expect(!h.tagIds.contains("spendable"))
+        h.advance(to: availableAt)
+        #expect(h.tagIds.contains("spendable"))
+        #expect(h.state.tags["spendable"]?.since == availableAt)
+        let leaves = countsAt.adding(days: 30)
+        h.advance(to: leaves.adding(seconds: -1))
+        #expect(h.tagIds.contains("qualified"))
+        h.advance(to: leaves)
+        #expect(!h.tagIds.contains("qualified"))
+        #expect(h.tagIds == h.recomputed(at: leaves))
+    }
 }

@@ -71,11 +71,31 @@ public struct TagRule: Sendable {
     /// kept (`member.rfm`, …), by its compiled plan, and cannot run out of budget: only a profile
     /// change or time changes its value, so other events leave it (and its timer) as it is.
     public var readsOnlyProfile: Bool
+    /// Reads values that move with time alone in the state: available and pending points (a
+    /// lot's pending period ends) or qualifying growth (growth leaves a rolling window, or a new
+    /// period begins). The condition's own analysis sees them as fixed, so the engine also looks
+    /// at such a rule again when they next move (`Engine.stateMovesAt`).
+    public var readsTimedState: Bool
     public init(tag: TagDefinition, rule: Condition) {
         self.tag = tag; self.rule = rule
         readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
         readsOrders = rule.mentions("orders")
         readsOnlyProfile = Self.onlyProfile(rule)
+        readsTimedState = Self.timedState(rule)
+    }
+
+    static func timedState(_ rule: Condition) -> Bool {
+        guard rule.layout == .member else { return true }
+        let reads = rule.plan.reads
+        if reads.unnumbered { return true }
+        let fields = MemberConditionSource.tables.fields
+        return reads.slots.contains { slot in
+            switch fields[slot] {
+            case .available, .pending, .qualifying: true
+            case .record(let path): path == "member" || path == "member.points" || path == "member.growth"
+            default: false
+            }
+        }
     }
 
     static func onlyProfile(_ rule: Condition) -> Bool {
@@ -237,9 +257,15 @@ extension Engine {
                         case .readingState: if !rules[i].readsState { continue }
                         case .due: if !due![i] { continue }
                         }
-                        // A rule that cannot be evaluated (over its budget) keeps the tag as it is.
-                        guard case .success(let (holds, next)) = rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) else { continue }
-                        outcomes.initializeElement(at: n, to: Outcome(rule: i, holds: holds, next: next))
+                        // A rule that cannot be evaluated (over its budget) keeps the tag as it is and
+                        // is tried again the next local day (keeping its old timer would leave it due
+                        // at an instant already passed, and the clock would never get past it).
+                        let outcome: Outcome
+                        switch rules[i].rule.holdsAndNextChange(source, now: t, clock: clock) {
+                        case .success(let (holds, next)): outcome = Outcome(rule: i, holds: holds, next: next)
+                        case .failure: outcome = Outcome(rule: i, holds: Self.find(state.pointee.tags, rules[i].tag.id) != nil, next: clock.startOfNextDay(t))
+                        }
+                        outcomes.initializeElement(at: n, to: outcome)
                         n += 1
                     }
                 }
@@ -251,7 +277,8 @@ extension Engine {
                 if o.holds != (Self.find(s.tags, id) != nil) { changeTag(&s, id, add: o.holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
                 // Uses of `now` the analysis cannot follow are looked at again the next local day,
                 // not every second.
-                let due = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
+                var due = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
+                if rules[o.rule].readsTimedState, let moves = stateMoves(s, after: t, version: vi) { due = min(due ?? moves, moves) }
                 if let k = Self.find(s.tagDue, id) {
                     if let due { if s.tagDue.values[k] != due { s.tagDue.values[k] = due } } else { s.tagDue.remove(at: k) }
                 } else if let due {
@@ -261,6 +288,26 @@ extension Engine {
             s.tagsDueAt = s.tagDue.values.min()
         }
         }
+    }
+
+    /// The first instant after `t` at which the state's time-bound values move without an event:
+    /// a lot's points become available, or qualifying growth changes (an entry counts from a
+    /// later instant, leaves a rolling window, or a calendar period begins).
+    func stateMoves(_ s: MemberState, after t: Timestamp, version vi: Int) -> Timestamp? {
+        var next: Timestamp? = nil
+        func consider(_ x: Timestamp) { if x > t, next.map({ x < $0 }) ?? true { next = x } }
+        for l in s.lots where l.remaining > 0 { consider(l.availableAt) }
+        let v = program.versions[vi], a = v.definition.assessment
+        switch a.kind {
+        case .lifetime: break
+        case .rolling:
+            let days = a.windowDays ?? 365
+            for w in s.window { consider(w.countsAt); consider(w.countsAt.adding(days: days)) }
+        case .calendar:
+            for w in s.window { consider(w.countsAt) }
+            if !s.window.isEmpty { consider(periodEnd(containing: t, a.period ?? .year, v.clock)) }
+        }
+        return next
     }
 
     /// Where `key` is in `d`: by comparing keys when there are few (a member has a few tags and
