@@ -32,7 +32,7 @@ extension Store {
     /// time order and written with the member's new state in one plan, many members per commit.
     /// Idempotent per order id: orders already recorded are counted and skipped.
     public func importOrders(program: String, _ orders: [ImportOrder], registerMissing: Bool, now: Timestamp,
-                             membersPerBatch: Int = 1000, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
+                             membersPerBatch: Int = 4000, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
         let engine = try await self.engine(program)
         var report = ImportReport()
 
