@@ -350,7 +350,12 @@ extension Bench {
             _ = try await store.saveSegment(program: tagged.key, try SegmentParser.parse(doc).get(), now: now)
         }
         _ = try await store.refreshSegments(program: tagged.key, now: now)
-        let ids = try await store.db.query("SELECT member_id FROM members WHERE program_id = ? ORDER BY member_id", [.text(plain.key)]).map { MemberID(try $0.int("member_id")) }
+        // Each program has its own members (the same card numbers): the k-th event goes to the
+        // same card's member in both.
+        var ids: [String: [MemberID]] = [:]
+        for p in [tagged.key, plain.key] {
+            ids[p] = try await store.db.query("SELECT member_id FROM identities WHERE program_id = ? AND kind = 'card' ORDER BY value", [.text(p)]).map { MemberID(try $0.int("member_id")) }
+        }
         var seconds = (tagged: 0.0, plain: 0.0)
         var n = 0
         for round in 0..<rounds {
@@ -358,7 +363,7 @@ extension Bench {
                 let started = ContinuousClock.now
                 for i in 0..<perRound {
                     let k = round * perRound + i
-                    let m = ids[(k * 7919) % ids.count]
+                    let m = ids[p]![(k * 7919) % ids[p]!.count]
                     let lines = k % 4 == 0 ? [OrderLine(sku: "S\(k % 500)", category: "shoes", amountMinor: Int64(500 + (k * 37) % 60_000), discountMinor: 100)]
                                            : [OrderLine(sku: "S\(k % 500)", category: "beauty", amountMinor: Int64(500 + (k * 37) % 40_000))]
                     _ = try await store.record(program: p, member: m, occurredAt: now, body: .orderPaid(OrderPaid(orderId: "ev-\(k)", lines: lines, channel: "app")),
