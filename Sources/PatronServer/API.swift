@@ -92,6 +92,7 @@ public struct API: Sendable {
         .init(method: .get, path: "/v1/segments/{segment}/composition", scope: .read),
         .init(method: .get, path: "/v1/segments/{segment}/members", scope: .read),
         .init(method: .get, path: "/v1/segments/{segment}/changes", scope: .read),
+        .init(method: .post, path: "/v1/segments/{segment}/tags", scope: .write),
         .init(method: .get, path: "/v1/members/{memberId}/segments", scope: .read),
         .init(method: .post, path: "/v1/members/{memberId}/merges", scope: .write),
         .init(method: .get, path: "/v1/members/{memberId}/merges", scope: .read),
@@ -179,6 +180,7 @@ public struct API: Sendable {
         case (.get, "/v1/segments/{segment}/composition"): route = segmentComposition
         case (.get, "/v1/segments/{segment}/members"): route = segmentMembers
         case (.get, "/v1/segments/{segment}/changes"): route = segmentChanges
+        case (.post, "/v1/segments/{segment}/tags"): route = tagSegment
         case (.get, "/v1/members/{memberId}/segments"): route = memberSegments
         case (.post, "/v1/members/{memberId}/merges"): route = mergeMembers
         case (.get, "/v1/members/{memberId}/merges"): route = memberMerges

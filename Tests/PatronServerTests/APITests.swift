@@ -168,6 +168,7 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
                 (.get, "/v1/segments/{segment}/members", "/v1/segments/shoe_buyers/members?format=csv&fields=memberId,tier,city", f.reader, nil),
                 (.get, "/v1/segments/{segment}/changes", "/v1/segments/shoe_buyers/changes?since=2026-01-01", f.reader, nil),
                 (.get, "/v1/members/{memberId}/segments", "/v1/members/\(id)/segments", f.reader, nil),
+                (.post, "/v1/segments/{segment}/tags", "/v1/segments/shoe_buyers/tags", f.writer, #"{"tag": "vip_care", "action": "remove", "by": "ops-1", "reason": "campaign over"}"#),
                 (.delete, "/v1/segments/{segment}", "/v1/segments/shoe_buyers", f.writer, nil),
                 (.post, "/v1/members/{memberId}/merges", "/v1/members/\(id)/merges", f.writer, #"{"absorbIdentity": {"kind": "email", "value": "lilei@example.com"}, "by": "ops-1", "reason": "same person"}"#),
                 (.get, "/v1/members/{memberId}/merges", "/v1/members/\(id)/merges", f.reader, nil),
@@ -219,6 +220,55 @@ func orderBody(_ id: String, amount: Int64, at: String = "2026-11-01T09:00:00+08
             try await c.execute(uri: "/v1/segments/shoes_sh/members?fields=memberId,tier", method: .get, headers: headers(f.reader)) { r in
                 let j = try decodeJSON(r)
                 #expect(j["items"]?.array?.count == 1 && j["items"]?.array?.first?["memberId"]?.string == buyer)
+            }
+        }
+    }
+
+    /// Staff tag a whole segment: each member gets a tag.set event; the same request again
+    /// answers the same; a rule tag or an unknown segment changes nothing.
+    @Test func aSegmentIsTaggedAtOnce() async throws {
+        let f = try await Fixture.make()
+        try await f.test { c in
+            let a = try await register(c, f.writer, phone: "13800000001")
+            let b = try await register(c, f.writer, phone: "13800000002")
+            let other = try await register(c, f.writer, phone: "13800000003")
+            for (m, o) in [(a, "o1"), (b, "o2")] {
+                _ = try await c.execute(uri: "/v1/members/\(m)/events", method: .post, headers: headers(f.writer, idem: o), body: body(orderBody(o, amount: 60_000)))
+            }
+            // b already has the tag: tagging the segment changes a only.
+            _ = try await c.execute(uri: "/v1/members/\(b)/tags", method: .post, headers: headers(f.writer, idem: "pre"), body: body(#"{"tag": "vip_care", "action": "add", "by": "ops-1"}"#))
+            _ = try await c.execute(uri: "/v1/segments", method: .post, headers: headers(f.writer),
+                                    body: body(#"{"id": "shoe_buyers", "name": "Shoe buyers", "condition": "orders.any(o, o.category == 'shoes')"}"#))
+            let request = #"{"tag": "vip_care", "action": "add", "by": "ops-7", "reason": "autumn fitting"}"#
+            for replay in [false, true] {
+                try await c.execute(uri: "/v1/segments/shoe_buyers/tags", method: .post, headers: headers(f.writer, idem: "seg-1"), body: body(request)) { r in
+                    #expect(r.status == .created, "\(String(buffer: r.body))")
+                    #expect((r.headers[.idempotentReplayed] == "true") == replay)
+                    let j = try decodeJSON(r)
+                    #expect(j["members"]?.int == 2 && j["changed"]?.int == 1 && j["unchanged"]?.int == 1, "\(String(buffer: r.body))")
+                }
+            }
+            try await c.execute(uri: "/v1/members/\(a)/tag-history", method: .get, headers: headers(f.reader)) { r in
+                let last = try decodeJSON(r)["items"]?.array?.first
+                #expect(last?["tag"]?.string == "vip_care" && last?["by"]?.string == "ops-7" && last?["reason"]?.string == "autumn fitting" && last?["cause"]?.string == "manual")
+            }
+            try await c.execute(uri: "/v1/tags/vip_care/members", method: .get, headers: headers(f.reader)) { r in
+                let members = Set(try decodeJSON(r)["items"]?.array?.compactMap { $0["memberId"]?.string } ?? [])
+                #expect(members == [a, b])
+            }
+            // The same key with another body, a rule tag, an unknown segment: refused, nobody changed.
+            try await c.execute(uri: "/v1/segments/shoe_buyers/tags", method: .post, headers: headers(f.writer, idem: "seg-1"),
+                                body: body(#"{"tag": "vip_care", "action": "remove", "by": "ops-7"}"#)) { r in #expect(r.status == .unprocessableContent) }
+            try await c.execute(uri: "/v1/segments/shoe_buyers/tags", method: .post, headers: headers(f.writer, idem: "seg-2"),
+                                body: body(#"{"tag": "lapsing", "action": "add", "by": "ops-7"}"#)) { r in #expect(r.status == .conflict, "\(String(buffer: r.body))") }
+            try await c.execute(uri: "/v1/segments/nope/tags", method: .post, headers: headers(f.writer, idem: "seg-3"), body: body(request)) { r in #expect(r.status == .notFound) }
+            try await c.execute(uri: "/v1/segments/shoe_buyers/tags", method: .post, headers: headers(f.writer, idem: "seg-4"),
+                                body: body(#"{"tag": "vip_care", "action": "add", "by": ""}"#)) { r in #expect(r.status == .unprocessableContent, "\(String(buffer: r.body))") }
+            for m in [a, b, other] {
+                try await c.execute(uri: "/v1/members/\(m)/tags", method: .get, headers: headers(f.reader)) { r in
+                    let tags = Set(try decodeJSON(r)["items"]?.array?.compactMap { $0["tag"]?.string } ?? [])
+                    #expect(tags.contains("vip_care") == (m != other) && !tags.contains("lapsing"), "\(m): \(tags)")
+                }
             }
         }
     }

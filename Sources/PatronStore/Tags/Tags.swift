@@ -87,3 +87,47 @@ extension Store {
         return Page(items: items, nextCursor: rows.count > limit ? items.last.map { String($0.memberId.rawValue) } : nil)
     }
 }
+
+/// What tagging a segment did.
+public struct SegmentTagging: Codable, Sendable, Equatable {
+    public var segment: String
+    public var tag: String
+    public var action: String
+    /// Members of the segment when the request was made.
+    public var members: Int
+    /// Of those, members whose tags changed, and members who already had (or lacked) the tag.
+    public var changed: Int
+    public var unchanged: Int
+}
+
+extension Store {
+    /// Staff add or remove a manual tag on every member of a saved segment as it is now: one
+    /// `tag.set` event per member (each member's history says who and why), each under its own
+    /// idempotency key (`key` and the member's id). The same key and body again answers what the
+    /// first request answered; a request cut short and sent again goes on where it stopped and
+    /// changes nobody twice. An unknown or rule tag, or an unknown segment, changes nothing.
+    public func tagSegment(program: String, segment: String, _ set: TagSet, idempotencyKey key: String, now: Timestamp) async throws -> (SegmentTagging, json: String, replayed: Bool) {
+        let hash = "segment-tag:\(segment):\(set.tag):\(set.add):\(set.by):\(set.reason ?? "")"
+        if let r = try await idempotent(program, key, hash: hash) { return (try Coding.decode(SegmentTagging.self, r.body), r.body, true) }
+        let errors = EventValidator.validate(.tagSet(set))
+        guard errors.isEmpty else { throw StoreError.invalid(errors) }
+        let engine = try await self.engine(program)
+        guard let def = engine.program.at(now).definition.tags.first(where: { $0.id == set.tag }) else { throw StoreError.rule(.tag(.unknownTag(set.tag))) }
+        guard def.rule == nil else { throw StoreError.rule(.tag(.ruleTag(set.tag))) }
+        let members = try await segmentMembers(program: program, id: segment, now: now)
+        var changed = 0
+        for m in members {
+            let r = try await record(program: program, member: m.row.id, occurredAt: now, body: .tagSet(set), idempotencyKey: "\(key):\(m.row.id)", requestHash: hash, now: now)
+            if r.event.outcome.note == nil { changed += 1 }
+        }
+        let result = SegmentTagging(segment: segment, tag: set.tag, action: set.add ? "add" : "remove", members: members.count, changed: changed, unchanged: members.count - changed)
+        let json = Coding.json(result)
+        var plan = WritePlan()
+        rememberAnswer(&plan, program: program, key: key, hash: hash, status: 201, response: json, now: now)
+        do { try await db.write(plan) } catch GuardFailure.taken {
+            // A concurrent request with the same key finished first: its answer stands.
+            if let r = try await idempotent(program, key, hash: hash) { return (try Coding.decode(SegmentTagging.self, r.body), r.body, true) }
+        }
+        return (result, json, false)
+    }
+}
