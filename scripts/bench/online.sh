@@ -1,0 +1,20 @@
+#!/bin/bash
+# Online order.paid against a database made by `patron bench` (its folder keeps bench.db), with
+# wrk (apt-get install wrk) instead of the bench's own client: req/s, p50, p99, and the bytes the
+# server wrote per request (/proc/PID/io). Usage: scripts/bench/online.sh /tmp/patron-bench/bench.db [seconds]
+set -euo pipefail
+db=$1; seconds=${2:-12}
+here=$(cd "$(dirname "$0")" && pwd)
+patron=${PATRON:-.build/release/patron}
+export IDS=$(mktemp)
+sqlite3 "$db" "SELECT member_id FROM members WHERE program_id = 'demo' ORDER BY member_id LIMIT 20000" > "$IDS"
+export KEY=$($patron keys create --database "$db" --program demo 2>&1 | grep -o "ptk_[A-Za-z0-9_]*" | head -1)
+$patron serve --database "$db" --durable --port 18112 --jobs-interval 0 > /dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -f "$IDS"' EXIT
+sleep 3
+before=$(awk '/^wchar/ {print $2}' /proc/$server/io)
+out=$(wrk -t1 -c32 -d${seconds}s -s "$here/wrk-order-paid.lua" --latency http://127.0.0.1:18112)
+after=$(awk '/^wchar/ {print $2}' /proc/$server/io)
+n=$(echo "$out" | awk '/requests in/ {print $1}')
+echo "$(echo "$out" | grep Requests/sec) p50 $(echo "$out" | awk '$1 == "50%" {print $2}') p99 $(echo "$out" | awk '$1 == "99%" {print $2}') KB written per request $(( (after - before) / n / 1024 ))"
