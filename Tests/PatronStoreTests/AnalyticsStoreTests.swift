@@ -66,6 +66,39 @@ import Testing
         }
     }
 
+    /// The funnel's "near the next tier" for a past period is counted at the period's end, from
+    /// the tier and growth history, not from the members as they are now.
+    @Test(arguments: Backend.allCases)
+    func nearTheNextTierAtAPeriodsEnd(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            let b = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "B")], registeredAt: at("2026-03-02T09:00:00+08:00")),
+                                                   idempotencyKey: nil, requestHash: "b", now: at("2026-03-02T09:00:00+08:00")).record.id
+            // a: 850 growth by the end of March (silver at 1,000: within 20%), silver in April.
+            try await buy(store, a, "a1", 85_000, at("2026-03-10T12:00:00+08:00"))
+            try await buy(store, a, "a2", 20_000, at("2026-04-05T12:00:00+08:00"))
+            // b: 4,500 in March (silver; gold at 5,000: within 20%); it leaves the 90-day window in June.
+            try await buy(store, b, "b1", 450_000, at("2026-03-15T12:00:00+08:00"))
+            // c registers in April: not in March's count.
+            let c = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "C")], registeredAt: at("2026-04-10T09:00:00+08:00")),
+                                                   idempotencyKey: nil, requestHash: "c", now: at("2026-04-10T09:00:00+08:00")).record.id
+            try await buy(store, c, "c1", 90_000, at("2026-04-11T12:00:00+08:00"))
+            let now = at("2026-06-20T12:00:00+08:00")
+            _ = try await store.runJobs(asOf: now, now: now)
+            func near(_ from: String, _ until: String) async throws -> Int64? {
+                try await store.kpis(program: "shop", from: day(from), until: day(until), split: nil, now: now).funnel.first { $0.step == "nearNextTier" }?.members
+            }
+            #expect(try await near("2026-03-01", "2026-04-01") == 2)
+            // At the end of February nobody had bought.
+            #expect(try await near("2026-02-01", "2026-03-01") == 0)
+            // At the end of April: a is silver with 1,050 (gold far), b silver with 4,500 (near gold), c 900 (near silver).
+            #expect(try await near("2026-04-01", "2026-05-01") == 2)
+            // The current period counts the members as they are now: a has 200 in the window (a1 left it
+            // on 06-08), b none, c 900 (near silver, if still basic); whatever their tiers, it is what the facts say.
+            let facts = try await store.memberFacts(program: "shop", now: now).0.nearNextTier(testProgram().tiers)
+            #expect(try await near("2026-06-01", "2026-07-01") == Int64(facts))
+        }
+    }
+
     /// Generated histories: the aggregate's figures equal a direct recomputation from the orders.
     @Test(arguments: Backend.allCases)
     func generatedHistoriesAgreeWithARecomputation(_ backend: Backend) async throws {

@@ -245,8 +245,15 @@ extension MemberFacts {
         for r in 0..<ids.count where present[r] {
             guard let threshold = next[tier[r]] else { continue }
             let g = growthQualifying[r]
-            if g < threshold && g * 1000 >= threshold * (1000 - withinPermille) { n += 1 }
+            if TierDefinition.isNear(g, nextThreshold: threshold, withinPermille: withinPermille) { n += 1 }
         }
         return n
+    }
+}
+
+extension TierDefinition {
+    /// Within `withinPermille` below the next tier's threshold (the funnel's "near the next tier").
+    public static func isNear(_ qualifying: Int64, nextThreshold: Int64, withinPermille: Int64 = 200) -> Bool {
+        qualifying < nextThreshold && qualifying * 1000 >= nextThreshold * (1000 - withinPermille)
     }
 }

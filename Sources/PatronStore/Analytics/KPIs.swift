@@ -138,8 +138,14 @@ extension Store {
         let top = v.definition.tiers.last!.id, bottom = v.definition.tiers.first!.id
         let claimed = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM benefit_grants WHERE program_id = ? AND claimed_at >= ? AND claimed_at < ?",
                                     [p, .int(t0.seconds), .int(t1.seconds)])
-        // Members near the next threshold now, from the member facts (each member's qualifying growth).
-        let near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
+        // Members near the next threshold at the period's end: from the member facts when the
+        // period runs to today or later, else from the growth and tier history at its last second.
+        let near: Int64
+        if t1 > now {
+            near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
+        } else {
+            near = try await nearNextTier(program: program, at: t1.adding(seconds: -1), versions: versions)
+        }
         return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,
                            previousBuyers: previous, returningBuyers: returning, returnRatePpm: ppm(returning, previous),
                            upgradedMembers: Int64(up.count), upgradeRatePpm: ppm(Int64(up.count), all - (tiers[top] ?? 0)),
@@ -150,6 +156,41 @@ extension Store {
                                     FunnelStep(step: "upgraded", members: Int64(up.count)), FunnelStep(step: "claimedBenefit", members: claimed),
                                     FunnelStep(step: "repurchased", members: total.repeatBuyers)],
                            split: split?.rawValue, groups: groups)
+    }
+
+    /// Members (registered by `t`, not merged into another) whose qualifying growth at `t` was
+    /// within 20% below the threshold of the tier above the one they held at `t`: the tier from
+    /// the tier history, the growth from the growth entries that counted in the assessment's
+    /// window at `t` (as `Engine.qualifying` counts them).
+    func nearNextTier(program: String, at t: Timestamp, versions: ProgramVersions) async throws -> Int64 {
+        let v = versions.at(t), def = v.definition
+        let engine = Engine(program: versions)
+        let p = SQLValue.text(program)
+        // counts_at in (after, t]: nil after = from the beginning.
+        let after: Timestamp? = switch def.assessment.kind {
+        case .lifetime: nil
+        case .rolling: t.adding(days: -(def.assessment.windowDays ?? 365))
+        case .calendar: engine.periodStart(containing: t, def.assessment.period ?? .year, v.clock).adding(seconds: -1)
+        }
+        var growth: [Int64: Int64] = [:]
+        for r in try await db.query("""
+            SELECT member_id, SUM(growth) AS g FROM growth_entries WHERE program_id = ? AND counts_at > ? AND counts_at <= ? GROUP BY member_id
+            """, [p, .int(after?.seconds ?? Int64.min), .int(t.seconds)]) {
+            growth[try r.int("member_id")] = try r.int("g")
+        }
+        var tier: [Int64: String] = [:]
+        for r in try await db.query("SELECT member_id, to_tier FROM tier_changes WHERE program_id = ? AND at <= ? ORDER BY member_id, change_no",
+                                    [p, .int(t.seconds)]) {
+            tier[try r.int("member_id")] = try r.string("to_tier")
+        }
+        let next = Dictionary(uniqueKeysWithValues: zip(def.tiers.map(\.id), def.tiers.dropFirst().map(\.threshold)))
+        var n: Int64 = 0
+        for r in try await db.query("SELECT member_id FROM members WHERE program_id = ? AND registered_at <= ? AND merged_into IS NULL", [p, .int(t.seconds)]) {
+            let m = try r.int("member_id")
+            guard let threshold = next[tier[m] ?? def.tiers[0].id] else { continue }
+            if TierDefinition.isNear(growth[m] ?? 0, nextThreshold: threshold) { n += 1 }
+        }
+        return n
     }
 
     /// Cohorts by month of first purchase, for first purchases in [from, until), each followed
