@@ -120,7 +120,7 @@ extension Store {
                     let registeredAt = mine[0].occurredAt
                     state = engine.start(member: id, registeredAt: registeredAt, effects: &fx)
                     lastNo = 0
-                    insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, now: now)
+                    // The member row is written once, after the fold (below).
                     insertIdentities(&plan, program: program, member: id, identities, now: now)
                     m = LoadedMember(id: id, registeredAt: registeredAt, profile: MemberProfile(), state: state, stateVersion: 1, lastEventNo: 0)
                 } else if let lm = loaded[id] {
@@ -155,7 +155,11 @@ extension Store {
                     }
                 }
                 if accepted.isEmpty && created[id] == nil { continue }
-                updateMemberState(&plan, program: program, m: m!, state: state, lastEventNo: lastNo, now: now)
+                if created[id] != nil {
+                    insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, lastEventNo: lastNo, pointsAt: max(now, state.asOf), now: now)
+                } else {
+                    updateMemberState(&plan, program: program, m: m!, state: state, lastEventNo: lastNo, now: now)
+                }
                 let p = SQLValue.text(program), mid = SQLValue.int(id.rawValue)
                 RowInsert.events.add(&plan, accepted.map { o, e, out in
                     [p, mid, .int(e.id.rawValue), .text(EventKind.orderPaid.rawValue), .int(o.occurredAt.seconds), .int(now.seconds),

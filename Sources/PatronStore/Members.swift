@@ -123,15 +123,20 @@ extension Store {
         return Identity(kind: kind, value: parts[2])
     }
 
-    func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, now: Timestamp) {
+    /// `lastEventNo`: the events the state has folded (a member created by an import is written
+    /// once, with its orders folded in); the point columns are as of `pointsAt` (the state's instant
+    /// when nil).
+    func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, lastEventNo: Int64 = 0,
+                      pointsAt: Timestamp? = nil, now: Timestamp) {
+        let t = pointsAt ?? state.asOf
         plan.touched.append(MemberKey(program: program, member: id.rawValue))
         plan.add("""
             INSERT INTO members (program_id, member_id, registered_at, name, profile, tier_id, balance, points_available, points_pending, growth_total,
               state, state_version, last_event_no, as_of, next_due_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?) ON CONFLICT DO NOTHING
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT DO NOTHING
             """, [.text(program), .int(id.rawValue), .int(state.registeredAt.seconds), SQLValue(profile.name), .text(Coding.json(profile)),
-                  .text(state.tier.tierId), .int(state.balance), .int(state.available(at: state.asOf)), .int(state.pending(at: state.asOf)), .int(state.growthTotal),
-                  .text(Coding.state(state)), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds)],
+                  .text(state.tier.tierId), .int(state.balance), .int(state.available(at: t)), .int(state.pending(at: t)), .int(state.growthTotal),
+                  .text(Coding.state(state)), .int(lastEventNo), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds)],
             expectRows: 1, else: .taken("member id"))
     }
 
