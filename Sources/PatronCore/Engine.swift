@@ -231,11 +231,8 @@ public struct Engine: Sendable {
         }
         if s.lastEventAt.map({ t > $0 }) ?? true { s.lastEventAt = t }
         if t > s.asOf { s.asOf = t }
-        if case .profileSet = e.body {
-            evaluateTags(&s, at: t, event: e.id, only: .event(setsProfile: true), fx: &fx)
-        } else {
-            evaluateTags(&s, at: t, event: e.id, only: .event(setsProfile: false), fx: &fx)
-        }
+        let setsProfile = if case .profileSet = e.body { true } else { false }
+        evaluateTags(&s, at: t, event: e.id, only: .event(setsProfile: setsProfile), fx: &fx)
         pruneWindow(&s, p)
         pruneWallet(&s)
         pruneExchanges(&s)
@@ -555,14 +552,18 @@ public struct Engine: Sendable {
 
     /// The growth value that counts toward tiers at `t`, by the program's assessment.
     public func qualifying(_ s: MemberState, _ p: ProgramDefinition, v: ProgramVersions.Version, at t: Timestamp) -> Int64 {
+        guard let after = qualifyingAfter(p, v: v, at: t) else { return s.growthTotal }
+        return s.window.reduce(0) { $0 + ($1.countsAt > after && $1.countsAt <= t ? $1.growth : 0) }
+    }
+
+    /// The growth that counts toward tiers at `t` is what counts from after this instant up to
+    /// `t`: the rolling window's start, or the second before the calendar period's; nil for a
+    /// lifetime assessment (all of it).
+    public func qualifyingAfter(_ p: ProgramDefinition, v: ProgramVersions.Version, at t: Timestamp) -> Timestamp? {
         switch p.assessment.kind {
-        case .lifetime: return s.growthTotal
-        case .rolling:
-            let from = t.adding(days: -(p.assessment.windowDays ?? 365))
-            return s.window.reduce(0) { $0 + ($1.countsAt > from && $1.countsAt <= t ? $1.growth : 0) }
-        case .calendar:
-            let from = periodStart(containing: t, p.assessment.period ?? .year, v.clock)
-            return s.window.reduce(0) { $0 + ($1.countsAt >= from && $1.countsAt <= t ? $1.growth : 0) }
+        case .lifetime: nil
+        case .rolling: t.adding(days: -(p.assessment.windowDays ?? 365))
+        case .calendar: periodStart(containing: t, p.assessment.period ?? .year, v.clock).adding(seconds: -1)
         }
     }
 

@@ -412,3 +412,10 @@ public enum ProgramParser {
         return a.enumerated().compactMap { r.string($1, "\(path)[\($0)]", maxLength: 100) }
     }
 }
+
+extension TierDefinition {
+    /// Within `withinPermille` below the next tier's threshold (the funnel's "near the next tier").
+    public static func isNear(_ qualifying: Int64, nextThreshold: Int64, withinPermille: Int64 = 200) -> Bool {
+        qualifying < nextThreshold && qualifying * 1000 >= nextThreshold * (1000 - withinPermille)
+    }
+}

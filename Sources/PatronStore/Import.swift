@@ -156,7 +156,7 @@ extension Store {
                 }
                 if accepted.isEmpty && created[id] == nil { continue }
                 if created[id] != nil {
-                    insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, lastEventNo: lastNo, pointsAt: max(now, state.asOf), now: now)
+                    insertMember(&plan, program: program, id: id, profile: MemberProfile(), state: state, lastEventNo: lastNo, now: now)
                 } else {
                     updateMemberState(&plan, program: program, m: m!, state: state, lastEventNo: lastNo, now: now)
                 }

@@ -124,11 +124,10 @@ extension Store {
     }
 
     /// `lastEventNo`: the events the state has folded (a member created by an import is written
-    /// once, with its orders folded in); the point columns are as of `pointsAt` (the state's instant
-    /// when nil).
-    func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, lastEventNo: Int64 = 0,
-                      pointsAt: Timestamp? = nil, now: Timestamp) {
-        let t = pointsAt ?? state.asOf
+    /// once, with its orders folded in). The point columns are as of now or the state's instant,
+    /// whichever is later, as `updateMemberState` writes them.
+    func insertMember(_ plan: inout WritePlan, program: String, id: MemberID, profile: MemberProfile, state: MemberState, lastEventNo: Int64 = 0, now: Timestamp) {
+        let t = max(now, state.asOf)
         plan.touched.append(MemberKey(program: program, member: id.rawValue))
         plan.add("""
             INSERT INTO members (program_id, member_id, registered_at, name, profile, tier_id, balance, points_available, points_pending, growth_total,

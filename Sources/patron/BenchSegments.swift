@@ -10,6 +10,16 @@ import PatronStore
 /// states folded by the engine and written to SQLite, the member facts built from them, and
 /// the segment previewed, beside a plain scan of the orders table in SQLite.
 extension Bench {
+    /// The segments the bench keeps current: the goal's, and two with time conditions.
+    static let savedSegments = [goalSegment, "member.orderCount >= 3 && now - member.lastOrderAt > duration('60d')", "orders.within('30d').count() >= 2"]
+
+    static func saveSegments(_ store: Store, program: String, now: Timestamp) async throws {
+        for (i, text) in savedSegments.enumerated() {
+            let doc = JSONValue.object(["id": .string("bench_\(i)"), "name": .string("bench \(i)"), "condition": .string(text)])
+            _ = try await store.saveSegment(program: program, try SegmentParser.parse(doc).get(), now: now)
+        }
+    }
+
     static let goalSegment = "member.tier in ['gold', 'diamond'] && orders.within('90d').any(o, o.category == 'shoes') && orders.within('30d').sum(amount) >= 50000 && !('price_sensitive' in member.tags)"
 
     func segments(members: Int, orders: Int, now: Timestamp, results: inout [String: Double]) async throws {
@@ -85,11 +95,8 @@ extension Bench {
                      p.composition.members, p.composition.ofMembers, median, p.scan.seconds, rowsPerSecond, rowsPerSecond / scan.rate))
 
         // 4. Saved segments kept current: the first full evaluation, then the cost per written member.
-        let saved = [Self.goalSegment, "member.orderCount >= 3 && now - member.lastOrderAt > duration('60d')", "orders.within('30d').count() >= 2"]
-        for (i, text) in saved.enumerated() {
-            let doc = JSONValue.object(["id": .string("bench_\(i)"), "name": .string("bench \(i)"), "condition": .string(text)])
-            _ = try await store.saveSegment(program: "demo", try SegmentParser.parse(doc).get(), now: now)
-        }
+        let saved = Self.savedSegments
+        try await Self.saveSegments(store, program: "demo", now: now)
         var t = ContinuousClock.now
         let full = try await store.refreshSegments(program: "demo", now: now)
         let fullSeconds = (ContinuousClock.now - t).seconds

@@ -250,10 +250,3 @@ extension MemberFacts {
         return n
     }
 }
-
-extension TierDefinition {
-    /// Within `withinPermille` below the next tier's threshold (the funnel's "near the next tier").
-    public static func isNear(_ qualifying: Int64, nextThreshold: Int64, withinPermille: Int64 = 200) -> Bool {
-        qualifying < nextThreshold && qualifying * 1000 >= nextThreshold * (1000 - withinPermille)
-    }
-}

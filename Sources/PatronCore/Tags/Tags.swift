@@ -74,19 +74,19 @@ public struct TagRule: Sendable {
     /// Reads values that move with time alone in the state: available and pending points (a
     /// lot's pending period ends) or qualifying growth (growth leaves a rolling window, or a new
     /// period begins). The condition's own analysis sees them as fixed, so the engine also looks
-    /// at such a rule again when they next move (`Engine.stateMovesAt`).
+    /// at such a rule again when they next move (`Engine.stateMoves`).
     public var readsTimedState: Bool
     public init(tag: TagDefinition, rule: Condition) {
         self.tag = tag; self.rule = rule
         readsState = ["member.points", "member.growth", "member.tier", "member.tags"].contains { rule.mentions($0) }
         readsOrders = rule.mentions("orders")
-        readsOnlyProfile = Self.onlyProfile(rule)
-        readsTimedState = Self.timedState(rule)
+        let reads = rule.layout == .member ? rule.plan.reads : nil
+        readsOnlyProfile = reads.map(Self.onlyProfile) ?? false
+        readsTimedState = reads.map(Self.timedState) ?? true
     }
 
-    static func timedState(_ rule: Condition) -> Bool {
-        guard rule.layout == .member else { return true }
-        let reads = rule.plan.reads
+    /// `reads`: of a rule over the member layout.
+    static func timedState(_ reads: CondReads) -> Bool {
         if reads.unnumbered { return true }
         let fields = MemberConditionSource.tables.fields
         return reads.slots.contains { slot in
@@ -98,9 +98,9 @@ public struct TagRule: Sendable {
         }
     }
 
-    static func onlyProfile(_ rule: Condition) -> Bool {
-        guard rule.layout == .member else { return false }
-        let reads = rule.plan.reads
+    static func onlyProfile(_ rule: Condition) -> Bool { rule.layout == .member && onlyProfile(rule.plan.reads) }
+
+    static func onlyProfile(_ reads: CondReads) -> Bool {
         guard !reads.unnumbered, reads.lists.isEmpty, let steps = reads.maxSteps, steps <= Condition.defaultBudget else { return false }
         let fields = MemberConditionSource.tables.fields
         return reads.slots.allSatisfy { slot in
@@ -272,13 +272,16 @@ extension Engine {
             }
             if case .event = choice { s.tagsEvaluatedVersion = program.versions[vi].version }
             guard n > 0 else { return }
+            // When the state's time-bound values next move, for the rules that read them (tag
+            // changes below do not move them).
+            let moves = outcomes[..<n].contains { rules[$0.rule].readsTimedState } ? stateMoves(s, after: t, version: vi) : nil
             for o in outcomes[..<n] {
                 let id = rules[o.rule].tag.id
                 if o.holds != (Self.find(s.tags, id) != nil) { changeTag(&s, id, add: o.holds, at: t, cause: .rule, event: event, by: nil, reason: nil, fx: &fx) }
                 // Uses of `now` the analysis cannot follow are looked at again the next local day,
                 // not every second.
                 var due = o.next.map { rules[o.rule].rule.timeIsLinear ? max($0, t.adding(seconds: 1)) : clock.startOfNextDay(t) }
-                if rules[o.rule].readsTimedState, let moves = stateMoves(s, after: t, version: vi) { due = min(due ?? moves, moves) }
+                if rules[o.rule].readsTimedState, let moves { due = min(due ?? moves, moves) }
                 if let k = Self.find(s.tagDue, id) {
                     if let due { if s.tagDue.values[k] != due { s.tagDue.values[k] = due } } else { s.tagDue.remove(at: k) }
                 } else if let due {
@@ -301,6 +304,7 @@ extension Engine {
         switch a.kind {
         case .lifetime: break
         case .rolling:
+            // An entry leaves the window when the window's start reaches it.
             let days = a.windowDays ?? 365
             for w in s.window { consider(w.countsAt); consider(w.countsAt.adding(days: days)) }
         case .calendar:

@@ -28,10 +28,11 @@ extension API {
 
     /// `POST /v1/segments/{segment}/tags`: the same for every member of a saved segment.
     func tagSegment(_ req: Request, _ ctx: PatronContext, _ key: APIKey) async throws -> Response {
-        let idem = try idempotencyKey(req, required: true)
+        // Required: the call throws without one.
+        let idem = try idempotencyKey(req, required: true)!
         let (_, t) = try await jsonBody(req, ctx, as: TagRequest.self)
         let (_, text, replayed) = try await store.tagSegment(program: key.program, segment: ctx.parameters.get("segment") ?? "",
-                                                   TagSet(tag: t.tag, add: t.action == .add, by: t.by, reason: t.reason), idempotencyKey: idem ?? "", now: now())
+                                                             TagSet(tag: t.tag, add: t.action == .add, by: t.by, reason: t.reason), idempotencyKey: idem, now: now())
         return rawJSON(text, status: .created, replayed: replayed)
     }
 

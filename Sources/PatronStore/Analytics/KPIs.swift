@@ -144,7 +144,7 @@ extension Store {
         if t1 > now {
             near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         } else {
-            near = try await nearNextTier(program: program, at: t1.adding(seconds: -1), versions: versions)
+            near = try await nearNextTier(program: program, at: t1.adding(seconds: -1))
         }
         return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,
                            previousBuyers: previous, returningBuyers: returning, returnRatePpm: ppm(returning, previous),
@@ -162,16 +162,12 @@ extension Store {
     /// within 20% below the threshold of the tier above the one they held at `t`: the tier from
     /// the tier history, the growth from the growth entries that counted in the assessment's
     /// window at `t` (as `Engine.qualifying` counts them).
-    func nearNextTier(program: String, at t: Timestamp, versions: ProgramVersions) async throws -> Int64 {
-        let v = versions.at(t), def = v.definition
-        let engine = Engine(program: versions)
+    func nearNextTier(program: String, at t: Timestamp) async throws -> Int64 {
+        let engine = try await self.engine(program)
+        let v = engine.program.at(t), def = v.definition
         let p = SQLValue.text(program)
-        // counts_at in (after, t]: nil after = from the beginning.
-        let after: Timestamp? = switch def.assessment.kind {
-        case .lifetime: nil
-        case .rolling: t.adding(days: -(def.assessment.windowDays ?? 365))
-        case .calendar: engine.periodStart(containing: t, def.assessment.period ?? .year, v.clock).adding(seconds: -1)
-        }
+        // counts_at in (after, t]; from the beginning for a lifetime assessment.
+        let after = engine.qualifyingAfter(def, v: v, at: t)
         var growth: [Int64: Int64] = [:]
         for r in try await db.query("""
             SELECT member_id, SUM(growth) AS g FROM growth_entries WHERE program_id = ? AND counts_at > ? AND counts_at <= ? GROUP BY member_id

@@ -108,7 +108,10 @@ extension Store {
     /// changes nobody twice. An unknown or rule tag, or an unknown segment, changes nothing.
     public func tagSegment(program: String, segment: String, _ set: TagSet, idempotencyKey key: String, now: Timestamp) async throws -> (SegmentTagging, json: String, replayed: Bool) {
         let hash = "segment-tag:\(segment):\(set.tag):\(set.add):\(set.by):\(set.reason ?? "")"
-        if let r = try await idempotent(program, key, hash: hash) { return (try Coding.decode(SegmentTagging.self, r.body), r.body, true) }
+        func firstAnswer() async throws -> (SegmentTagging, json: String, replayed: Bool)? {
+            try await idempotent(program, key, hash: hash).map { (try Coding.decode(SegmentTagging.self, $0.body), $0.body, true) }
+        }
+        if let first = try await firstAnswer() { return first }
         let errors = EventValidator.validate(.tagSet(set))
         guard errors.isEmpty else { throw StoreError.invalid(errors) }
         let engine = try await self.engine(program)
@@ -126,7 +129,7 @@ extension Store {
         rememberAnswer(&plan, program: program, key: key, hash: hash, status: 201, response: json, now: now)
         do { try await db.write(plan) } catch GuardFailure.taken {
             // A concurrent request with the same key finished first: its answer stands.
-            if let r = try await idempotent(program, key, hash: hash) { return (try Coding.decode(SegmentTagging.self, r.body), r.body, true) }
+            if let first = try await firstAnswer() { return first }
         }
         return (result, json, false)
     }
