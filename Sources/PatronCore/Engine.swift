@@ -134,6 +134,19 @@ public struct Engine: Sendable {
         if t > s.asOf { s.asOf = t }
     }
 
+    /// Gives the member new scores (RFM, lifecycle, churn) at `t`: the state is brought to `t`
+    /// first, then the rule tags that read the scores are evaluated again (tag changes carry no
+    /// event; their cause is the rule). Returns whether the scores changed.
+    @discardableResult
+    public func rescore(_ s: inout MemberState, _ scores: MemberScores?, at t: Timestamp, effects fx: inout Effects) -> Bool {
+        let at = max(t, s.asOf)
+        advance(&s, to: at, effects: &fx)
+        guard s.scores != scores else { return false }
+        s.scores = scores
+        evaluateTags(&s, at: at, event: nil, only: .scores, fx: &fx)
+        return true
+    }
+
     func expire(_ s: inout MemberState, lotIndex i: Int, at: Timestamp, fx: inout Effects) {
         let l = s.lots[i]
         entry(&s, fx: &fx, event: nil, at: at, points: -l.remaining, reason: .expiry, lot: l.no, order: l.orderId)
@@ -243,10 +256,12 @@ public struct Engine: Sendable {
 
     /// Folds a member's whole history from scratch, in event order, then brings it to `until`.
     /// `validating` names the one event (new, not yet accepted) whose rule violations throw.
+    /// `scores`: the member's latest scores, which no event carries (`MemberState.scores`).
     public func replay(member: MemberID, registeredAt: Timestamp, events: [MemberEvent], until: Timestamp?,
-                       validating: EventID? = nil) throws -> (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]) {
+                       validating: EventID? = nil, scores: MemberScores? = nil) throws -> (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]) {
         var fx = Effects()
         var s = start(member: member, registeredAt: registeredAt, effects: &fx)
+        s.scores = scores
         var outs: [EventID: EventOutcome] = [:]
         for e in events.sorted(by: MemberEvent.precedes) {
             outs[e.id] = try apply(&s, e, mode: e.id == validating ? .validate : .replay, effects: &fx)

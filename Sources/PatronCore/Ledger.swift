@@ -192,6 +192,10 @@ public struct MemberState: Codable, Sendable, Equatable {
     public internal(set) var lastOrderAt: Timestamp?
     /// Mall exchanges of the last 400 days, and older ones that lifetime limits count.
     public internal(set) var exchanges: [MallExchange] = []
+    /// The member's latest scores (RFM, lifecycle, churn): computed from the whole program's
+    /// members, not from this member's events, and set by `Engine.rescore`. Replays carry them
+    /// over. Nil until the member is first scored.
+    public internal(set) var scores: MemberScores?
 
     /// Hands the engine the stored record of an order an event is about to name.
     public mutating func load(order id: String, _ record: OrderRecord) { orders[id] = record }

@@ -5,8 +5,8 @@ import Foundation
 /// strings, a leading format byte. `decode(encode(s)) == s` (tested on generated states).
 public enum StateCodec {
     /// 2 adds the benefit wallet; states in format 1 read as having an empty wallet. 3 adds
-    /// `tagsEvaluatedVersion` (nil in older states).
-    static let format: UInt8 = 3
+    /// `tagsEvaluatedVersion` (nil in older states). 4 adds the scores (nil in older states).
+    static let format: UInt8 = 4
 
     public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
 
@@ -81,6 +81,15 @@ public enum StateCodec {
             w.optString(x.address); w.optTime(x.cancelledAt)
         }
         w.optInt(s.tagsEvaluatedVersion.map { Int64($0) })
+        if let sc = s.scores {
+            w.u8(1)
+            for v in [sc.r, sc.f, sc.m, sc.topPercent, sc.pAlivePermille] { w.optInt(v.map { Int64($0) }) }
+            w.optString(sc.lifecycle?.rawValue)
+            w.u8(sc.atRisk.map { $0 ? 2 : 1 } ?? 0)
+            w.optInt(sc.expectedPurchasesMilli); w.optInt(sc.expectedValueMinor); w.optInt(sc.clvMinor)
+        } else {
+            w.u8(0)
+        }
         return w.bytes
     }
 
@@ -156,6 +165,23 @@ public enum StateCodec {
             }
         }
         if f >= 3 { s.tagsEvaluatedVersion = try r.optInt().map { Int($0) } }
+        if f >= 4, try r.u8() == 1 {
+            var sc = MemberScores()
+            sc.r = try r.optInt().map { Int($0) }; sc.f = try r.optInt().map { Int($0) }; sc.m = try r.optInt().map { Int($0) }
+            sc.topPercent = try r.optInt().map { Int($0) }; sc.pAlivePermille = try r.optInt().map { Int($0) }
+            if let l = try r.optString() {
+                guard let stage = LifecycleStage(rawValue: l) else { throw Failure.badValue("lifecycle stage") }
+                sc.lifecycle = stage
+            }
+            switch try r.u8() {
+            case 0: sc.atRisk = nil
+            case 1: sc.atRisk = false
+            case 2: sc.atRisk = true
+            default: throw Failure.badValue("at-risk flag")
+            }
+            sc.expectedPurchasesMilli = try r.optInt(); sc.expectedValueMinor = try r.optInt(); sc.clvMinor = try r.optInt()
+            s.scores = sc
+        }
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return s
     }

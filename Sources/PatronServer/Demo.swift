@@ -63,6 +63,8 @@ public enum Demo {
           - {id: big_spender_30d, name: {zh-CN: 近30天高消费, en: Spent 1000+ in 30 days}, category: value, rule: "orders.within('30d').sum(amount) >= 100000"}
           - {id: lapsing, name: {zh-CN: 90天未购, en: No order in 90 days}, category: lifecycle, rule: "member.orderCount > 0 && now - member.lastOrderAt >= duration('90d')"}
           - {id: birthday_this_month, name: {zh-CN: 本月生日, en: Birthday this month}, category: lifecycle, rule: "member.profile.birthday.month == now.month"}
+          - {id: high_value, name: {zh-CN: 高价值会员, en: Top 10% by 12-month spend}, category: value, rule: "member.rfm.topPercent <= 10"}
+          - {id: churn_risk, name: {zh-CN: 流失预警, en: Churn risk}, category: lifecycle, rule: "member.churn.atRisk"}
           - {id: vip_care, name: {zh-CN: 重点关怀, en: VIP care}, category: lifecycle}
         mall:
           - {id: tote_bag, name: {zh-CN: 帆布袋, en: Canvas tote bag}, kind: goods, pointsPrice: 800, stock: 500, limit: {count: 2, per: year},

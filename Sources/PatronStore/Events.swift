@@ -69,7 +69,7 @@ extension Store {
                     // The member's history, with the members merged into them.
                     let parts = try await historyParts(program: program, member: m.id, registeredAt: m.registeredAt)
                     let r = try engine.replay(member: m.id, registeredAt: MemberMerge.registeredAt(parts), events: MemberMerge.history(parts) + [event],
-                                              until: m.state.asOf, validating: event.id)
+                                              until: m.state.asOf, validating: event.id, scores: m.state.scores)
                     state = r.state; fx = r.effects; outcome = r.outcomes[event.id]!
                 } else {
                     outcome = try engine.apply(&state, event, effects: &fx)

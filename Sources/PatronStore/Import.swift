@@ -138,7 +138,7 @@ extension Store {
                     let e = MemberEvent(id: EventID(lastNo + 1), occurredAt: o.occurredAt, body: .orderPaid(o.order))
                     do {
                         if late {
-                            let r = try engine.replay(member: id, registeredAt: m!.registeredAt, events: history + [e], until: m!.state.asOf, validating: e.id)
+                            let r = try engine.replay(member: id, registeredAt: m!.registeredAt, events: history + [e], until: m!.state.asOf, validating: e.id, scores: m!.state.scores)
                             state = r.state; fx = r.effects
                             history.append(e)
                             accepted.append((o, e, r.outcomes[e.id]!))

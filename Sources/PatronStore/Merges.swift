@@ -65,7 +65,7 @@ extension Store {
             parts.append(MemberMerge.Part(member: absorbed, slot: slot, registeredAt: b.registeredAt, events: try await events(program: program, member: absorbed)))
             let until = max(s.state.asOf, b.state.asOf)
             let r: (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome])
-            do { r = try engine.replay(member: survivor, registeredAt: MemberMerge.registeredAt(parts), events: MemberMerge.history(parts), until: until) }
+            do { r = try engine.replay(member: survivor, registeredAt: MemberMerge.registeredAt(parts), events: MemberMerge.history(parts), until: until, scores: s.state.scores) }
             catch let e as EngineError { throw StoreError.rule(e) }
             let record = MemberMergeRecord(mergeId: memberIds.next(now: now).rawValue, survivor: survivor, absorbed: absorbed, mergedAt: now, mergedBy: by, reason: reason)
             var plan = WritePlan()
@@ -105,8 +105,8 @@ extension Store {
             let own = try await events(program: program, member: merge.absorbed)
             let rs: (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]), rb: (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome])
             do {
-                rs = try engine.replay(member: merge.survivor, registeredAt: MemberMerge.registeredAt(rest), events: MemberMerge.history(rest), until: until)
-                rb = try engine.replay(member: merge.absorbed, registeredAt: b.registeredAt, events: own, until: until)
+                rs = try engine.replay(member: merge.survivor, registeredAt: MemberMerge.registeredAt(rest), events: MemberMerge.history(rest), until: until, scores: s.state.scores)
+                rb = try engine.replay(member: merge.absorbed, registeredAt: b.registeredAt, events: own, until: until, scores: b.state.scores)
             } catch let e as EngineError { throw StoreError.rule(e) }
             var plan = WritePlan()
             updateMemberState(&plan, program: program, m: s, state: rs.state, lastEventNo: s.lastEventNo, now: now)

@@ -381,6 +381,10 @@ public enum Schema {
             "CREATE INDEX member_merges_survivor ON member_merges (program_id, survivor_id)",
             "CREATE INDEX member_merges_absorbed ON member_merges (program_id, absorbed_id)",
         ]),
+        Migration(version: 4, name: "spend rank", statements: [
+            // Rank of the 365-day spend from the top, in percent (`member.rfm.topPercent`).
+            "ALTER TABLE member_rfm ADD COLUMN top_percent BIGINT",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

@@ -51,6 +51,11 @@ struct DemoCommand: AsyncParsableCommand {
         let acts = try await Demo.benefitActivity(store: store, now: t)
         print("demo: members set \(acts.birthdays) birthdays, claimed \(acts.claims) benefits, used \(acts.uses) at checkout, made \(acts.exchanges) points-mall exchanges")
         try await store.computeRFM(program: "demo", asOf: t)
+        // The churn fit gives `member.churn` (the demo's churn_risk tag); a history too thin to fit is not fatal.
+        do {
+            let c = try await store.computeChurn(program: "demo", asOf: t)
+            print("demo: churn models fitted on \(c.members) members; \(c.atRisk) at risk")
+        } catch { print("demo: churn models not fitted: \(error)") }
         let segments = try await Demo.saveSegments(store: store, now: t)
         print("demo: saved segments " + segments.map { "\($0.0) (\($0.1) members)" }.joined(separator: ", "))
         let key = try await store.createKey(program: "demo", name: "demo", scopes: [.read, .write, .admin], now: t)

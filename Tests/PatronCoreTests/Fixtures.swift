@@ -91,7 +91,7 @@ struct Harness {
         nextId += 1
         if t < state.asOf {
             // A late event: the store replays the member's whole history.
-            let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id)
+            let r = try engine.replay(member: state.memberId, registeredAt: state.registeredAt, events: events + [e], until: state.asOf, validating: e.id, scores: state.scores)
             events.append(e)
             state = r.state
             entries = []; lots = [:]; tierChanges = []; growth = []; orderTable = [:]; grants = [:]; tagChangesAll = []
@@ -111,6 +111,14 @@ struct Harness {
         absorb(fx)
         events.append(e)
         return out
+    }
+    /// New scores at `t`, as the store's scoring runs give them.
+    @discardableResult
+    mutating func rescore(_ scores: MemberScores?, at t: Timestamp) -> Bool {
+        var fx = Effects()
+        let changed = engine.rescore(&state, scores, at: t, effects: &fx)
+        absorb(fx)
+        return changed
     }
     mutating func advance(to t: Timestamp) {
         var fx = Effects()

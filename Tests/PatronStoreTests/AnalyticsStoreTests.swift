@@ -166,7 +166,10 @@ import Testing
     /// follow the thresholds (30/60/120/365 days) at their edges.
     @Test(arguments: Backend.allCases)
     func quintilesAndStages(_ backend: Backend) async throws {
-        try await withStore(backend) { store, first in
+        var p = testProgram()
+        p.tags = [TagDefinition(id: "high_value", name: LocalizedText(zh: "高价值会员", en: "Top 20% by spend"), category: .value, rule: "member.rfm.topPercent <= 20"),
+                  TagDefinition(id: "recalled", name: LocalizedText(zh: "召回", en: "Recalled"), category: .lifecycle, rule: "member.lifecycle == 'recalled'")]
+        try await withStore(backend, program: p) { store, first in
             let asOf = Timestamp(iso8601: "2027-03-01T12:00:00+08:00")!
             func member(_ i: Int) async throws -> MemberID {
                 try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "R\(i)")], registeredAt: t0),
@@ -208,6 +211,39 @@ import Testing
             #expect(try await store.memberRFM(program: "shop", member: first)?.lifecycle == .lost)
             let report = try await store.rfmReport(program: "shop")
             #expect(report.scored == 6 && report.lifecycle["at_risk"] == 2)
+
+            // The scores are in the members' states, and the rule tags that read them follow at
+            // the scoring run: the top 20% of six buyers by spend (ranks 1 + 100 × t / 6: 1, 17, 34 …).
+            #expect(scores.map(\.topPercent) == [67, 51, 34, 17, 1])
+            func tagged(_ tag: String) async throws -> [MemberID] {
+                try await store.db.query("SELECT member_id FROM member_tags WHERE program_id = 'shop' AND tag_id = ? ORDER BY member_id", [.text(tag)])
+                    .map { MemberID(try $0.int("member_id")) }
+            }
+            #expect(try await tagged("high_value") == [ids[3], ids[4]].sorted { $0.rawValue < $1.rawValue })
+            #expect(try await tagged("recalled") == [recalled])
+            let state = try await store.loadMember(program: "shop", id: ids[4]).state
+            #expect(state.scores == MemberScores(r: 1, f: 1, m: 5, topPercent: 1, lifecycle: .silent))
+            let change = try await store.db.query("SELECT * FROM tag_changes WHERE program_id = 'shop' AND member_id = ? AND tag_id = 'high_value'", [.int(ids[4].rawValue)])
+            let cause = try change.first?.string("cause"), changedAt = try change.first?.int("at")
+            #expect(change.count == 1 && cause == "rule" && change.first?["event_no"] == .null && changedAt == asOf.seconds)
+            // Segments read the same scores from the same states.
+            let top = try segmentDraft(#"{"condition": "member.rfm.topPercent <= 20"}"#, requireId: false)
+            #expect(try await store.previewSegment(program: "shop", top, now: asOf).composition.members == 2)
+
+            // A bigger spender pushes the 40,000 member out of the top 20% at the next run; the
+            // run after that, with nothing changed, writes nothing.
+            let later = asOf.adding(days: 1)
+            _ = try await store.record(program: "shop", member: lost, occurredAt: later, body: order("big", 100_000), idempotencyKey: "big", requestHash: "h", now: later)
+            try await store.computeRFM(program: "shop", asOf: later)
+            #expect(try await tagged("high_value") == [lost, ids[4]].sorted { $0.rawValue < $1.rawValue })
+            #expect(try await store.previewSegment(program: "shop", top, now: later).composition.members == 2)
+            let removed = try await store.db.query("SELECT added FROM tag_changes WHERE program_id = 'shop' AND member_id = ? AND tag_id = 'high_value' ORDER BY change_no",
+                                                   [.int(ids[3].rawValue)]).map { try $0.int("added") }
+            #expect(removed == [1, 0])
+            let versions = try await store.db.query("SELECT SUM(state_version) AS v FROM members WHERE program_id = 'shop'", []).first?.int("v")
+            let again = try await store.syncScores(program: "shop", asOf: later) { _, old in old }
+            #expect(again.changed == 0 && again.members == 8)
+            #expect(try await store.db.query("SELECT SUM(state_version) AS v FROM members WHERE program_id = 'shop'", []).first?.int("v") == versions)
         }
     }
 }
@@ -227,6 +263,7 @@ extension Sequence {
     func churnWarningFromTheProgramsOrders(_ backend: Backend) async throws {
         var p = testProgram()
         p.churn = ChurnPolicy(atRiskBelowPermille: 400, horizonWeeks: 39)
+        p.tags = [TagDefinition(id: "churn_risk", name: LocalizedText(zh: "流失预警", en: "Churn risk"), category: .lifecycle, rule: "member.churn.atRisk")]
         try await withStore(backend, program: p) { store, _ in
             let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("PatronCoreTests/Fixtures/cdnow/CDNOW_sample.txt")
@@ -253,6 +290,19 @@ extension Sequence {
             // A member who bought once, long ago, is less likely alive than one who bought often and lately.
             let all = try await store.db.query("SELECT member_id FROM member_churn WHERE program_id = 'shop'", []).count
             #expect(all == 400)
+            // The fit is in the members' states (`member.churn`): the churn_risk rule tags exactly
+            // the members flagged at risk, and segments see the same.
+            let tagged = try await store.db.query("SELECT member_id FROM member_tags WHERE program_id = 'shop' AND tag_id = 'churn_risk' ORDER BY member_id", []).map { try $0.int("member_id") }
+            let flagged = try await store.db.query("SELECT member_id FROM member_churn WHERE program_id = 'shop' AND at_risk = 1 ORDER BY member_id", []).map { try $0.int("member_id") }
+            #expect(tagged == flagged && tagged.count == Int(r.atRisk))
+            let row = try await store.db.query("SELECT * FROM member_churn WHERE program_id = 'shop' ORDER BY member_id LIMIT 1", [])[0]
+            let s = try await store.loadMember(program: "shop", id: MemberID(try row.int("member_id"))).state.scores
+            let ppm = try row.int("p_alive_ppm")
+            let clv = try row.int("clv_minor"), atRisk = try row.int("at_risk") == 1, purchases = try row.int("expected_purchases_milli")
+            #expect(s.map { abs(Int64($0.pAlivePermille!) * 1000 - ppm) <= 500 } == true && s?.clvMinor == clv)
+            #expect(s?.atRisk == atRisk && s?.expectedPurchasesMilli == purchases)
+            let risky = try segmentDraft(#"{"condition": "member.churn.atRisk"}"#, requireId: false)
+            #expect(try await store.previewSegment(program: "shop", risky, now: asOf).composition.members == Int(r.atRisk))
         }
     }
 }

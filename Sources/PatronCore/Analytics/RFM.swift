@@ -54,13 +54,28 @@ public enum RFMScoring {
     /// Quintile scores 1–5 by ascending value (5 for the largest): 1 + ⌊5 × rank / n⌋, ties
     /// sharing the score of the first of them.
     public static func quintiles<K: Hashable & Comparable>(_ values: [K: Int64]) -> [K: Int] {
-        let sorted = values.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+        buckets(values, 5, largestFirst: false)
+    }
+
+    /// Rank from the top in percent (1–100): 1 + ⌊100 × t / n⌋, where t is the number of values
+    /// larger than the member's (ties share the better rank). The top 10% have at most 10 (with
+    /// n = 1,000, the first 100; ties at the boundary all count in).
+    public static func topPercents<K: Hashable & Comparable>(_ values: [K: Int64]) -> [K: Int] {
+        buckets(values, 100, largestFirst: true)
+    }
+
+    /// 1 + ⌊count × rank / n⌋ in the order asked (keys break ties in the sort), equal values
+    /// sharing the bucket of the first of them.
+    static func buckets<K: Hashable & Comparable>(_ values: [K: Int64], _ count: Int, largestFirst: Bool) -> [K: Int] {
+        let sorted = values.sorted { a, b in
+            a.value != b.value ? (a.value > b.value) == largestFirst : a.key < b.key
+        }
         var out: [K: Int] = [:]
         var i = 0
         while i < sorted.count {
             var j = i
             while j + 1 < sorted.count && sorted[j + 1].value == sorted[i].value { j += 1 }
-            for k in i...j { out[sorted[k].key] = 1 + i * 5 / sorted.count }
+            for k in i...j { out[sorted[k].key] = 1 + i * count / sorted.count }
             i = j + 1
         }
         return out

@@ -139,7 +139,7 @@ public struct CondSchema: Sendable, Equatable {
     }
 
     /// A member of a loyalty program and the member's orders: `member` and `orders` (see
-    /// docs/conditions.md for every field). Profile fields, `rfm`, `lifecycle`, `lastOrderAt`,
+    /// docs/conditions.md for every field). Profile fields, `rfm`, `lifecycle`, `churn`, `lastOrderAt`,
     /// an order's `category` and `store` may be null.
     public static let member = CondSchema(
         variables: ["member": .record("member"), "orders": .list(.record("order"))],
@@ -148,7 +148,7 @@ public struct CondSchema: Sendable, Equatable {
                 "id": .string, "tier": .string, "registeredAt": .timestamp,
                 "profile": .record("profile"), "points": .record("points"), "growth": .record("growth"),
                 "tags": .list(.string), "identities": .list(.record("identity")),
-                "rfm": .optional(.record("rfm")), "lifecycle": .optional(.string),
+                "rfm": .optional(.record("rfm")), "lifecycle": .optional(.string), "churn": .optional(.record("churn")),
                 "lastOrderAt": .optional(.timestamp), "orderCount": .int, "spentMinor": .int,
             ]),
             "profile": Record([
@@ -159,7 +159,8 @@ public struct CondSchema: Sendable, Equatable {
             "points": Record(["balance": .int, "available": .int, "pending": .int]),
             "growth": Record(["lifetime": .int, "qualifying": .int]),
             "identity": Record(["kind": .string, "value": .string]),
-            "rfm": Record(["r": .int, "f": .int, "m": .int, "score": .int]),
+            "rfm": Record(["r": .int, "f": .int, "m": .int, "score": .int, "topPercent": .int]),
+            "churn": Record(["pAlive": .int, "atRisk": .bool, "expectedPurchasesMilli": .int, "expectedValue": .int, "clv": .int]),
             "order": Record([
                 "id": .string, "at": .timestamp, "amount": .int, "category": .optional(.string), "categories": .list(.string),
                 "channel": .string, "store": .optional(.string), "skus": .list(.string), "usedCoupon": .bool,

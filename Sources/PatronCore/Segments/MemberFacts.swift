@@ -14,27 +14,77 @@ public struct MemberFactsRow: Sendable, Equatable {
     public var orderCount: Int64, spentMinor: Int64
     /// The recent orders conditions see (the last 400 days), oldest first.
     public var orders: [OrderFact]
+    /// The member's scores (RFM, lifecycle, churn), as their state holds them.
+    public var scores: MemberScores?
     public init(id: MemberID, tier: String, registeredAt: Timestamp, profile: MemberProfile? = nil, balance: Int64 = 0, available: Int64 = 0,
                 pending: Int64 = 0, growthLifetime: Int64 = 0, growthQualifying: Int64 = 0, tags: [String] = [], lastOrderAt: Timestamp? = nil,
-                orderCount: Int64 = 0, spentMinor: Int64 = 0, orders: [OrderFact] = []) {
+                orderCount: Int64 = 0, spentMinor: Int64 = 0, orders: [OrderFact] = [], scores: MemberScores? = nil) {
         self.id = id; self.tier = tier; self.registeredAt = registeredAt; self.profile = profile
         self.balance = balance; self.available = available; self.pending = pending
         self.growthLifetime = growthLifetime; self.growthQualifying = growthQualifying
         self.tags = tags; self.lastOrderAt = lastOrderAt; self.orderCount = orderCount; self.spentMinor = spentMinor; self.orders = orders
+        self.scores = scores
     }
 }
 
-/// Scores computed apart from the member's history (daily scoring): RFM and lifecycle.
-public struct MemberScores: Sendable, Equatable {
+/// Scores computed apart from the member's history, from the whole program's members: RFM
+/// and lifecycle (daily, `Store.computeRFM`) and the customer-base models' figures (`Store.computeChurn`).
+/// Kept in the member's state, so rule tags and segments read the same values
+/// (`member.rfm`, `member.lifecycle`, `member.churn`).
+public struct MemberScores: Codable, Sendable, Equatable {
+    /// RFM quintiles 1–5 over the members who bought in the last 365 days (nil for others).
     public var r: Int?, f: Int?, m: Int?
+    /// Where the member's 365-day spend ranks among those members, from the top: 1 for the top
+    /// 1%, at most 10 for the top 10%, 100 for the bottom (`member.rfm.topPercent`).
+    public var topPercent: Int?
     public var lifecycle: LifecycleStage?
-    public init(r: Int? = nil, f: Int? = nil, m: Int? = nil, lifecycle: LifecycleStage? = nil) {
-        self.r = r; self.f = f; self.m = m; self.lifecycle = lifecycle
+    /// The last churn fit: P(alive) in per mille, the at-risk flag (P(alive) below the program's
+    /// threshold), expected purchases over the horizon in thousandths, and the expected value of
+    /// a purchase and the horizon's discounted value in minor units. All nil when not fitted.
+    public var pAlivePermille: Int?
+    public var atRisk: Bool?
+    public var expectedPurchasesMilli: Int64?
+    public var expectedValueMinor: Int64?
+    public var clvMinor: Int64?
+    public init(r: Int? = nil, f: Int? = nil, m: Int? = nil, topPercent: Int? = nil, lifecycle: LifecycleStage? = nil,
+                pAlivePermille: Int? = nil, atRisk: Bool? = nil, expectedPurchasesMilli: Int64? = nil, expectedValueMinor: Int64? = nil, clvMinor: Int64? = nil) {
+        self.r = r; self.f = f; self.m = m; self.topPercent = topPercent; self.lifecycle = lifecycle
+        self.pAlivePermille = pAlivePermille; self.atRisk = atRisk; self.expectedPurchasesMilli = expectedPurchasesMilli
+        self.expectedValueMinor = expectedValueMinor; self.clvMinor = clvMinor
     }
     /// `member.rfm.score`: the mean of the three scores, rounded half up (1–5).
     public var score: Int? {
         guard let r, let f, let m else { return nil }
         return (2 * (r + f + m) + 3) / 6
+    }
+    /// Whether `member.rfm` is a record (the member is scored) rather than null.
+    public var hasRFM: Bool { r != nil && f != nil && m != nil }
+    /// Whether `member.churn` is a record rather than null.
+    public var hasChurn: Bool { pAlivePermille != nil }
+    /// The RFM part (and lifecycle) replaced by `other`'s, the churn part kept.
+    public func withRFM(of other: MemberScores?) -> MemberScores {
+        var s = self
+        s.r = other?.r; s.f = other?.f; s.m = other?.m; s.topPercent = other?.topPercent; s.lifecycle = other?.lifecycle
+        return s
+    }
+    /// The churn part replaced by `other`'s, the RFM part kept.
+    public func withChurn(of other: MemberScores?) -> MemberScores {
+        var s = self
+        s.pAlivePermille = other?.pAlivePermille; s.atRisk = other?.atRisk; s.expectedPurchasesMilli = other?.expectedPurchasesMilli
+        s.expectedValueMinor = other?.expectedValueMinor; s.clvMinor = other?.clvMinor
+        return s
+    }
+    /// The record `member.rfm` (null when unscored).
+    var rfmValue: CondValue {
+        guard let r, let f, let m else { return .null }
+        return .record(["r": .int(Int64(r)), "f": .int(Int64(f)), "m": .int(Int64(m)), "score": score.map { .int(Int64($0)) } ?? .null,
+                        "topPercent": topPercent.map { .int(Int64($0)) } ?? .null])
+    }
+    /// The record `member.churn` (null when not fitted).
+    var churnValue: CondValue {
+        guard let pAlivePermille else { return .null }
+        return .record(["pAlive": .int(Int64(pAlivePermille)), "atRisk": .bool(atRisk ?? false),
+                        "expectedPurchasesMilli": .int(expectedPurchasesMilli ?? 0), "expectedValue": .int(expectedValueMinor ?? 0), "clv": .int(clvMinor ?? 0)])
     }
 }
 
@@ -47,7 +97,7 @@ extension Engine {
             balance: s.balance, available: s.available(at: t), pending: s.pending(at: t),
             growthLifetime: s.growthTotal, growthQualifying: qualifying(s, v.definition, v: v, at: t),
             tags: s.tags.keys.sorted(), lastOrderAt: s.orderFacts.last?.at ?? s.lastOrderAt,
-            orderCount: Int64(s.orderCount), spentMinor: s.spentMinor, orders: s.orderFacts)
+            orderCount: Int64(s.orderCount), spentMinor: s.spentMinor, orders: s.orderFacts, scores: s.scores)
     }
 }
 
@@ -79,6 +129,9 @@ public struct MemberFacts: Sendable {
     var orderCount: [Int64] = [], spentMinor: [Int64] = []
     var rfmR: [UInt8] = [], rfmF: [UInt8] = [], rfmM: [UInt8] = []   // 0: null
     var lifecycle: [UInt8] = []        // 0: null; else LifecycleStage's index + 1
+    var rfmTop: [UInt8] = []           // 0: null
+    /// The churn fit: P(alive) in per mille (-1: not fitted), and its other figures.
+    var churnP: [Int16] = [], churnRisk: [Bool] = [], churnPurchases: [Int64] = [], churnValue: [Int64] = [], churnCLV: [Int64] = []
     var tagStart: [UInt32] = [], tagCount: [UInt16] = []
     var orderStart: [UInt32] = [], orderRun: [UInt16] = []
 
@@ -130,7 +183,8 @@ public struct MemberFacts: Sendable {
             city.append(0); regChannel.append(0); regStore.append(0); consent.append(-1)
             balance.append(0); available.append(0); pending.append(0); growthLifetime.append(0); growthQualifying.append(0)
             lastOrderAt.append(0); orderCount.append(0); spentMinor.append(0)
-            rfmR.append(0); rfmF.append(0); rfmM.append(0); lifecycle.append(0)
+            rfmR.append(0); rfmF.append(0); rfmM.append(0); lifecycle.append(0); rfmTop.append(0)
+            churnP.append(-1); churnRisk.append(false); churnPurchases.append(0); churnValue.append(0); churnCLV.append(0)
             tagStart.append(0); tagCount.append(0); orderStart.append(0); orderRun.append(0)
         }
         tier[row] = intern(m.tier)
@@ -157,14 +211,23 @@ public struct MemberFacts: Sendable {
             oSkuStart.append(UInt32(skuPool.count)); oSkuCount.append(UInt8(min(o.skus.count, 255)))
             for s in o.skus.prefix(255) { skuPool.append(intern(s)) }
         }
+        setScores(row: row, m.scores ?? MemberScores())
         if garbage > 1_000_000 && garbage > oAt.count / 2 { compact() }
     }
 
-    /// Sets the member's daily scores (RFM, lifecycle); unknown members are ignored.
+    /// Sets the member's scores (RFM, lifecycle, churn); unknown members are ignored.
     public mutating func setScores(_ id: MemberID, _ s: MemberScores) {
         guard let r = rowOf[id.rawValue].map(Int.init) else { return }
-        rfmR[r] = UInt8(s.r ?? 0); rfmF[r] = UInt8(s.f ?? 0); rfmM[r] = UInt8(s.m ?? 0)
+        setScores(row: r, s)
+    }
+
+    mutating func setScores(row r: Int, _ s: MemberScores) {
+        func small(_ v: Int?) -> UInt8 { v.map { UInt8(clamping: $0) } ?? 0 }
+        rfmR[r] = small(s.r); rfmF[r] = small(s.f); rfmM[r] = small(s.m); rfmTop[r] = small(s.topPercent)
         lifecycle[r] = s.lifecycle.map { UInt8(LifecycleStage.allCases.firstIndex(of: $0)! + 1) } ?? 0
+        churnP[r] = s.pAlivePermille.map { Int16(clamping: $0) } ?? -1
+        churnRisk[r] = s.atRisk ?? false
+        churnPurchases[r] = s.expectedPurchasesMilli ?? 0; churnValue[r] = s.expectedValueMinor ?? 0; churnCLV[r] = s.clvMinor ?? 0
     }
 
     /// Forgets a member (merged away, deleted): the row stays, marked absent.
@@ -218,17 +281,22 @@ public struct MemberFacts: Sendable {
                                  categories: catPool[c0..<c0 + Int(oCatCount[i])].map { strings[Int($0)] },
                                  skus: skuPool[s0..<s0 + Int(oSkuCount[i])].map { strings[Int($0)] },
                                  channel: string(oChannel[i]), store: string(oStore[i]), usedCoupon: oCoupon[i])
-            })
+            }, scores: { let s = scores(r); return s == MemberScores() ? nil : s }())
     }
 
     public func scores(_ r: Int) -> MemberScores {
-        MemberScores(r: rfmR[r] == 0 ? nil : Int(rfmR[r]), f: rfmF[r] == 0 ? nil : Int(rfmF[r]), m: rfmM[r] == 0 ? nil : Int(rfmM[r]),
-                     lifecycle: lifecycle[r] == 0 ? nil : LifecycleStage.allCases[Int(lifecycle[r]) - 1])
+        let fitted = churnP[r] >= 0
+        return MemberScores(r: rfmR[r] == 0 ? nil : Int(rfmR[r]), f: rfmF[r] == 0 ? nil : Int(rfmF[r]), m: rfmM[r] == 0 ? nil : Int(rfmM[r]),
+                            topPercent: rfmTop[r] == 0 ? nil : Int(rfmTop[r]),
+                            lifecycle: lifecycle[r] == 0 ? nil : LifecycleStage.allCases[Int(lifecycle[r]) - 1],
+                            pAlivePermille: fitted ? Int(churnP[r]) : nil, atRisk: fitted ? churnRisk[r] : nil,
+                            expectedPurchasesMilli: fitted ? churnPurchases[r] : nil, expectedValueMinor: fitted ? churnValue[r] : nil,
+                            clvMinor: fitted ? churnCLV[r] : nil)
     }
 
     /// Approximate bytes held.
     public var bytes: Int {
-        ids.count * 170 + oAt.count * 60 + (tagPool.count + catPool.count + skuPool.count) * 4 + strings.reduce(0) { $0 + $1.utf8.count + 40 }
+        ids.count * 200 + oAt.count * 60 + (tagPool.count + catPool.count + skuPool.count) * 4 + strings.reduce(0) { $0 + $1.utf8.count + 40 }
     }
 }
 

@@ -7,7 +7,8 @@ public final class MemberFactsCursor: CondSource {
     enum Column {
         case id, tier, registeredAt, name, gender, birthday, city, regChannel, regStore, consent
         case balance, available, pending, growthLifetime, growthQualifying
-        case tags, lastOrderAt, orderCount, spentMinor, rfmR, rfmF, rfmM, rfmScore, lifecycle
+        case tags, lastOrderAt, orderCount, spentMinor, rfmR, rfmF, rfmM, rfmScore, rfmTop, lifecycle
+        case pAlive, atRisk, expectedPurchases, expectedValue, clv
         /// Record-valued paths (`member`, `member.profile`, `member.rfm`, …) and paths not
         /// kept (`member.identities`): built from the record's fields, or null.
         case record(String), missing
@@ -33,7 +34,9 @@ public final class MemberFactsCursor: CondSource {
             "member.growth.lifetime": .growthLifetime, "member.growth.qualifying": .growthQualifying,
             "member.tags": .tags, "member.lastOrderAt": .lastOrderAt, "member.orderCount": .orderCount,
             "member.spentMinor": .spentMinor, "member.rfm.r": .rfmR, "member.rfm.f": .rfmF, "member.rfm.m": .rfmM,
-            "member.rfm.score": .rfmScore, "member.lifecycle": .lifecycle,
+            "member.rfm.score": .rfmScore, "member.rfm.topPercent": .rfmTop, "member.lifecycle": .lifecycle,
+            "member.churn.pAlive": .pAlive, "member.churn.atRisk": .atRisk, "member.churn.expectedPurchasesMilli": .expectedPurchases,
+            "member.churn.expectedValue": .expectedValue, "member.churn.clv": .clv,
         ]
         for (path, slot) in layout.slots {
             if let c = named[path] { columns[slot] = c } else if path != "member.identities" { columns[slot] = .record(path) }
@@ -80,15 +83,23 @@ public final class MemberFactsCursor: CondSource {
         case .rfmF: return small(facts.rfmF[r])
         case .rfmM: return small(facts.rfmM[r])
         case .rfmScore: return facts.scores(r).score.map { .int(Int64($0)) } ?? .null
+        case .rfmTop: return small(facts.rfmTop[r])
+        case .pAlive: return facts.churnP[r] < 0 ? .null : .int(Int64(facts.churnP[r]))
+        case .atRisk: return facts.churnP[r] < 0 ? .null : .bool(facts.churnRisk[r])
+        case .expectedPurchases: return facts.churnP[r] < 0 ? .null : .int(facts.churnPurchases[r])
+        case .expectedValue: return facts.churnP[r] < 0 ? .null : .int(facts.churnValue[r])
+        case .clv: return facts.churnP[r] < 0 ? .null : .int(facts.churnCLV[r])
         case .lifecycle: return facts.lifecycle[r] == 0 ? .null : .string(LifecycleStage.allCases[Int(facts.lifecycle[r]) - 1].rawValue)
         case .record(let path): return record(path)
         case .missing: return .null
         }
     }
 
-    /// A record-valued path, from its fields' slots (null for `member.rfm` when unscored).
+    /// A record-valued path, from its fields' slots (null for `member.rfm` when unscored, and
+    /// for `member.churn` when not fitted).
     func record(_ path: String) -> CondValue {
         if path == "member.rfm" && facts.rfmR[row] == 0 { return .null }
+        if path == "member.churn" && facts.churnP[row] < 0 { return .null }
         var fields: [String: CondValue] = [:]
         let prefix = path + "."
         for (p, slot) in layout.slots where p.hasPrefix(prefix) && !p.dropFirst(prefix.count).contains(".") {

@@ -12,6 +12,11 @@ public struct TagDefinition: Codable, Sendable, Equatable {
     /// A condition (docs/conditions.md) over `member` and `orders`.
     public var rule: String?
     public var description: LocalizedText?
+    /// A tag as a program document declares it; the rule is compiled and checked when the
+    /// program is applied (`ProgramParser`), like a document's.
+    public init(id: String, name: LocalizedText, category: TagCategory = .behaviour, rule: String? = nil, description: LocalizedText? = nil) {
+        self.id = id; self.name = name; self.category = category; self.rule = rule; self.description = description
+    }
 }
 
 /// A tag a member has.
@@ -67,10 +72,13 @@ public struct TagRule: Sendable {
     public var readsState: Bool
     /// Reads the order list.
     public var readsOrders: Bool
-    /// Reads nothing but the profile, the member's id and registration instant and paths not
-    /// kept (`member.rfm`, …), by its compiled plan, and cannot run out of budget: only a profile
-    /// change or time changes its value, so other events leave it (and its timer) as it is.
+    /// Reads nothing but the profile, the member's id and registration instant and the scores
+    /// (`member.rfm`, …), by its compiled plan, and cannot run out of budget: only a profile
+    /// change, new scores or time change its value, so other events leave it (and its timer) as it is.
     public var readsOnlyProfile: Bool
+    /// Reads the scores (`member.rfm`, `member.lifecycle`, `member.churn`): evaluated again when
+    /// the member is scored.
+    public var readsScores: Bool
     /// Reads values that move with time alone in the state: available and pending points (a
     /// lot's pending period ends) or qualifying growth (growth leaves a rolling window, or a new
     /// period begins). The condition's own analysis sees them as fixed, so the engine also looks
@@ -83,6 +91,7 @@ public struct TagRule: Sendable {
         let reads = rule.layout == .member ? rule.plan.reads : nil
         readsOnlyProfile = reads.map(Self.onlyProfile) ?? false
         readsTimedState = reads.map(Self.timedState) ?? true
+        readsScores = reads.map(Self.scores) ?? true
     }
 
     /// `reads`: of a rule over the member layout.
@@ -106,8 +115,23 @@ public struct TagRule: Sendable {
         return reads.slots.allSatisfy { slot in
             switch fields[slot] {
             case .id, .registeredAt, .name, .gender, .birthday, .city, .registeredChannel, .registeredStore, .marketingConsent, .missing: true
-            case .record(let path): path == "member.profile"
+            case .rfmR, .rfmF, .rfmM, .rfmScore, .rfmTop, .lifecycle, .pAlive, .atRisk, .expectedPurchases, .expectedValue, .clv: true
+            case .record(let path): path == "member.profile" || path == "member.rfm" || path == "member.churn"
             case .tier, .balance, .available, .pending, .lifetime, .qualifying, .tags, .lastOrderAt, .orderCount, .spentMinor: false
+            }
+        }
+    }
+
+    /// `reads`: of a rule over the member layout. Whether it reads the scores (RFM, lifecycle,
+    /// churn), which change when the program's members are scored (`Engine.rescore`).
+    static func scores(_ reads: CondReads) -> Bool {
+        if reads.unnumbered { return true }
+        let fields = MemberConditionSource.tables.fields
+        return reads.slots.contains { slot in
+            switch fields[slot] {
+            case .rfmR, .rfmF, .rfmM, .rfmScore, .rfmTop, .lifecycle, .pAlive, .atRisk, .expectedPurchases, .expectedValue, .clv: true
+            case .record(let path): path == "member" || path == "member.rfm" || path == "member.churn"
+            default: false
             }
         }
     }
@@ -172,6 +196,8 @@ extension Engine {
             "tags": .list(s.tags.keys.sorted().map { .string($0) }),
             "lastOrderAt": s.orderFacts.last.map { .timestamp($0.at) } ?? s.lastOrderAt.map { .timestamp($0) } ?? .null,
             "orderCount": .int(Int64(s.orderCount)), "spentMinor": .int(s.spentMinor),
+            "rfm": s.scores?.rfmValue ?? .null, "lifecycle": s.scores?.lifecycle.map { .string($0.rawValue) } ?? .null,
+            "churn": s.scores?.churnValue ?? .null,
         ]
         guard withOrders else { return ["member": .record(member)] }
         func want(_ f: String) -> Bool { fields?.contains(f) ?? true }
@@ -212,6 +238,8 @@ extension Engine {
         case readingState
         /// Those whose timer is due at the instant.
         case due(Timestamp)
+        /// Those that read the scores (after the member is scored).
+        case scores
     }
 
     /// Re-evaluates the rule tags (`only` those chosen) at `t`: adds and removes what changed,
@@ -256,6 +284,7 @@ extension Engine {
                             }
                         case .readingState: if !rules[i].readsState { continue }
                         case .due: if !due![i] { continue }
+                        case .scores: if !rules[i].readsScores { continue }
                         }
                         // A rule that cannot be evaluated (over its budget) keeps the tag as it is and
                         // is tried again the next local day (keeping its old timer would leave it due
@@ -388,8 +417,10 @@ public struct MemberConditionSource: CondSource {
     enum Field {
         case id, tier, registeredAt, name, gender, birthday, city, registeredChannel, registeredStore, marketingConsent
         case balance, available, pending, lifetime, qualifying, tags, lastOrderAt, orderCount, spentMinor
-        /// Paths not kept yet: `member.rfm`, `member.lifecycle` (scores are kept outside the
-        /// member's history) and `member.identities` (refused in tag rules).
+        /// The scores (`MemberState.scores`).
+        case rfmR, rfmF, rfmM, rfmScore, rfmTop, lifecycle, pAlive, atRisk, expectedPurchases, expectedValue, clv
+        /// Paths not kept: `member.identities` (kept outside the member's history; refused in
+        /// tag rules).
         case missing
         /// Record-valued paths (`member`, `member.profile`, …), from `conditionInputs`.
         case record(String)
@@ -427,6 +458,10 @@ public struct MemberConditionSource: CondSource {
             "member.tags": .tags, "member.lastOrderAt": .lastOrderAt, "member.orderCount": .orderCount, "member.spentMinor": .spentMinor,
             "member": .record("member"), "member.profile": .record("member.profile"), "member.points": .record("member.points"),
             "member.growth": .record("member.growth"),
+            "member.rfm.r": .rfmR, "member.rfm.f": .rfmF, "member.rfm.m": .rfmM, "member.rfm.score": .rfmScore, "member.rfm.topPercent": .rfmTop,
+            "member.lifecycle": .lifecycle, "member.churn.pAlive": .pAlive, "member.churn.atRisk": .atRisk,
+            "member.churn.expectedPurchasesMilli": .expectedPurchases, "member.churn.expectedValue": .expectedValue, "member.churn.clv": .clv,
+            "member.rfm": .record("member.rfm"), "member.churn": .record("member.churn"),
         ]
         var out = [Field](repeating: .missing, count: CondLayout.member.slots.count)
         for (path, slot) in CondLayout.member.slots { out[slot] = named[path] ?? .missing }
@@ -482,6 +517,17 @@ public struct MemberConditionSource: CondSource {
             return n > 0 ? .timestamp(s.pointee.orderFacts[n - 1].at) : s.pointee.lastOrderAt.map { .timestamp($0) } ?? .null
         case .orderCount: return .int(Int64(s.pointee.orderCount))
         case .spentMinor: return .int(s.pointee.spentMinor)
+        case .rfmR: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.r!)) : .null } ?? .null
+        case .rfmF: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.f!)) : .null } ?? .null
+        case .rfmM: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.m!)) : .null } ?? .null
+        case .rfmScore: return s.pointee.scores?.score.map { .int(Int64($0)) } ?? .null
+        case .rfmTop: return s.pointee.scores.flatMap { $0.hasRFM ? $0.topPercent : nil }.map { .int(Int64($0)) } ?? .null
+        case .lifecycle: return s.pointee.scores?.lifecycle.map { .string($0.rawValue) } ?? .null
+        case .pAlive: return s.pointee.scores?.pAlivePermille.map { .int(Int64($0)) } ?? .null
+        case .atRisk: return s.pointee.scores.flatMap { $0.hasChurn ? .bool($0.atRisk ?? false) : nil } ?? .null
+        case .expectedPurchases: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.expectedPurchasesMilli ?? 0) : nil } ?? .null
+        case .expectedValue: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.expectedValueMinor ?? 0) : nil } ?? .null
+        case .clv: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.clvMinor ?? 0) : nil } ?? .null
         case .missing: return .null
         case .record(let path):
             var v = engine.conditionInputs(s.pointee, at: t, orders: false)["member"] ?? .null

@@ -47,7 +47,8 @@ public struct ChurnReport: Codable, Sendable, Equatable {
 extension Store {
     /// Fits the models on the program's orders up to the local day before `asOf` and stores each
     /// member's P(alive), expected purchases, CLV and at-risk flag (the program's `churn` policy;
-    /// without one, 0.3 over 52 weeks). Amounts are in the currency's major units inside the
+    /// without one, 0.3 over 52 weeks); members whose figures changed get them in their state
+    /// (`member.churn`), and rule tags that read them are evaluated again (`syncScores`). Amounts are in the currency's major units inside the
     /// models and stored back in minor units (×100).
     @discardableResult
     public func computeChurn(program: String, asOf: Timestamp) async throws -> ChurnReport {
@@ -61,6 +62,13 @@ extension Store {
         }
         let threshold = Double(policy.atRiskBelowPermille) / 1000
         let p = SQLValue.text(program)
+        var scores: [Int64: MemberScores] = [:]
+        for m in report.members {
+            guard let id = Int64(m.memberId) else { continue }
+            scores[id] = MemberScores(pAlivePermille: Int((m.pAlive * 1000).rounded()), atRisk: m.pAlive < threshold,
+                                      expectedPurchasesMilli: Int64((m.expectedPurchases * 1000).rounded()),
+                                      expectedValueMinor: Int64((m.expectedAverageValue * 100).rounded()), clvMinor: Int64((m.clv * 100).rounded()))
+        }
         var plan = WritePlan()
         plan.add("DELETE FROM member_churn WHERE program_id = ?", [p])
         RowInsert.memberChurn.add(&plan, report.members.compactMap { m in
@@ -78,6 +86,7 @@ extension Store {
         plan.add("DELETE FROM churn_fits WHERE program_id = ?", [p])
         plan.add("INSERT INTO churn_fits (program_id, fitted_at, models) VALUES (?, ?, ?)", [p, .int(asOf.seconds), .text(Coding.json(models))])
         try await db.write(plan)
+        try await syncScores(program: program, asOf: asOf) { id, old in (old ?? MemberScores()).withChurn(of: scores[id.rawValue]) }
         return try await churnReport(program: program)
     }
 

@@ -8,6 +8,8 @@ public struct MemberRFM: Codable, Sendable, Equatable {
     public var r: Int?
     public var f: Int?
     public var m: Int?
+    /// Rank of the 365-day spend from the top, in percent (1: the top 1%; nil for members who did not buy).
+    public var topPercent: Int?
     public var recencyDays: Int64?
     /// Orders and spend in the last 365 days.
     public var frequency: Int64
@@ -33,7 +35,9 @@ public struct RFMReport: Codable, Sendable, Equatable {
 
 extension Store {
     /// Scores every member of the program as of `asOf` (local day) from the `member_days`
-    /// aggregate, and replaces the stored scores. Run daily by `patron jobs rfm`, and on demand.
+    /// aggregate, and replaces the stored scores; members whose scores changed get them in their
+    /// state, and rule tags that read them are evaluated again (`syncScores`). Run daily by
+    /// `patron jobs rfm` and the server's jobs, and on demand.
     @discardableResult
     public func computeRFM(program: String, asOf: Timestamp, thresholds: LifecycleThresholds = LifecycleThresholds()) async throws -> Int {
         let clock = try await self.program(program).at(asOf).clock
@@ -49,26 +53,29 @@ extension Store {
         // Quintiles over the members who bought in the last 365 days.
         let scored = acc.filter { $0.value.orders365 > 0 }
         let rq = RFMScoring.quintiles(scored.mapValues(\.last)), fq = RFMScoring.quintiles(scored.mapValues(\.orders365))
-        let mq = RFMScoring.quintiles(scored.mapValues(\.spend365))
+        let mq = RFMScoring.quintiles(scored.mapValues(\.spend365)), top = RFMScoring.topPercents(scored.mapValues(\.spend365))
         var rows: [[SQLValue]] = []
+        var scores: [Int64: MemberScores] = [:]
         for r in try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ?", [p]) {
             let id = try r.int("member_id")
             let a = acc[id]
             let stage = RFMScoring.lifecycle(a, registeredDay: clock.dayNumber(Timestamp(seconds: try r.int("registered_at"))), today: today, thresholds)
             rows.append([p, .int(id), SQLValue(rq[id]), SQLValue(fq[id]), SQLValue(mq[id]), SQLValue(a.map { today - $0.last }),
-                         .int(a?.orders365 ?? 0), .int(a?.spend365 ?? 0), .text(stage.rawValue), .int(asOf.seconds)])
+                         .int(a?.orders365 ?? 0), .int(a?.spend365 ?? 0), .text(stage.rawValue), .int(asOf.seconds), SQLValue(top[id])])
+            scores[id] = MemberScores(r: rq[id], f: fq[id], m: mq[id], topPercent: top[id], lifecycle: stage)
         }
         var plan = WritePlan()
         plan.add("DELETE FROM member_rfm WHERE program_id = ?", [p])
         RowInsert.memberRFM.add(&plan, rows)
         try await db.write(plan)
-        facts.scoresChanged(program)
+        try await syncScores(program: program, asOf: asOf) { id, old in (old ?? MemberScores()).withRFM(of: scores[id.rawValue]) }
         return rows.count
     }
 
     public func memberRFM(program: String, member: MemberID) async throws -> MemberRFM? {
         try await db.query("SELECT * FROM member_rfm WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)]).first.map { r in
             MemberRFM(memberId: member, r: try r.intOrNil("r").map(Int.init), f: try r.intOrNil("f").map(Int.init), m: try r.intOrNil("m").map(Int.init),
+                      topPercent: try r.intOrNil("top_percent").map(Int.init),
                       recencyDays: try r.intOrNil("recency_days"), frequency: try r.int("frequency"), monetaryMinor: try r.int("monetary_minor"),
                       lifecycle: LifecycleStage(rawValue: try r.string("lifecycle")) ?? .lost, computedAt: Timestamp(seconds: try r.int("computed_at")))
         }
@@ -91,5 +98,5 @@ extension Store {
 }
 
 extension RowInsert {
-    static let memberRFM = RowInsert("INSERT INTO member_rfm (program_id, member_id, r, f, m, recency_days, frequency, monetary_minor, lifecycle, computed_at)", columns: 10)
+    static let memberRFM = RowInsert("INSERT INTO member_rfm (program_id, member_id, r, f, m, recency_days, frequency, monetary_minor, lifecycle, computed_at, top_percent)", columns: 11)
 }

@@ -10,7 +10,6 @@ final class FactsRegistry: @unchecked Sendable {
     final class Entry: @unchecked Sendable {
         var facts = MemberFacts()
         var dirty = Set<Int64>()
-        var scoresStale = false
         /// Members read again since the membership tracker last looked (it re-evaluates them).
         var trackerDirty = Set<Int64>()
         /// Saved segments' membership as the tracker keeps it.
@@ -27,9 +26,6 @@ final class FactsRegistry: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for k in keys { entries[k.program]?.dirty.insert(k.member) }
     }
-    func scoresChanged(_ program: String) {
-        lock.lock(); entries[program]?.scoresStale = true; lock.unlock()
-    }
     func forget(_ program: String) { lock.lock(); entries[program] = nil; lock.unlock() }
 
     func entry(_ program: String) -> Entry? { lock.lock(); defer { lock.unlock() }; return entries[program] }
@@ -40,12 +36,12 @@ final class FactsRegistry: @unchecked Sendable {
         let g = AsyncGate(); gates[program] = g
         return g
     }
-    /// Takes the dirty set and whether the scores are stale.
-    func takeWork(_ e: Entry) -> (Set<Int64>, Bool) {
+    /// Takes the dirty set.
+    func takeWork(_ e: Entry) -> Set<Int64> {
         lock.lock(); defer { lock.unlock() }
-        let d = e.dirty, s = e.scoresStale
-        e.dirty = []; e.scoresStale = false
-        return (d, s)
+        let d = e.dirty
+        e.dirty = []
+        return d
     }
     /// Changes the entry under the registry's lock.
     func update(_ e: Entry, _ body: (Entry) -> Void) { lock.lock(); body(e); lock.unlock() }
@@ -126,11 +122,11 @@ extension Store {
                 for r in rows where r["merged_into"] == .null { built.upsert(engine.factsRow(try Coding.state(try r.string("state")), at: now)) }
                 after = try last.int("member_id")
             }
-            try await loadScores(program: program, into: &built)
             facts.update(entry) { $0.facts = built }
             buildSeconds = (ContinuousClock.now - started).seconds
         }
-        let (dirty, scoresStale) = facts.takeWork(entry)
+        // Scores are in the members' states (`syncScores` writes them), so they come with each member.
+        let dirty = facts.takeWork(entry)
         if !dirty.isEmpty {
             var rows: [MemberFactsRow] = [], gone: [MemberID] = []
             let ids = Array(dirty)
@@ -150,24 +146,9 @@ extension Store {
                 e.trackerDirty.formUnion(dirty)
             }
         }
-        if scoresStale {
-            var f = facts.snapshot(entry)
-            try await loadScores(program: program, into: &f)
-            // Scores may move anyone: the tracker looks at every member again.
-            facts.update(entry) { $0.facts = f; $0.trackerDirty.formUnion(f.ids) }
-        }
         let f = facts.snapshot(entry)
         return (f, FactsStatus(members: f.count, orders: f.orderRows - f.garbage, builtAt: entry.builtAt, buildSeconds: buildSeconds,
                                refreshed: dirty.count, bytes: f.bytes))
-    }
-
-    private func loadScores(program: String, into f: inout MemberFacts) async throws {
-        let rows = try await db.query("SELECT member_id, r, f, m, lifecycle FROM member_rfm WHERE program_id = ?", [.text(program)])
-        for r in rows {
-            f.setScores(MemberID(try r.int("member_id")), MemberScores(
-                r: try r.intOrNil("r").map(Int.init), f: try r.intOrNil("f").map(Int.init), m: try r.intOrNil("m").map(Int.init),
-                lifecycle: LifecycleStage(rawValue: try r.string("lifecycle"))))
-        }
     }
 }
 

@@ -1,0 +1,79 @@
+import Foundation
+import PatronCore
+
+/// What `syncScores` did.
+public struct ScoreSync: Codable, Sendable, Equatable {
+    /// Members looked at, and those whose scores changed (written with their new state).
+    public var members = 0
+    public var changed = 0
+    /// Rule tags added and removed because of the new scores.
+    public var tagsAdded = 0
+    public var tagsRemoved = 0
+    public init() {}
+}
+
+extension Store {
+    /// Gives every member of the program (not merged into another) the scores `update` makes of
+    /// their current ones, in their state (`MemberState.scores`), at `asOf`: members whose
+    /// scores change are brought to `asOf` and their rule tags that read scores evaluated again
+    /// (`Engine.rescore`), each member one guarded write (a member changed by an event meanwhile
+    /// is read again and done again). Rule tags and segments then read the same scores.
+    @discardableResult
+    func syncScores(program: String, asOf: Timestamp, batchSize: Int = 1_000,
+                    _ update: (MemberID, MemberScores?) -> MemberScores?) async throws -> ScoreSync {
+        let engine = try await self.engine(program)
+        var out = ScoreSync()
+        func normal(_ s: MemberScores?) -> MemberScores? { s == MemberScores() ? nil : s }
+        var after: Int64 = 0
+        while true {
+            let rows = try await db.query("""
+                SELECT member_id, registered_at, profile, state, state_version, last_event_no FROM members
+                WHERE program_id = ? AND member_id > ? AND merged_into IS NULL ORDER BY member_id LIMIT ?
+                """, [.text(program), .int(after), .int(Int64(batchSize))])
+            guard let last = rows.last else { break }
+            after = try last.int("member_id")
+            var pending: [LoadedMember] = []
+            for r in rows {
+                let id = MemberID(try r.int("member_id"))
+                let state = try Coding.state(try r.string("state"))
+                out.members += 1
+                guard normal(update(id, state.scores)) != state.scores else { continue }
+                pending.append(LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")),
+                                            profile: try Coding.decode(MemberProfile.self, try r.string("profile")), state: state,
+                                            stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no")))
+            }
+            var attempts = 0
+            while !pending.isEmpty {
+                attempts += 1
+                var plans: [WritePlan] = [], counts: [(Int, Int)] = []
+                for m in pending {
+                    var state = m.state
+                    var fx = Effects()
+                    engine.rescore(&state, normal(update(m.id, m.state.scores)), at: asOf, effects: &fx)
+                    var plan = WritePlan()
+                    updateMemberState(&plan, program: program, m: m, state: state, lastEventNo: m.lastEventNo, now: asOf)
+                    writeEffects(&plan, program: program, member: m.id, fx)
+                    writeTags(&plan, program: program, member: m.id, state: state, fx, replay: false)
+                    plans.append(plan)
+                    counts.append((fx.tagChanges.filter(\.added).count, fx.tagChanges.filter { !$0.added }.count))
+                }
+                let results = try await db.writeBatch(plans)
+                var retry: [MemberID] = []
+                for (i, failure) in results.enumerated() {
+                    if failure == nil {
+                        out.changed += 1; out.tagsAdded += counts[i].0; out.tagsRemoved += counts[i].1
+                    } else {
+                        retry.append(pending[i].id)
+                    }
+                }
+                guard !retry.isEmpty else { break }
+                // Changed by an event since it was read: read again (still to be scored, or not).
+                guard attempts < 5 else { throw StoreError.busy("members kept changing while their scores were written: \(retry.map(\.description).joined(separator: ", "))") }
+                pending = try await loadMembers(program: program, ids: retry).values
+                    .filter { $0.mergedInto == nil && normal(update($0.id, $0.state.scores)) != $0.state.scores }
+                    .sorted { $0.id.rawValue < $1.id.rawValue }
+            }
+        }
+        return out
+    }
+}
