@@ -140,6 +140,11 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     public static let defaultIdentityPriority: [IdentityKind] = [.phone, .card, .app, .wechat, .email, .storeCustomer]
     /// How long after a merge it can still be undone, in days.
     public var mergeUndoDays: Int = 365
+    /// Identity kinds that prove two members are one person (a phone number the channels verify
+    /// by text message): a member who gains such an identity that another member holds, or an
+    /// import row that finds one member by such an identity and another by any other, merges them
+    /// without an operator (docs/merges.md). Empty: only operators merge.
+    public var mergeOn: [IdentityKind] = []
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
@@ -152,7 +157,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     }
     enum CodingKeys: String, CodingKey {
         case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags, churn
-        case identityPriority, mergeUndoDays
+        case identityPriority, mergeUndoDays, mergeOn
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -171,6 +176,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
                   churn: try c.decodeIfPresent(ChurnPolicy.self, forKey: .churn))
         identityPriority = try c.decodeIfPresent([IdentityKind].self, forKey: .identityPriority) ?? Self.defaultIdentityPriority
         mergeUndoDays = try c.decodeIfPresent(Int.self, forKey: .mergeUndoDays) ?? 365
+        mergeOn = try c.decodeIfPresent([IdentityKind].self, forKey: .mergeOn) ?? []
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -194,7 +200,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority", "mergeUndoDays"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority", "mergeUndoDays", "mergeOn"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -382,13 +388,18 @@ public enum ProgramParser {
             priority = named + ProgramDefinition.defaultIdentityPriority.filter { !named.contains($0) }
         }
         let undoDays = r.int(top["mergeUndoDays"], "mergeUndoDays", required: false, min: 0, max: 3650) ?? 365
+        var mergeOn: [IdentityKind] = []
+        for (i, x) in (r.array(top["mergeOn"], "mergeOn", required: false, maxCount: IdentityKind.allCases.count) ?? []).enumerated() {
+            guard let k = r.oneOf(x, "mergeOn[\(i)]", IdentityKind.self) else { continue }
+            if mergeOn.contains(k) { r.fail("mergeOn[\(i)]", "'\(k.rawValue)' is named twice") } else { mergeOn.append(k) }
+        }
         guard r.errors.isEmpty, let key, let name, let currency, let tzName, let assessment, let earning else {
             return .failure(ValidationFailure(r.errors.isEmpty ? [FieldError(path: "", reason: "is incomplete")] : r.errors))
         }
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
                                           expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn)
-            .with { $0.identityPriority = priority; $0.mergeUndoDays = Int(undoDays) })
+            .with { $0.identityPriority = priority; $0.mergeUndoDays = Int(undoDays); $0.mergeOn = mergeOn })
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

@@ -22,8 +22,16 @@ public struct ImportReport: Codable, Sendable, Equatable {
     public var rejected: [Rejected] = []
     /// Rows whose identities belong to different members: the row went to the first by the
     /// program's identity priority; an operator may merge the others into it.
-    public struct MergeCandidate: Codable, Sendable, Equatable { public var line: Int; public var members: [MemberID]; public var identities: [Identity] }
+    public struct MergeCandidate: Codable, Sendable, Equatable {
+        public var line: Int; public var members: [MemberID]; public var identities: [Identity]
+        /// Why the program's `mergeOn` rule did not merge them, when it applied.
+        public var note: String? = nil
+    }
     public var mergeCandidates: [MergeCandidate] = []
+    /// Merges the program's `mergeOn` rule made after the orders were in: a row found one member
+    /// by an identity of such a kind and another by some other identity (or the other way round).
+    public struct RuleMerge: Codable, Sendable, Equatable { public var line: Int; public var mergeId: Int64; public var survivor: MemberID; public var absorbed: MemberID; public var identity: Identity }
+    public var merged: [RuleMerge] = []
     public init() {}
 }
 
@@ -60,7 +68,9 @@ extension Store {
             }
         }))
         let known = try await resolve(program: program, identities)
-        let priority = engine.program.latest.definition.identityPriority
+        let priority = engine.program.latest.definition.identityPriority, mergeOn = engine.program.at(now).definition.mergeOn
+        // (line, survivor, absorbed, the identity of a `mergeOn` kind that ties them)
+        var ruleMerges: [(Int, MemberID, MemberID, Identity)] = []
         var byMember: [MemberID: [ImportOrder]] = [:]
         var newMembers: [Identity: MemberID] = [:]
         var created: [MemberID: [Identity]] = [:]
@@ -72,10 +82,17 @@ extension Store {
             case .identities(let raws):
                 ids = raws.map(\.normalized).sorted { (priority.firstIndex(of: $0.kind) ?? 99) < (priority.firstIndex(of: $1.kind) ?? 99) }
             }
-            var owners: [MemberID] = []
-            for i in ids { if let id = known[i] ?? newMembers[i], !owners.contains(id) { owners.append(id) } }
+            var owners: [MemberID] = [], provenBy: [MemberID: Identity] = [:]
+            for i in ids {
+                guard let id = known[i] ?? newMembers[i] else { continue }
+                if !owners.contains(id) { owners.append(id) }
+                if mergeOn.contains(i.kind), provenBy[id] == nil { provenBy[id] = i }
+            }
             if let first = owners.first {
-                if owners.count > 1 { report.mergeCandidates.append(.init(line: o.line, members: owners, identities: ids)) }
+                // Owners tied to the first by a `mergeOn` identity (on either side) are merged by rule.
+                let tied = owners.dropFirst().filter { provenBy[first] != nil || provenBy[$0] != nil }
+                for other in tied { ruleMerges.append((o.line, first, other, provenBy[other] ?? provenBy[first]!)) }
+                if owners.count > 1 + tied.count { report.mergeCandidates.append(.init(line: o.line, members: owners.filter { !tied.contains($0) }, identities: ids)) }
                 byMember[first, default: []].append(o)
                 continue
             }
@@ -196,6 +213,20 @@ extension Store {
             }
             if any { report.membersTouched += 1 }
         }
+        // 5. Rule merges, once every order is in: each folds both members' histories anew.
+        for (line, first, other, identity) in ruleMerges {
+            let s = try await survivor(program: program, of: first), a = try await survivor(program: program, of: other)
+            guard s != a else { continue }
+            do {
+                let r = try await mergeMembers(program: program, survivor: s, absorbed: a, by: Self.ruleMergeBy,
+                                               reason: "import line \(line): \(identity.kind.rawValue) '\(identity.value)' ties member \(a) to member \(s) (program rule mergeOn)", now: now)
+                report.merged.append(.init(line: line, mergeId: r.mergeId, survivor: s, absorbed: a, identity: identity))
+            } catch let e as StoreError {
+                // e.g. members were merged into the other one: left for an operator.
+                report.mergeCandidates.append(.init(line: line, members: [s, a], identities: [identity], note: "not merged by rule: \(e)"))
+            }
+        }
+        report.mergeCandidates.sort { $0.line < $1.line }
         report.rejected.sort { $0.line < $1.line }
         return report
     }

@@ -194,13 +194,32 @@ extension Store {
         if let p = req.profile { errors += p.validate(path: "profile", today: versions.at(now).clock.date(now)) }
         if req.profile == nil && adds.isEmpty { errors.append(FieldError(path: "", reason: "nothing to change: give profile fields or addIdentities")) }
         guard errors.isEmpty else { throw StoreError.invalid(errors) }
+        if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
+        // An identity of a kind the program merges on (`mergeOn`), held by another member: that
+        // member is merged into this one first (a rule merge), and the identity finds this member.
+        let mergeOn = versions.at(now).definition.mergeOn
+        if !mergeOn.isEmpty, !adds.isEmpty {
+            let me = try await loadMember(program: program, id: id)
+            if let into = me.mergedInto { throw StoreError.memberMerged(id, into: into) }
+            for (ident, owner) in try await resolve(program: program, adds.filter { mergeOn.contains($0.kind) }).sorted(by: { $0.value.rawValue < $1.value.rawValue }) {
+                let other = try await survivor(program: program, of: owner)
+                guard other != id else { continue }
+                _ = try await mergeMembers(program: program, survivor: id, absorbed: other, by: Self.ruleMergeBy,
+                                           reason: "\(ident.kind.rawValue) '\(ident.value)' was added to member \(id) and belongs to member \(other) (program rule mergeOn)", now: now)
+            }
+        }
         for _ in 0..<Self.maxAttempts {
             if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
             let m = try await loadMember(program: program, id: id)
             if let into = m.mergedInto { throw StoreError.memberMerged(id, into: into) }
             let current = try await identities(program: program, id: id)
             let profile = req.profile.map { m.profile.merged(with: $0) } ?? m.profile
-            let newIds = adds.filter { !current.contains($0) }
+            // Identities that already find this member (through a member merged into them) are not added again.
+            var held = Set<Identity>()
+            for (ident, owner) in try await resolve(program: program, adds) where owner != id {
+                if try await survivor(program: program, of: owner) == id { held.insert(ident) } else { throw StoreError.identityTaken(ident) }
+            }
+            let newIds = adds.filter { !current.contains($0) && !held.contains($0) }
             if current.count + newIds.count > Self.maxIdentities {
                 throw StoreError.invalid([FieldError(path: "addIdentities", reason: "a member has at most \(Self.maxIdentities) identities")])
             }

@@ -15,6 +15,9 @@ public struct MemberMergeRecord: Codable, Sendable, Equatable {
 }
 
 extension Store {
+    /// Who merges made by the program's `mergeOn` rule are recorded as made by.
+    public static let ruleMergeBy = "rule:mergeOn"
+
     /// The member whose state holds `member`'s: the survivor they were merged into, or themselves.
     func survivor(program: String, of member: MemberID) async throws -> MemberID {
         let rows = try await db.query("SELECT merged_into FROM members WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])

@@ -262,10 +262,14 @@ struct Import: AsyncParsableCommand {
             print("imported \(r.ordersImported) order(s) for \(r.membersTouched) member(s) (\(r.membersCreated) new); \(r.ordersAlreadyThere) already there; \(r.rejected.count) rejected")
             for x in r.rejected.prefix(200) { print("  line \(x.line): \(x.reason)") }
             if r.rejected.count > 200 { print("  … and \(r.rejected.count - 200) more") }
+            if !r.merged.isEmpty {
+                print("\(r.merged.count) member(s) merged by the program's mergeOn rule:")
+                for m in r.merged.prefix(50) { print("  line \(m.line): member \(m.absorbed) into \(m.survivor) (\(m.identity.kind.rawValue):\(m.identity.value); merge \(m.mergeId))") }
+            }
             if !r.mergeCandidates.isEmpty {
                 print("\(r.mergeCandidates.count) row(s) name identities of different members (merge them with POST /v1/members/{id}/merges):")
                 for c in r.mergeCandidates.prefix(50) {
-                    print("  line \(c.line): members \(c.members.map(\.description).joined(separator: ", ")) (\(c.identities.map { "\($0.kind.rawValue):\($0.value)" }.joined(separator: " | ")))")
+                    print("  line \(c.line): members \(c.members.map(\.description).joined(separator: ", ")) (\(c.identities.map { "\($0.kind.rawValue):\($0.value)" }.joined(separator: " | ")))\(c.note.map { "; \($0)" } ?? "")")
                 }
             }
             try await store.close()

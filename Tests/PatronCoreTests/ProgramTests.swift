@@ -41,6 +41,8 @@ import Testing
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "fax"]"#) }, path: "identityPriority[1]", reasonContains: "one of"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "identityPriority": ["card", "card"]"#) }, path: "identityPriority[1]", reasonContains: "named twice"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeUndoDays": -1"#) }, path: "mergeUndoDays", reasonContains: "at least 0"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["phone", "phone"]"#) }, path: "mergeOn[1]", reasonContains: "named twice"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["sms"]"#) }, path: "mergeOn[0]", reasonContains: "one of"),
     ]
 
     @Test func identityPriorityPutsTheNamedKindsFirst() throws {
@@ -53,6 +55,10 @@ import Testing
         object["identityPriority"] = nil
         let old = try JSONDecoder().decode(ProgramDefinition.self, from: try JSONSerialization.data(withJSONObject: object))
         #expect(old.identityPriority == ProgramDefinition.defaultIdentityPriority)
+        #expect(old.mergeOn.isEmpty && p.mergeOn.isEmpty)
+        let rule = try parseProgram(programJSON().replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["phone", "wechat"]"#))
+        #expect(rule.mergeOn == [.phone, .wechat])
+        #expect(try JSONDecoder().decode(ProgramDefinition.self, from: try JSONEncoder().encode(rule)).mergeOn == [.phone, .wechat])
     }
 
     @Test(arguments: badCases)

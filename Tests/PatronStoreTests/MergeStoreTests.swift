@@ -166,4 +166,77 @@ import Testing
             #expect(try await store.member(program: "cards", id: c2, now: t0.adding(days: 1)).standing.balance == 100)
         }
     }
+
+    /// With `mergeOn: [phone]`, a phone number seen on two members merges them without an
+    /// operator: when a member is given a phone another member holds, and when an import row finds
+    /// one member by phone and another by card. Cards alone still only make candidates, a rule
+    /// merge can be undone like any other, and a program without the rule keeps the 409.
+    @Test(arguments: Backend.allCases)
+    func aVerifiedPhoneMergesByRule(_ backend: Backend) async throws {
+        var p = testProgram()
+        p.mergeOn = [.phone]
+        try await withStore(backend, program: p) { store, phoneOwner in   // the harness member has phone +86 138-0000-0001
+            let t1 = t0.adding(days: 1)
+            func register(_ ids: [Identity]) async throws -> MemberID {
+                try await store.registerMember(program: "shop", RegisterMember(identities: ids, registeredAt: t0), idempotencyKey: nil,
+                                               requestHash: ids.map(\.value).joined(), now: t0).record.id
+            }
+            func buy(_ m: MemberID, _ id: String, _ amount: Int64) async throws {
+                _ = try await store.record(program: "shop", member: m, occurredAt: t1, body: .orderPaid(OrderPaid(orderId: id, lines: [OrderLine(sku: "k", amountMinor: amount)])),
+                                           idempotencyKey: id, requestHash: id, now: t1)
+            }
+            let card = try await register([Identity(kind: .card, value: "C-1")])
+            try await buy(phoneOwner, "p1", 10_000)
+            try await buy(card, "c1", 20_000)
+            let phone = Identity(kind: .phone, value: "+86 138-0000-0001").normalized   // as stored: +8613800000001
+
+            // The card member is given the phone: the phone's member is merged into them.
+            let (record, _) = try await store.updateMember(program: "shop", id: card, UpdateMember(profile: MemberProfile(city: "上海"), addIdentities: [phone]),
+                                                          idempotencyKey: "u1", requestHash: "u1", now: t1)
+            #expect(record.standing.balance == 300 && record.profile.city == "上海")
+            #expect(try await store.memberId(program: "shop", identity: phone) == phoneOwner)   // the absorbed member's own identity …
+            #expect(try await store.member(program: "shop", id: phoneOwner, now: t1).mergedInto == card)   // … finds them, merged into the card member
+            let merges = try await store.merges(program: "shop", member: card)
+            #expect(merges.count == 1 && merges[0].survivor == card && merges[0].absorbed == phoneOwner && merges[0].mergedBy == Store.ruleMergeBy)
+            #expect(merges[0].reason?.contains("+8613800000001") == true)
+            // The same request again answers as before and merges nothing more.
+            let (again, replayed) = try await store.updateMember(program: "shop", id: card, UpdateMember(profile: MemberProfile(city: "上海"), addIdentities: [phone]),
+                                                                 idempotencyKey: "u1", requestHash: "u1", now: t1)
+            #expect(replayed && again == record)
+            // Undo gives both back.
+            _ = try await store.unmergeMembers(program: "shop", mergeId: merges[0].mergeId, by: "ops", now: t1)
+            #expect(try await store.member(program: "shop", id: card, now: t1).standing.balance == 200)
+            #expect(try await store.member(program: "shop", id: phoneOwner, now: t1).standing.balance == 100)
+
+            // A card another member holds is not a proof: still a 409, and nothing changes.
+            let other = try await register([Identity(kind: .card, value: "C-2")])
+            await #expect(throws: StoreError.identityTaken(Identity(kind: .card, value: "C-2"))) {
+                _ = try await store.updateMember(program: "shop", id: card, UpdateMember(addIdentities: [Identity(kind: .card, value: "C-2")]), idempotencyKey: nil, requestHash: "u2", now: t1)
+            }
+            #expect(try await store.merges(program: "shop", member: card).filter { $0.undoneAt == nil }.isEmpty)
+
+            // An import row finding the phone's member and another member by card: merged by rule
+            // once the orders are in; a row tying two members by cards alone stays a candidate.
+            func row(_ line: Int, _ ids: [Identity], _ order: String) -> ImportOrder {
+                ImportOrder(line: line, who: .identities(ids), occurredAt: t1, order: OrderPaid(orderId: order, lines: [OrderLine(sku: "k", amountMinor: 5_000)]))
+            }
+            let third = try await register([Identity(kind: .card, value: "C-3"), Identity(kind: .email, value: "c3@example.com")])
+            let r = try await store.importOrders(program: "shop", [
+                row(1, [Identity(kind: .card, value: "C-2"), phone], "i1"),
+                row(2, [Identity(kind: .card, value: "C-3"), Identity(kind: .card, value: "C-1")], "i2"),
+            ], registerMissing: false, now: t1)
+            #expect(r.ordersImported == 2 && r.rejected.isEmpty)
+            #expect(r.merged.map(\.survivor) == [phoneOwner] && r.merged.map(\.absorbed) == [other] && r.merged.first?.identity == phone)
+            #expect(r.mergeCandidates.map(\.line) == [2] && r.mergeCandidates.first?.members == [third, card])
+            #expect(try await store.member(program: "shop", id: phoneOwner, now: t1).standing.balance == 150)
+            #expect(try await store.member(program: "shop", id: other, now: t1).mergedInto == phoneOwner)
+
+            // Without the rule, the phone is a 409 as before.
+            _ = try await store.applyProgram(testProgram(), effectiveFrom: t1, now: t1)
+            let fourth = try await register([Identity(kind: .card, value: "C-4")])
+            await #expect(throws: StoreError.identityTaken(phone)) {
+                _ = try await store.updateMember(program: "shop", id: fourth, UpdateMember(addIdentities: [phone]), idempotencyKey: nil, requestHash: "u4", now: t1.adding(seconds: 1))
+            }
+        }
+    }
 }
