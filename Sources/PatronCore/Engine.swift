@@ -87,6 +87,9 @@ public struct EventOutcome: Codable, Sendable, Equatable {
     public var grants: [String]?
     /// The discount a benefit gives the order it is used on, in minor units.
     public var discountMinor: Int64?
+    /// Money the event gave back, in minor units: a refund's refunded lines (their paid amounts),
+    /// or, for an order, the refunds that were waiting for it.
+    public var refundedMinor: Int64?
 }
 
 /// The pure engine: (state, event, program, now) -> new state and effects.
@@ -134,17 +137,33 @@ public struct Engine: Sendable {
         if t > s.asOf { s.asOf = t }
     }
 
-    /// Gives the member new scores (RFM, lifecycle, churn) at `t`: the state is brought to `t`
-    /// first, then the rule tags that read the scores are evaluated again (tag changes carry no
-    /// event; their cause is the rule). Returns whether the scores changed.
+    /// Gives the member new scores (RFM, lifecycle, churn) at `t` (or the state's instant, if
+    /// later): the state is brought there first, then the rule tags that read the scores are
+    /// evaluated again (tag changes carry no event; their cause is the rule). When the program's
+    /// rules changed since the member's were last all evaluated (a new version), every rule is
+    /// evaluated, so a scoring run also brings members without events up to new rules. Returns
+    /// whether anything was done (`needsRescore`).
     @discardableResult
     public func rescore(_ s: inout MemberState, _ scores: MemberScores?, at t: Timestamp, effects fx: inout Effects) -> Bool {
         let at = max(t, s.asOf)
+        guard needsRescore(s, scores, at: at) else { return false }
         advance(&s, to: at, effects: &fx)
-        guard s.scores != scores else { return false }
+        let stale = rulesStale(s, at: at)
         s.scores = scores
-        evaluateTags(&s, at: at, event: nil, only: .scores, fx: &fx)
+        evaluateTags(&s, at: at, event: nil, only: stale ? .all : .scores, fx: &fx)
+        if stale { s.tagsEvaluatedVersion = program.versions[program.index(at: at)].version }
         return true
+    }
+
+    /// Whether `rescore` with these scores at `t` would change the member: the scores differ, or
+    /// the rule tags in force were not all evaluated for the member yet.
+    public func needsRescore(_ s: MemberState, _ scores: MemberScores?, at t: Timestamp) -> Bool {
+        s.scores != scores || rulesStale(s, at: max(t, s.asOf))
+    }
+
+    func rulesStale(_ s: MemberState, at t: Timestamp) -> Bool {
+        let v = program.versions[program.index(at: t)]
+        return !v.tagRules.isEmpty && s.tagsEvaluatedVersion != v.version
     }
 
     func expire(_ s: inout MemberState, lotIndex i: Int, at: Timestamp, fx: inout Effects) {
@@ -261,12 +280,14 @@ public struct Engine: Sendable {
                        validating: EventID? = nil, scores: MemberScores? = nil) throws -> (state: MemberState, effects: Effects, outcomes: [EventID: EventOutcome]) {
         var fx = Effects()
         var s = start(member: member, registeredAt: registeredAt, effects: &fx)
-        s.scores = scores
         var outs: [EventID: EventOutcome] = [:]
         for e in events.sorted(by: MemberEvent.precedes) {
             outs[e.id] = try apply(&s, e, mode: e.id == validating ? .validate : .replay, effects: &fx)
         }
         if let until { advance(&s, to: until, effects: &fx) }
+        // The scores came from a scoring run, not from an event: they arrive at the end, as a run
+        // gives them (the rules that read them are evaluated then, whether or not events were folded).
+        if scores != nil { rescore(&s, scores, at: until ?? s.asOf, effects: &fx) }
         return (s, fx, outs)
     }
 
@@ -303,7 +324,7 @@ public struct Engine: Sendable {
         if s.lastOrderAt.map({ t > $0 }) ?? true { s.lastOrderAt = t }
         recordOrderFact(&s, o, at: t, v: v)
         s.spentMinor += o.paidMinor
-        s.orders[o.orderId] = OrderRecord(eventId: e.id, at: t, lines: o.lines.indices.map { LineEarning(quantity: o.lines[$0].quantity, points: pts[$0], growth: gro[$0]) },
+        s.orders[o.orderId] = OrderRecord(eventId: e.id, at: t, lines: o.lines.indices.map { LineEarning(quantity: o.lines[$0].quantity, points: pts[$0], growth: gro[$0], paid: paid[$0]) },
                                           lotNo: lotNo, tierBefore: tierBefore, paidMinor: o.paidMinor)
         fx.orders[o.orderId] = s.orders[o.orderId]
         out.pointsEarned += P; out.growthEarned += G
@@ -315,9 +336,11 @@ public struct Engine: Sendable {
         // Refunds that arrived before the order apply now, at the order's time.
         if let waiting = s.deferredRefunds.removeValue(forKey: o.orderId) {
             for d in waiting {
-                var ignored = EventOutcome(status: .applied, tierBefore: s.tier.tierId, tierAfter: s.tier.tierId)
+                var applied = EventOutcome(status: .applied, tierBefore: s.tier.tierId, tierAfter: s.tier.tierId)
                 let refundEvent = MemberEvent(id: d.eventId, occurredAt: t, body: .orderRefunded(OrderRefunded(orderId: o.orderId, lines: d.lines)))
-                try? refund(&s, OrderRefunded(orderId: o.orderId, lines: d.lines), event: refundEvent, v: v, mode: .replay, out: &ignored, fx: &fx)
+                try? refund(&s, OrderRefunded(orderId: o.orderId, lines: d.lines), event: refundEvent, v: v, mode: .replay, out: &applied, fx: &fx)
+                // The money they give back is booked with this order's arrival.
+                if let m = applied.refundedMinor { out.refundedMinor = (out.refundedMinor ?? 0) + m }
             }
         }
     }
@@ -499,16 +522,21 @@ public struct Engine: Sendable {
                 out.note = "order already fully refunded"; return
             }
         }
-        var P: Int64 = 0, G: Int64 = 0
+        var P: Int64 = 0, G: Int64 = 0, M: Int64 = 0
         for (i, q) in wanted where q > 0 {
             var le = rec.lines[i]
             let last = le.refundedQuantity + q == le.quantity
             let dp = last ? le.points - le.refundedPoints : le.points * q / le.quantity
             let dg = last ? le.growth - le.refundedGrowth : le.growth * q / le.quantity
-            le.refundedQuantity += q; le.refundedPoints += dp; le.refundedGrowth += dg
+            let dm = last ? le.paid - le.refundedPaid : le.paid * q / le.quantity
+            le.refundedQuantity += q; le.refundedPoints += dp; le.refundedGrowth += dg; le.refundedPaid += dm
             rec.lines[i] = le
-            P += dp; G += dg
+            P += dp; G += dg; M += dm
         }
+        // The money goes back too: what the member has spent, and the order as conditions see it.
+        out.refundedMinor = (out.refundedMinor ?? 0) + M
+        s.spentMinor -= M
+        if let k = s.orderFacts.firstIndex(where: { $0.orderId == r.orderId }) { s.orderFacts[k].amountMinor -= M }
         // Points that already lapsed from the order's lot are not taken twice.
         let lapsed = min(P, rec.expiredPoints)
         rec.expiredPoints -= lapsed

@@ -80,6 +80,7 @@ extension EventOutcome {
         if let grants { w.openArray("grants"); for g in grants { w.value(g) }; w.closeArray() }
         w.key("growthClawedBack", growthClawedBack); w.key("growthEarned", growthEarned); w.key("note", note)
         w.key("pointsClawedBack", pointsClawedBack); w.key("pointsEarned", pointsEarned); w.key("pointsSpent", pointsSpent)
+        w.key("refundedMinor", refundedMinor)
         w.key("status", status.rawValue); w.key("tierAfter", tierAfter); w.key("tierBefore", tierBefore)
         w.close()
     }

@@ -103,9 +103,12 @@ public struct LineEarning: Codable, Sendable, Equatable {
     var quantity: Int64
     var points: Int64
     var growth: Int64
+    /// What the line paid (its amount less its discounts and its share of the order's), in minor units.
+    var paid: Int64
     var refundedQuantity: Int64 = 0
     var refundedPoints: Int64 = 0
     var refundedGrowth: Int64 = 0
+    var refundedPaid: Int64 = 0
 }
 
 /// What an order earned, line by line, and what of it was refunded: kept in the orders table,
@@ -123,6 +126,30 @@ public struct OrderRecord: Codable, Sendable, Equatable {
     public var tierAtOrder: String { tierBefore.tierId }
     /// Adds points of the order's lot that lapsed while the record was not loaded.
     public mutating func addLapsed(_ points: Int64) { expiredPoints += points }
+    /// The money refunded so far, in minor units.
+    public var refundedMinor: Int64 { lines.reduce(0) { $0 + $1.refundedPaid } }
+    /// `r` before anything of it was refunded (a new order's "stored record": nothing given back).
+    public static func empty(like r: OrderRecord) -> OrderRecord {
+        var o = r
+        for i in o.lines.indices { o.lines[i].refundedQuantity = 0; o.lines[i].refundedPoints = 0; o.lines[i].refundedGrowth = 0; o.lines[i].refundedPaid = 0 }
+        return o
+    }
+    /// Records stored before lines kept what they paid: the order's paid amount shared among the
+    /// lines in proportion to the growth they earned (else the points, else the units), the
+    /// remainder to the last line; refunded amounts in proportion to the refunded units.
+    mutating func estimateLinePaid() {
+        let weights: [Int64]
+        if lines.contains(where: { $0.growth > 0 }) { weights = lines.map { max(0, $0.growth) } }
+        else if lines.contains(where: { $0.points > 0 }) { weights = lines.map { max(0, $0.points) } }
+        else { weights = lines.map { max(0, $0.quantity) } }
+        let total = weights.reduce(0, +)
+        var left = paidMinor
+        for i in lines.indices {
+            let share = i == lines.count - 1 || total == 0 ? (i == lines.count - 1 ? left : 0) : Int64(Int128(paidMinor) * Int128(weights[i]) / Int128(total))
+            lines[i].paid = share; left -= share
+            lines[i].refundedPaid = lines[i].quantity > 0 ? Int64(Int128(share) * Int128(lines[i].refundedQuantity) / Int128(lines[i].quantity)) : 0
+        }
+    }
 }
 
 /// A refund that arrived before its order: applied when the order is recorded.

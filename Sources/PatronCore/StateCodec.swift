@@ -6,7 +6,9 @@ import Foundation
 public enum StateCodec {
     /// 2 adds the benefit wallet; states in format 1 read as having an empty wallet. 3 adds
     /// `tagsEvaluatedVersion` (nil in older states). 4 adds the scores (nil in older states).
-    static let format: UInt8 = 4
+    /// 5 adds what each order line paid and what of it was refunded (estimated for older
+    /// records: `OrderRecord.estimateLinePaid`).
+    static let format: UInt8 = 5
 
     public enum Failure: Error, Equatable { case truncated, badFormat(UInt8), badValue(String) }
 
@@ -21,6 +23,7 @@ public enum StateCodec {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
         guard (1...format).contains(f) else { throw Failure.badFormat(f) }
+        r.format = f
         let o = try r.order()
         guard r.atEnd else { throw Failure.badValue("trailing bytes") }
         return o
@@ -97,6 +100,7 @@ public enum StateCodec {
         var r = ByteReader(bytes: bytes)
         let f = try r.u8()
         guard (1...format).contains(f) else { throw Failure.badFormat(f) }
+        r.format = f
         let member = MemberID(try r.int()), registered = try r.time()
         var s = MemberState(memberId: member, registeredAt: registered, baseTier: "")
         let lots = try r.count()
@@ -223,7 +227,10 @@ struct ByteWriter {
     mutating func order(_ o: OrderRecord) {
         int(o.eventId.rawValue); time(o.at)
         int(Int64(o.lines.count))
-        for l in o.lines { int(l.quantity); int(l.points); int(l.growth); int(l.refundedQuantity); int(l.refundedPoints); int(l.refundedGrowth) }
+        for l in o.lines {
+            int(l.quantity); int(l.points); int(l.growth); int(l.refundedQuantity); int(l.refundedPoints); int(l.refundedGrowth)
+            int(l.paid); int(l.refundedPaid)
+        }
         optInt(o.lotNo.map(Int64.init)); tier(o.tierBefore); int(o.expiredPoints); int(o.paidMinor)
     }
 }
@@ -231,6 +238,8 @@ struct ByteWriter {
 struct ByteReader {
     let bytes: [UInt8]
     var i = 0
+    /// The format the bytes were written in (their first byte, once read).
+    var format = StateCodec.format
     var atEnd: Bool { i == bytes.count }
     mutating func u8() throws -> UInt8 {
         guard i < bytes.count else { throw StateCodec.Failure.truncated }
@@ -291,8 +300,12 @@ struct ByteReader {
         var lines: [LineEarning] = []
         lines.reserveCapacity(n)
         for _ in 0..<n {
-            lines.append(LineEarning(quantity: try int(), points: try int(), growth: try int(), refundedQuantity: try int(), refundedPoints: try int(), refundedGrowth: try int()))
+            let q = try int(), p = try int(), g = try int(), rq = try int(), rp = try int(), rg = try int()
+            let paid = format >= 5 ? try int() : 0, refundedPaid = format >= 5 ? try int() : 0
+            lines.append(LineEarning(quantity: q, points: p, growth: g, paid: paid, refundedQuantity: rq, refundedPoints: rp, refundedGrowth: rg, refundedPaid: refundedPaid))
         }
-        return OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try optInt().map { Int($0) }, tierBefore: try tier(), expiredPoints: try int(), paidMinor: try int())
+        var o = OrderRecord(eventId: ev, at: at, lines: lines, lotNo: try optInt().map { Int($0) }, tierBefore: try tier(), expiredPoints: try int(), paidMinor: try int())
+        if format < 5 { o.estimateLinePaid() }
+        return o
     }
 }

@@ -50,6 +50,8 @@ extension Store {
             let stored = MemberEvent(id: EventID(eventNo), occurredAt: occurredAt, body: body)
             let event = slot == 0 ? stored : MemberEvent(id: MemberMerge.virtualID(slot: slot, stored.id), occurredAt: occurredAt, body: body.renumbered(slot: slot))
             var state = m.state
+            // The stored record of the order the event names (where a refund's money is booked).
+            var known: [String: StoredOrder] = [:]
             // The engine needs the record of the order the event names, if it is recorded.
             var orderId: String? = nil
             if case .orderPaid(let o) = body { orderId = o.orderId }
@@ -60,6 +62,7 @@ extension Store {
                 let owner = storedOrder.member
                 if owner != m.id && owner != member, try await survivor(program: program, of: owner) != m.id { throw StoreError.orderTaken(orderId) }
                 state.load(order: orderId, storedOrder.record)
+                known[orderId] = StoredOrder(record: storedOrder.record, owner: owner, channel: storedOrder.channel, store: storedOrder.store)
             }
             var fx = Effects()
             let outcome: EventOutcome
@@ -91,7 +94,9 @@ extension Store {
             var newOrders: [(OrderPaid, EventID, Timestamp)] = []
             if case .orderPaid(let o) = body, outcome.note == nil { newOrders.append((o, stored.id, occurredAt)) }
             if isReplay { deleteDerived(&plan, program: program, member: m.id) }
-            writeEffects(&plan, program: program, member: m.id, fx, newOrders: newOrders, ordersOwner: member, clock: engine.program.at(occurredAt).clock)
+            let clock = engine.program.at(occurredAt).clock
+            writeEffects(&plan, program: program, member: m.id, fx, newOrders: newOrders, ordersOwner: member, clock: clock)
+            try await bookRefunds(&plan, program: program, fx, known: known, newOrders: newOrders, owner: member, at: occurredAt, clock: clock)
             writeTags(&plan, program: program, member: m.id, state: state, fx, replay: isReplay)
             writeMall(&plan, program: program, member: member, event: stored, slot: slot, versions: engine.program, fx: fx, now: now)
             let answer = result.jsonText
@@ -163,12 +168,42 @@ extension Store {
     }
 
     /// The stored record of an order, with the points lapsed since it was last written.
-    func orderRecord(program: String, orderId: String) async throws -> (member: MemberID, record: OrderRecord)? {
-        let rows = try await db.query("SELECT member_id, record, lapsed_points FROM orders WHERE program_id = ? AND order_id = ?", [.text(program), .text(orderId)])
+    func orderRecord(program: String, orderId: String) async throws -> (member: MemberID, record: OrderRecord, channel: String, store: String)? {
+        let rows = try await db.query("SELECT member_id, record, lapsed_points, channel, store FROM orders WHERE program_id = ? AND order_id = ?", [.text(program), .text(orderId)])
         guard let r = rows.first else { return nil }
         var record = try Coding.order(try r.string("record"))
         record.addLapsed(try r.int("lapsed_points"))
-        return (MemberID(try r.int("member_id")), record)
+        return (MemberID(try r.int("member_id")), record, try r.stringOrNil("channel") ?? "", try r.stringOrNil("store") ?? "")
+    }
+
+    /// A stored order as the refunds aggregate needs it.
+    struct StoredOrder { var record: OrderRecord; var owner: MemberID; var channel: String; var store: String }
+
+    /// Books in the refunds aggregate `member_refund_days` the money the step's changed order
+    /// records give back beyond what their stored records did (a refund; refunds that waited for
+    /// their order; a replay that moved them), on the local day of `at`, under each order's owner,
+    /// the tier held when it was paid, its channel and store (what `member_days` counts it under).
+    /// `known`: stored records already read; `newOrders`: orders first recorded by the step.
+    func bookRefunds(_ plan: inout WritePlan, program: String, _ fx: Effects, known: [String: StoredOrder], newOrders: [(OrderPaid, EventID, Timestamp)],
+                     owner newOwner: MemberID, at: Timestamp, clock: ProgramClock) async throws {
+        let d = clock.date(at)
+        var rows: [[SQLValue]] = []
+        for (id, rec) in fx.orders.sorted(by: { $0.key < $1.key }) {
+            var before: StoredOrder? = known[id]
+            if before == nil, let o = newOrders.first(where: { $0.0.orderId == id })?.0 {
+                guard rec.refundedMinor != 0 else { continue }
+                before = StoredOrder(record: OrderRecord.empty(like: rec), owner: newOwner, channel: o.channel ?? "", store: o.store ?? "")
+            } else if before == nil {
+                guard rec.refundedMinor != 0, let stored = try await orderRecord(program: program, orderId: id) else { continue }
+                before = StoredOrder(record: stored.record, owner: stored.member, channel: stored.channel, store: stored.store)
+            }
+            guard let b = before else { continue }
+            let delta = rec.refundedMinor - b.record.refundedMinor
+            guard delta != 0 else { continue }
+            rows.append([.text(program), .int(b.owner.rawValue), .int(clock.dayNumber(at)), .int(Int64(d.year * 100 + d.month)),
+                         .text(rec.tierAtOrder), .text(b.channel), .text(b.store), .int(1), .int(delta)])
+        }
+        RowInsert.memberRefundDays.add(&plan, rows)
     }
 
     /// Writes the step's effects. `newOrders` are the orders first recorded by this step (inserted,
@@ -267,6 +302,10 @@ struct RowInsert: Sendable {
                                 columns: 11, tail: " ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining")
     static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
     static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
+    static let memberRefundDays = RowInsert("INSERT INTO member_refund_days (program_id, member_id, day, month, tier_id, channel, store, refunds, refunded_minor)", columns: 9, tail: """
+         ON CONFLICT (program_id, member_id, day, tier_id, channel, store)
+         DO UPDATE SET refunds = member_refund_days.refunds + excluded.refunds, refunded_minor = member_refund_days.refunded_minor + excluded.refunded_minor
+        """)
     static let memberDays = RowInsert("INSERT INTO member_days (program_id, member_id, day, month, tier_id, channel, store, orders, revenue_minor)", columns: 9, tail: """
          ON CONFLICT (program_id, member_id, day, tier_id, channel, store)
          DO UPDATE SET orders = member_days.orders + excluded.orders, revenue_minor = member_days.revenue_minor + excluded.revenue_minor

@@ -385,6 +385,25 @@ public enum Schema {
             // Rank of the 365-day spend from the top, in percent (`member.rfm.topPercent`).
             "ALTER TABLE member_rfm ADD COLUMN top_percent BIGINT",
         ]),
+        Migration(version: 5, name: "refunds aggregate", statements: [
+            // Money given back by refunds, per member, local day of the refund, and the refunded
+            // order's tier held, channel and store (the KPIs' net revenue).
+            """
+            CREATE TABLE member_refund_days (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              day BIGINT NOT NULL,
+              month BIGINT NOT NULL,
+              tier_id TEXT NOT NULL,
+              channel TEXT NOT NULL,
+              store TEXT NOT NULL,
+              refunds BIGINT NOT NULL,
+              refunded_minor BIGINT NOT NULL,
+              PRIMARY KEY (program_id, member_id, day, tier_id, channel, store)
+            )
+            """,
+            "CREATE INDEX member_refund_days_day ON member_refund_days (program_id, day)",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

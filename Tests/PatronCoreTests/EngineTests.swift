@@ -194,16 +194,55 @@ import Testing
         let o = OrderPaid(orderId: "a", lines: [OrderLine(sku: "x", quantity: 3, amountMinor: 10_000), OrderLine(sku: "y", amountMinor: 5_000)])
         try h.send(.orderPaid(o), at: t0.adding(days: 1))
         #expect(h.state.balance == 150)
-        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "a", lines: [RefundLine(line: 1, quantity: 1)])), at: t0.adding(days: 2)).pointsClawedBack == 33)
-        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "a", lines: [RefundLine(line: 1, quantity: 1)])), at: t0.adding(days: 2)).pointsClawedBack == 33)
+        let first = try h.send(.orderRefunded(OrderRefunded(orderId: "a", lines: [RefundLine(line: 1, quantity: 1)])), at: t0.adding(days: 2))
+        #expect(first.pointsClawedBack == 33 && first.refundedMinor == 3_333)
+        let second = try h.send(.orderRefunded(OrderRefunded(orderId: "a", lines: [RefundLine(line: 1, quantity: 1)])), at: t0.adding(days: 2))
+        #expect(second.pointsClawedBack == 33 && second.refundedMinor == 3_333)
+        #expect(h.state.spentMinor == 15_000 - 6_666 && h.state.orderFacts.first?.amountMinor == 15_000 - 6_666)
         #expect(throws: EngineError.refundExceedsOrder(line: 1, remaining: 1, requested: 2)) {
             try h.send(.orderRefunded(OrderRefunded(orderId: "a", lines: [RefundLine(line: 1, quantity: 2)])), at: t0.adding(days: 2))
         }
-        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: t0.adding(days: 3)).pointsClawedBack == 84)
+        let rest = try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: t0.adding(days: 3))
+        #expect(rest.pointsClawedBack == 84 && rest.refundedMinor == 3_334 + 5_000)
+        #expect(h.state.spentMinor == 0 && h.state.orderFacts.isEmpty)
         #expect(h.state.balance == 0)
         #expect(h.state.growthTotal == 0)
         #expect(throws: EngineError.orderFullyRefunded("a")) { try h.send(.orderRefunded(OrderRefunded(orderId: "a")), at: t0.adding(days: 4)) }
         #expect(h.audit().isEmpty)
+    }
+
+    /// A refund gives back what the refunded lines paid: their amounts less their discounts and
+    /// their share of the order's; a refund that arrives before its order is booked with the order.
+    @Test func refundsGiveBackWhatTheLinesPaid() throws {
+        var h = Harness(try parseProgram(programJSON()))
+        // Lines pay 8,000 − 500 and 4,000; the order's 1,150 off is shared 7,500 : 4,000 → 750 and 400.
+        let o = OrderPaid(orderId: "d", lines: [OrderLine(sku: "x", quantity: 2, amountMinor: 8_000, discountMinor: 500), OrderLine(sku: "y", amountMinor: 4_000)],
+                          discountMinor: 1_150)
+        try h.send(.orderPaid(o), at: t0.adding(days: 1))
+        #expect(h.state.spentMinor == 10_350)
+        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "d", lines: [RefundLine(line: 2)])), at: t0.adding(days: 2)).refundedMinor == 3_600)
+        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "d", lines: [RefundLine(line: 1, quantity: 1)])), at: t0.adding(days: 2)).refundedMinor == 3_375)
+        #expect(try h.send(.orderRefunded(OrderRefunded(orderId: "d")), at: t0.adding(days: 3)).refundedMinor == 3_375)
+        #expect(h.state.spentMinor == 0)
+
+        // Refund first (an offline store's upload), order later: the order's outcome books it.
+        let early = try h.send(.orderRefunded(OrderRefunded(orderId: "e")), at: t0.adding(days: 5))
+        #expect(early.status == .deferred && early.refundedMinor == nil)
+        let paid = try h.send(.orderPaid(OrderPaid(orderId: "e", lines: [OrderLine(sku: "z", amountMinor: 2_500)])), at: t0.adding(days: 5))
+        #expect(paid.refundedMinor == 2_500)
+        #expect(h.state.spentMinor == 0)
+        #expect(h.audit().isEmpty)
+    }
+
+    /// Order records stored before lines kept their paid amounts get them estimated from the
+    /// growth each line earned; refunded amounts follow the refunded units.
+    @Test func olderOrderRecordsEstimateWhatLinesPaid() {
+        var r = OrderRecord(eventId: EventID(1), at: t0, lines: [
+            LineEarning(quantity: 2, points: 70, growth: 70, paid: 0, refundedQuantity: 1, refundedPoints: 35, refundedGrowth: 35),
+            LineEarning(quantity: 1, points: 30, growth: 30, paid: 0),
+        ], lotNo: nil, tierBefore: TierState(tierId: "basic", since: t0, assessAt: nil, graceFrom: nil), paidMinor: 10_001)
+        r.estimateLinePaid()
+        #expect(r.lines.map(\.paid) == [7_000, 3_001] && r.lines.map(\.refundedPaid) == [3_500, 0] && r.refundedMinor == 3_500)
     }
 
     @Test func lapsedPointsAreNotClawedBackTwice() throws {

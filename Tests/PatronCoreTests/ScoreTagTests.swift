@@ -113,6 +113,37 @@ import Testing
         #expect(try fresh.engine.withConditionSource(fresh.state, at: t) { try c.holds($0, now: t, clock: clock).get() } == false)
     }
 
+    /// A replay (merge, unmerge, late event) folds events only; the scores come back at its end,
+    /// so a member with no events to fold keeps the tags their scores give.
+    @Test func replaysGiveTheScoresBack() throws {
+        let engine = Engine(program: ProgramVersions(single: try program()))
+        let s = MemberScores(r: 5, f: 5, m: 5, topPercent: 2, lifecycle: .recalled)
+        let r = try engine.replay(member: MemberID(7), registeredAt: t, events: [], until: t.adding(days: 3), scores: s)
+        #expect(Set(r.state.tags.keys) == ["high_value", "recalled"] && r.state.scores == s)
+        #expect(r.effects.tagChanges.allSatisfy { $0.at == t.adding(days: 3) && $0.eventId == nil })
+    }
+
+    /// A rule added in a new program version reaches a member whose scores do not change at the
+    /// next scoring run (a member without events would otherwise never be evaluated under it).
+    @Test func aNewRuleReachesUnchangedMembersAtTheRun() throws {
+        let p1 = try program()
+        var p2 = p1
+        p2.tags.append(TagDefinition(id: "lost", name: LocalizedText(zh: "流失", en: "Lost"), category: .lifecycle, rule: "member.lifecycle == 'lost'"))
+        let change = t.adding(days: 10)
+        var h = Harness(versions: ProgramVersions([.init(version: 1, effectiveFrom: t.adding(days: -30), definition: p1), .init(version: 2, effectiveFrom: change, definition: p2)]),
+                        registeredAt: t)
+        let lost = MemberScores(lifecycle: .lost)
+        let first = h.rescore(lost, at: t.adding(days: 1))
+        #expect(first && h.tagIds.isEmpty)
+        // Same scores, same rules: nothing to do.
+        #expect(!h.engine.needsRescore(h.state, lost, at: t.adding(days: 2)))
+        // Same scores under version 2: every rule is evaluated, and the new one holds.
+        #expect(h.engine.needsRescore(h.state, lost, at: change.adding(days: 1)))
+        h.rescore(lost, at: change.adding(days: 1))
+        #expect(h.tagIds == ["lost"] && h.state.tagsEvaluatedVersion == 2)
+        #expect(!h.engine.needsRescore(h.state, lost, at: change.adding(days: 2)))
+    }
+
     /// Ranks from the top, ties sharing the better rank.
     @Test func topPercents() {
         let spend: [Int: Int64] = Dictionary(uniqueKeysWithValues: (1...20).map { ($0, Int64(1_000 - $0 * 10)) })

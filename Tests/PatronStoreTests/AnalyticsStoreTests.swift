@@ -66,6 +66,46 @@ import Testing
         }
     }
 
+    /// Refunds are taken off revenue on the refund's local day, under the refunded order's
+    /// channel: a partial refund, a whole one of an order from an earlier month, a refund that
+    /// arrived before its order, and one that a late order's replay applies; none counts twice.
+    @Test(arguments: Backend.allCases)
+    func netRevenueTakesRefundsOff(_ backend: Backend) async throws {
+        try await withStore(backend) { store, a in
+            func refund(_ m: MemberID, _ order: String, _ lines: [RefundLine]?, _ t: Timestamp, key: String) async throws -> EventOutcome {
+                try await store.record(program: "shop", member: m, occurredAt: t, body: .orderRefunded(OrderRefunded(orderId: order, lines: lines)),
+                                       idempotencyKey: key, requestHash: key, now: t).event.outcome
+            }
+            try await buy(store, a, "f1", 8_000, at("2026-02-20T12:00:00+08:00"))
+            _ = try await store.record(program: "shop", member: a, occurredAt: at("2026-03-03T12:00:00+08:00"),
+                                       body: .orderPaid(OrderPaid(orderId: "m1", lines: [OrderLine(sku: "s", quantity: 4, amountMinor: 10_000)], channel: "app")),
+                                       idempotencyKey: "m1", requestHash: "m1", now: at("2026-03-03T12:00:00+08:00"))
+            // March: one unit of m1 (2,500), all of February's f1 (8,000, booked in March), and the
+            // same refund sent again (answered from its key, not booked again).
+            #expect(try await refund(a, "m1", [RefundLine(line: 1, quantity: 1)], at("2026-03-05T12:00:00+08:00"), key: "r1").refundedMinor == 2_500)
+            #expect(try await refund(a, "f1", nil, at("2026-03-06T12:00:00+08:00"), key: "r2").refundedMinor == 8_000)
+            #expect(try await refund(a, "m1", [RefundLine(line: 1, quantity: 1)], at("2026-03-05T12:00:00+08:00"), key: "r1").refundedMinor == 2_500)
+            // A refund before its order: booked when the order arrives (03-08), with the order's 1,200.
+            #expect(try await refund(a, "w1", nil, at("2026-03-07T12:00:00+08:00"), key: "r3").status == .deferred)
+            try await buy(store, a, "w1", 1_200, at("2026-03-08T12:00:00+08:00"))
+            // A late order (03-09) refunded on 03-10, recorded before it: the late order's replay applies it (booked on 03-09).
+            #expect(try await refund(a, "l1", nil, at("2026-03-10T12:00:00+08:00"), key: "r4").status == .deferred)
+            try await buy(store, a, "x1", 500, at("2026-03-12T12:00:00+08:00"))
+            try await buy(store, a, "l1", 900, at("2026-03-09T12:00:00+08:00"))
+            let k = try await store.kpis(program: "shop", from: day("2026-03-01"), until: day("2026-04-01"), split: .channel, now: at("2026-04-02T00:00:00+08:00"))
+            #expect(k.total.orders == 4 && k.total.revenueMinor == 10_000 + 1_200 + 500 + 900)
+            #expect(k.total.refundedMinor == 2_500 + 8_000 + 1_200 + 900)
+            #expect(k.total.netRevenueMinor == k.total.revenueMinor - k.total.refundedMinor)
+            #expect(k.groups?.first { $0.key == "app" }?.refundedMinor == 2_500)
+            let storeRefunds = k.groups?.first { $0.key == "store" }?.refundedMinor
+            let expected: Int64 = 8_000 + 1_200 + 900
+            #expect(storeRefunds == expected)
+            let feb = try await store.kpis(program: "shop", from: day("2026-02-01"), until: day("2026-03-01"), split: nil, now: at("2026-04-02T00:00:00+08:00"))
+            #expect(feb.total.revenueMinor == 8_000 && feb.total.refundedMinor == 0)
+            #expect(try await store.member(program: "shop", id: a, now: at("2026-04-02T00:00:00+08:00")).standing.balance == 75 + 5)   // m1's 100 less a quarter, and x1's 5
+        }
+    }
+
     /// The funnel's "near the next tier" for a past period is counted at the period's end, from
     /// the tier and growth history, not from the members as they are now.
     @Test(arguments: Backend.allCases)

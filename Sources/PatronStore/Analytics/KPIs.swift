@@ -18,6 +18,10 @@ public struct ProgramKPIs: Codable, Sendable, Equatable {
         public var orders: Int64
         /// Paid amounts of the period's orders, in minor units (refunds not taken off).
         public var revenueMinor: Int64
+        /// Money refunded in the period (by the refund's local day, whenever the order was paid),
+        /// under the refunded order's tier held, channel and store; and revenue less it.
+        public var refundedMinor: Int64
+        public var netRevenueMinor: Int64
         /// revenue / orders, rounded down.
         public var averageOrderMinor: Int64?
         /// orders / active members, in thousandths.
@@ -86,14 +90,28 @@ extension Store {
         let t0 = clock.startOfDay(from), t1 = clock.startOfDay(until)
 
         /// Figures of a group from its members' (orders, revenue) in the period.
-        func group(_ key: String?, _ members: [(orders: Int64, revenue: Int64)]) -> ProgramKPIs.Group {
+        func group(_ key: String?, _ members: [(orders: Int64, revenue: Int64)], refunded: Int64) -> ProgramKPIs.Group {
             var active: Int64 = 0, repeats: Int64 = 0, orders: Int64 = 0, revenue: Int64 = 0
             for m in members {
                 active += 1; orders += m.orders; revenue += m.revenue
                 if m.orders >= 2 { repeats += 1 }
             }
             return .init(key: key, activeMembers: active, repeatBuyers: repeats, repurchaseRatePpm: ppm(repeats, active), orders: orders, revenueMinor: revenue,
+                         refundedMinor: refunded, netRevenueMinor: revenue - refunded,
                          averageOrderMinor: orders > 0 ? revenue / orders : nil, ordersPerActiveMilli: active > 0 ? orders * 1000 / active : nil)
+        }
+        // Money refunded in the period, per group when split ("" for the whole program).
+        func refunds(_ split: KPISplit?) async throws -> [String: Int64] {
+            let col = split.map { ["tier": "d.tier_id", "channel": "d.channel", "store": "d.store", "segment": "s.segment_id"][$0.rawValue]! }
+            let join = split == .segment ? " JOIN segment_members s ON s.program_id = d.program_id AND s.member_id = d.member_id" : ""
+            var out: [String: Int64] = [:]
+            for r in try await db.query("""
+                SELECT \(col ?? "CAST('' AS TEXT)") AS g, SUM(d.refunded_minor) AS v FROM member_refund_days d\(join)
+                WHERE d.program_id = ? AND d.day >= ? AND d.day < ?\(col.map { " GROUP BY \($0)" } ?? "")
+                """, [p, .int(d0), .int(d1)]) {
+                if let v = try r.intOrNil("v") { out[try r.string("g"), default: 0] += v }
+            }
+            return out
         }
         // One row per member who bought in the period (per group when split).
         func perMember(_ split: KPISplit?) async throws -> [SQLRow] {
@@ -115,8 +133,9 @@ extension Store {
             byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
         }
         let col: String? = split?.rawValue
-        let total = group(nil, Array(byMember.values))
-        let groups = col == nil ? nil : byKey.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
+        let total = group(nil, Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0)
+        let refundedBy = split == nil ? [:] : try await refunds(split)
+        let groups = col == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0) }
         func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
         let members = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at < ?", [p, .int(t1.seconds)])
         let newMembers = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at >= ? AND registered_at < ?", [p, .int(t0.seconds), .int(t1.seconds)])

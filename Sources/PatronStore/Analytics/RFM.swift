@@ -43,12 +43,23 @@ extension Store {
         let clock = try await self.program(program).at(asOf).clock
         let today = clock.dayNumber(asOf)
         let p = SQLValue.text(program)
+        // Members merged into others buy as their survivors (who are scored for both).
+        var survivorOf: [Int64: Int64] = [:]
+        for r in try await db.query("SELECT member_id, merged_into FROM members WHERE program_id = ? AND merged_into IS NOT NULL", [p]) {
+            survivorOf[try r.int("member_id")] = try r.int("merged_into")
+        }
         var acc: [Int64: PurchaseDays] = [:]
+        var days: [(member: Int64, day: Int64, orders: Int64, revenue: Int64)] = []
         for r in try await db.query("""
             SELECT member_id, day, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
             WHERE program_id = ? AND day <= ? GROUP BY member_id, day ORDER BY member_id, day
             """, [p, .int(today)]) {
-            acc[try r.int("member_id"), default: PurchaseDays()].add(day: try r.int("day"), orders: try r.int("n"), spendMinor: try r.int("revenue"), today: today)
+            let id = try r.int("member_id")
+            days.append((survivorOf[id] ?? id, try r.int("day"), try r.int("n"), try r.int("revenue")))
+        }
+        // Days in increasing order per member (a survivor's and their merged members' interleave).
+        for d in days.sorted(by: { ($0.member, $0.day) < ($1.member, $1.day) }) {
+            acc[d.member, default: PurchaseDays()].add(day: d.day, orders: d.orders, spendMinor: d.revenue, today: today)
         }
         // Quintiles over the members who bought in the last 365 days.
         let scored = acc.filter { $0.value.orders365 > 0 }
@@ -56,7 +67,7 @@ extension Store {
         let mq = RFMScoring.quintiles(scored.mapValues(\.spend365)), top = RFMScoring.topPercents(scored.mapValues(\.spend365))
         var rows: [[SQLValue]] = []
         var scores: [Int64: MemberScores] = [:]
-        for r in try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ?", [p]) {
+        for r in try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ? AND merged_into IS NULL", [p]) {
             let id = try r.int("member_id")
             let a = acc[id]
             let stage = RFMScoring.lifecycle(a, registeredDay: clock.dayNumber(Timestamp(seconds: try r.int("registered_at"))), today: today, thresholds)

@@ -15,8 +15,8 @@ public struct ScoreSync: Codable, Sendable, Equatable {
 extension Store {
     /// Gives every member of the program (not merged into another) the scores `update` makes of
     /// their current ones, in their state (`MemberState.scores`), at `asOf`: members whose
-    /// scores change are brought to `asOf` and their rule tags that read scores evaluated again
-    /// (`Engine.rescore`), each member one guarded write (a member changed by an event meanwhile
+    /// scores change (or whose rule tags were not all evaluated under the program's rules in
+    /// force) are brought to `asOf` and their rule tags evaluated again (`Engine.rescore`), each member one guarded write (a member changed by an event meanwhile
     /// is read again and done again). Rule tags and segments then read the same scores.
     @discardableResult
     func syncScores(program: String, asOf: Timestamp, batchSize: Int = 1_000,
@@ -37,7 +37,7 @@ extension Store {
                 let id = MemberID(try r.int("member_id"))
                 let state = try Coding.state(try r.string("state"))
                 out.members += 1
-                guard normal(update(id, state.scores)) != state.scores else { continue }
+                guard engine.needsRescore(state, normal(update(id, state.scores)), at: asOf) else { continue }
                 pending.append(LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")),
                                             profile: try Coding.decode(MemberProfile.self, try r.string("profile")), state: state,
                                             stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no")))
@@ -70,7 +70,7 @@ extension Store {
                 // Changed by an event since it was read: read again (still to be scored, or not).
                 guard attempts < 5 else { throw StoreError.busy("members kept changing while their scores were written: \(retry.map(\.description).joined(separator: ", "))") }
                 pending = try await loadMembers(program: program, ids: retry).values
-                    .filter { $0.mergedInto == nil && normal(update($0.id, $0.state.scores)) != $0.state.scores }
+                    .filter { $0.mergedInto == nil && engine.needsRescore($0.state, normal(update($0.id, $0.state.scores)), at: asOf) }
                     .sorted { $0.id.rawValue < $1.id.rawValue }
             }
         }
