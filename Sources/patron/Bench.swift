@@ -21,6 +21,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Members for the segment preview (0 skips it).") var segmentMembers = 1_000_000
     @Option(help: "Orders of those members.") var segmentOrders = 10_000_000
     @Flag(help: "Run only the segment part.") var onlySegments = false
+    @Option(help: "The CDNOW master file for the customer-base models (default: ../shared/datasets/cdnow/CDNOW_master.txt).") var cdnow: String?
+    @Option(help: "The Python with `lifetimes` 0.11.3 to fit beside (pip install lifetimes==0.11.3).") var python = "python3"
+    @Flag(help: "Skip the customer-base models part.") var skipClv = false
+    @Flag(help: "Run only the customer-base models part.") var onlyClv = false
 
     func run() async throws {
         #if DEBUG
@@ -32,6 +36,11 @@ struct Bench: AsyncParsableCommand {
         print("patron bench: \(orders) orders for \(members) members; \(requests) HTTP requests over \(connections) connections; \(ProcessInfo.processInfo.activeProcessorCount) cores; folder \(dir)\n")
         if onlySegments {
             try await segments(members: segmentMembers, orders: segmentOrders, now: PatronApp.systemNow(), results: &results)
+            try write(results)
+            return
+        }
+        if onlyClv {
+            try customerValue(cdnow: cdnow, python: python, results: &results)
             try write(results)
             return
         }
@@ -99,6 +108,7 @@ struct Bench: AsyncParsableCommand {
         guard !skipHttp else {
             try await store.close()
             if segmentMembers > 0 { try await segments(members: segmentMembers, orders: segmentOrders, now: now, results: &results) }
+            if !skipClv { try customerValue(cdnow: cdnow, python: python, results: &results) }
             try write(results)
             return
         }
@@ -169,6 +179,7 @@ struct Bench: AsyncParsableCommand {
         server.terminate()
         server.waitUntilExit()
         if segmentMembers > 0 { try await segments(members: segmentMembers, orders: segmentOrders, now: now, results: &results) }
+        if !skipClv { try customerValue(cdnow: cdnow, python: python, results: &results) }
         try write(results)
     }
 

@@ -75,6 +75,23 @@ func fitPositive(model: String, parameters: Int, _ logLikelihood: ([Double]) -> 
     return (r.x.map(exp), -r.value, r.evaluations)
 }
 
+/// Maximises a log-likelihood over positive parameters from its value and gradient: BFGS on the
+/// parameters' logarithms, from 1; Nelder–Mead (`fitPositive` above) when BFGS does not settle.
+func fitPositive(model: String, parameters: Int, gradient: ([Double]) -> (logLikelihood: Double, gradient: [Double]),
+                 _ logLikelihood: ([Double]) -> Double) throws(CustomerBaseError) -> (parameters: [Double], logLikelihood: Double, evaluations: Int) {
+    // In u = log θ: f(u) = −LL(e^u), ∂f/∂u = −θ ∂LL/∂θ.
+    let r = BFGS.minimize({ u in
+        let theta = u.map(exp)
+        let (ll, g) = gradient(theta)
+        return (-ll, zip(theta, g).map { -$0 * $1 })
+    }, start: Array(repeating: 0, count: parameters))
+    guard r.converged, r.x.allSatisfy({ abs($0) < 50 }) else {
+        let nm = try fitPositive(model: model, parameters: parameters, logLikelihood)
+        return (nm.parameters, nm.logLikelihood, nm.evaluations + r.evaluations)
+    }
+    return (r.x.map(exp), -r.value, r.evaluations)
+}
+
 /// The BG/NBD model (Fader, Hardie & Lee 2005): while alive a member buys at a Poisson rate λ ~ Gamma(r, α);
 /// after each purchase they drop out with probability p ~ Beta(a, b).
 public struct BGNBD: Sendable, Equatable {
@@ -84,7 +101,9 @@ public struct BGNBD: Sendable, Equatable {
     public static func fit(_ summaries: [PurchaseSummary]) throws(CustomerBaseError) -> ModelFit<BGNBD> {
         let h = try Histories(summaries)
         guard h.hasRepeatBuyers else { throw .noRepeatBuyers(model: "BG/NBD") }
-        let f = try fitPositive(model: "BG/NBD", parameters: 4) { p in BGNBD(r: p[0], alpha: p[1], a: p[2], b: p[3]).logLikelihood(h) }
+        let f = try fitPositive(model: "BG/NBD", parameters: 4, gradient: { p in BGNBD(r: p[0], alpha: p[1], a: p[2], b: p[3]).logLikelihoodAndGradient(h) }) { p in
+            BGNBD(r: p[0], alpha: p[1], a: p[2], b: p[3]).logLikelihood(h)
+        }
         return ModelFit(model: BGNBD(r: f.parameters[0], alpha: f.parameters[1], a: f.parameters[2], b: f.parameters[3]),
                         logLikelihood: f.logLikelihood, evaluations: f.evaluations)
     }
@@ -104,6 +123,41 @@ public struct BGNBD: Sendable, Equatable {
             ll += h.count[i] * (gR + r * logAlpha + SpecialFunctions.logAddExp(stays, leaves))
         }
         return ll
+    }
+
+    /// The log-likelihood and its gradient in (r, α, a, b): each member's term is
+    /// lnΓ(r+x)−lnΓ(r) + r ln α + ln(e^S + e^L), S and L the two terms above, so the gradient is the
+    /// digamma differences (kept as running sums of 1/(r+k), 1/(b+k), 1/(a+b+k)) and the weights
+    /// e^S/(e^S+e^L), e^L/(e^S+e^L) of the two terms' own derivatives.
+    func logLikelihoodAndGradient(_ h: Histories) -> (Double, [Double]) {
+        let logAlpha = log(alpha), logA = log(a)
+        var x = 0, gR = 0.0, gB = 0.0, gAB = 0.0, dR = 0.0, dB = 0.0, dAB = 0.0
+        var ll = 0.0, gr = 0.0, galpha = 0.0, ga = 0.0, gb = 0.0
+        for i in h.x.indices {
+            while x < h.x[i] {
+                let k = Double(x)
+                gR += log(r + k); gB += log(b + k); gAB += log(a + b + k)
+                dR += 1 / (r + k); dB += 1 / (b + k); dAB += 1 / (a + b + k)
+                x += 1
+            }
+            let c = h.count[i], rx = r + Double(x)
+            let logT = log(alpha + h.T[i])
+            let stays = gB - gAB - rx * logT
+            var m = stays, wL = 0.0, logTx = 0.0
+            if x > 0 {
+                logTx = log(alpha + h.tx[i])
+                let leaves = logA + gB - log(b + Double(x) - 1) - gAB - rx * logTx
+                m = SpecialFunctions.logAddExp(stays, leaves)
+                wL = exp(leaves - m)
+            }
+            let wS = 1 - wL
+            ll += c * (gR + r * logAlpha + m)
+            gr += c * (dR + logAlpha - wS * logT - wL * logTx)
+            galpha += c * (r / alpha - wS * rx / (alpha + h.T[i]) - (x > 0 ? wL * rx / (alpha + h.tx[i]) : 0))
+            ga += c * (-dAB + (x > 0 ? wL / a : 0))
+            gb += c * (dB - dAB - (x > 0 ? wL / (b + Double(x) - 1) : 0))
+        }
+        return (ll, [gr, galpha, ga, gb])
     }
 
     /// P(alive at T | x, tₓ, T) = 1 / (1 + [x > 0] a/(b+x−1) · ((α+T)/(α+tₓ))^(r+x)); 1 without repeat purchases.
@@ -206,7 +260,9 @@ public struct GammaGamma: Sendable, Equatable {
 
     public static func fit(_ summaries: [PurchaseSummary]) throws(CustomerBaseError) -> ModelFit<GammaGamma> {
         let spends = try Spends(summaries)
-        let f = try fitPositive(model: "Gamma-Gamma", parameters: 3) { p in GammaGamma(p: p[0], q: p[1], gamma: p[2]).logLikelihood(spends) }
+        let f = try fitPositive(model: "Gamma-Gamma", parameters: 3, gradient: { p in GammaGamma(p: p[0], q: p[1], gamma: p[2]).logLikelihoodAndGradient(spends) }) { p in
+            GammaGamma(p: p[0], q: p[1], gamma: p[2]).logLikelihood(spends)
+        }
         return ModelFit(model: GammaGamma(p: f.parameters[0], q: f.parameters[1], gamma: f.parameters[2]),
                         logLikelihood: f.logLikelihood, evaluations: f.evaluations)
     }
@@ -224,6 +280,28 @@ public struct GammaGamma: Sendable, Equatable {
             ll += g + c + (px - 1) * s.logZ[i] + px * s.logX[i] - (px + q) * log(x * s.z[i] + gamma)
         }
         return ll
+    }
+
+    /// The log-likelihood and its gradient in (p, q, γ): ∂/∂p = x(ψ(px+q) − ψ(px) + ln z̄ + ln x − ln(x z̄+γ)),
+    /// ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(x z̄+γ), ∂/∂γ = q/γ − (px+q)/(x z̄+γ).
+    func logLikelihoodAndGradient(_ s: Spends) -> (Double, [Double]) {
+        let logGamma = log(gamma), c = q * logGamma - lgamma(q), psiQ = SpecialFunctions.digamma(q)
+        var lastX = -1.0, g = 0.0, psiPQ = 0.0, psiP = 0.0
+        var ll = 0.0, gp = 0.0, gq = 0.0, gg = 0.0
+        for i in s.x.indices {
+            let x = s.x[i], px = p * x
+            if x != lastX {
+                g = lgamma(px + q) - lgamma(px)
+                psiPQ = SpecialFunctions.digamma(px + q); psiP = SpecialFunctions.digamma(px)
+                lastX = x
+            }
+            let logD = log(x * s.z[i] + gamma)
+            ll += g + c + (px - 1) * s.logZ[i] + px * s.logX[i] - (px + q) * logD
+            gp += x * (psiPQ - psiP + s.logZ[i] + s.logX[i] - logD)
+            gq += psiPQ - psiQ + logGamma - logD
+            gg += q / gamma - (px + q) / (x * s.z[i] + gamma)
+        }
+        return (ll, [gp, gq, gg])
     }
 
     /// E[M | x, z̄] = (q−1)/(px+q−1) · pγ/(q−1) + px/(px+q−1) · z̄ = p(γ + x z̄)/(px+q−1): the population mean

@@ -69,3 +69,71 @@ enum NelderMead {
         return (points[0], values[0], false)
     }
 }
+
+/// Quasi-Newton (BFGS) minimisation with the function's own gradient, a backtracking line search
+/// (Armijo) and the inverse-Hessian update skipped when the curvature condition fails. For smooth
+/// likelihoods with analytic gradients it needs a few dozen evaluations where Nelder–Mead needs
+/// hundreds. Converged when the largest gradient component is below `tolerance` × max(1, |f|).
+/// Non-finite values count as +∞ (the line search backs off from them).
+enum BFGS {
+    struct Result { var x: [Double]; var value: Double; var evaluations: Int; var converged: Bool }
+
+    static func minimize(_ fg: ([Double]) -> (value: Double, gradient: [Double]), start: [Double],
+                         tolerance: Double = 1e-10, maxIterations: Int = 400) -> Result {
+        let n = start.count
+        var evaluations = 0
+        func eval(_ x: [Double]) -> (Double, [Double]) {
+            evaluations += 1
+            let (v, g) = fg(x)
+            return v.isFinite && g.allSatisfy(\.isFinite) ? (v, g) : (.infinity, g)
+        }
+        var x = start
+        var (f, g) = eval(x)
+        guard f.isFinite else { return Result(x: x, value: f, evaluations: evaluations, converged: false) }
+        var h = identity(n)
+        var scaled = false
+        for _ in 0..<maxIterations {
+            if (g.map(abs).max() ?? 0) <= tolerance * max(1, abs(f)) { return Result(x: x, value: f, evaluations: evaluations, converged: true) }
+            var p = (0..<n).map { i in -(0..<n).reduce(0) { $0 + h[i][$1] * g[$1] } }
+            var slope = zip(g, p).reduce(0) { $0 + $1.0 * $1.1 }
+            if !(slope < 0) { h = identity(n); p = g.map { -$0 }; slope = -g.reduce(0) { $0 + $1 * $1 } }
+            // At most 2 in any log-parameter per step: a factor of e² either way.
+            let longest = p.map(abs).max() ?? 0
+            var step = longest > 2 ? 2 / longest : 1.0
+            var next: (x: [Double], f: Double, g: [Double])? = nil
+            for _ in 0..<60 {
+                let xt = (0..<n).map { x[$0] + step * p[$0] }
+                let (ft, gt) = eval(xt)
+                if ft.isFinite && ft <= f + 1e-4 * step * slope { next = (xt, ft, gt); break }
+                step *= 0.5
+            }
+            guard let (xn, fn, gn) = next else { return Result(x: x, value: f, evaluations: evaluations, converged: false) }
+            let s = (0..<n).map { xn[$0] - x[$0] }, y = (0..<n).map { gn[$0] - g[$0] }
+            let sy = zip(s, y).reduce(0) { $0 + $1.0 * $1.1 }
+            if sy > 1e-300 {
+                if !scaled {
+                    // The first step sets the scale of the inverse Hessian (Nocedal & Wright 6.20).
+                    let yy = y.reduce(0) { $0 + $1 * $1 }
+                    h = identity(n).map { $0.map { $0 * sy / yy } }
+                    scaled = true
+                }
+                let rho = 1 / sy
+                let hy = (0..<n).map { i in (0..<n).reduce(0) { $0 + h[i][$1] * y[$1] } }
+                let yhy = zip(y, hy).reduce(0) { $0 + $1.0 * $1.1 }
+                for i in 0..<n {
+                    for j in 0..<n {
+                        h[i][j] += rho * ((1 + rho * yhy) * s[i] * s[j] - hy[i] * s[j] - s[i] * hy[j])
+                    }
+                }
+            }
+            let unchanged = abs(f - fn) <= 1e-16 * max(1, abs(f))
+            x = xn; f = fn; g = gn
+            if unchanged && (g.map(abs).max() ?? 0) <= 1e3 * tolerance * max(1, abs(f)) {
+                return Result(x: x, value: f, evaluations: evaluations, converged: true)
+            }
+        }
+        return Result(x: x, value: f, evaluations: evaluations, converged: false)
+    }
+
+    private static func identity(_ n: Int) -> [[Double]] { (0..<n).map { i in (0..<n).map { $0 == i ? 1.0 : 0.0 } } }
+}
