@@ -37,6 +37,11 @@ extension Bench {
         let foldStart = ContinuousClock.now
         var batch: [MemberState] = []
         var folded = 0
+        // What the KPIs read besides the states: each order's tier held (in the orders' order), and the tier history.
+        let tierIds = def.tiers.map(\.id)
+        var orderTiers: [UInt8] = []
+        orderTiers.reserveCapacity(orders + orders / 10)
+        var tierChanges: [(member: Int64, change: TierChange)] = []
         var writeSeconds = 0.0
         for m in 0..<members {
             let mine = Self.segmentOrders(member: m, members: members, orders: orders, now: now)
@@ -46,6 +51,8 @@ extension Bench {
                 _ = try? engine.apply(&s, MemberEvent(id: EventID(Int64(i + 1)), occurredAt: o.at, body: .orderPaid(o.order)), effects: &fx)
             }
             engine.advance(&s, to: now, effects: &fx)
+            for (_, o) in mine { orderTiers.append(UInt8(fx.orders[o.orderId].flatMap { tierIds.firstIndex(of: $0.tierAtOrder) } ?? 0)) }
+            for c in fx.tierChanges { tierChanges.append((Int64(m + 1), c)) }
             folded += mine.count
             batch.append(s.snapshot)
             if batch.count == 20_000 || m == members - 1 {
@@ -60,11 +67,12 @@ extension Bench {
                      folded, foldSeconds, Double(folded) / foldSeconds, writeSeconds))
         try await store.close()
 
-        // 2. The orders table, written with the raw C API (the store's own import would take the
-        //    engine's time again): the plain SQL scan below reads it.
+        // 2. The orders table, the KPI aggregate and the tier history, written with the raw C API
+        //    (the store's own import would take the engine's time again): the plain SQL scan below reads it.
         let ordersStart = ContinuousClock.now
-        try Self.rawOrders(path: path, members: members, orders: orders, now: now)
-        print(String(format: "  orders table written with the raw C API: %.0f s", (ContinuousClock.now - ordersStart).seconds))
+        try Self.rawOrders(path: path, members: members, orders: orders, now: now, clock: clock, tiers: tierIds, orderTiers: orderTiers, tierChanges: tierChanges)
+        orderTiers = []; tierChanges = []
+        print(String(format: "  orders table, KPI aggregate (member_days) and tier history written with the raw C API: %.0f s", (ContinuousClock.now - ordersStart).seconds))
         let scan = try Self.rawScan(path: path)
         results["segment_sql_scan_rows_per_s"] = scan.rate
         print(String(format: "plain SQL scan of the orders table (member_id, paid_at, amount_minor; C API): %d rows in %.2f s = %10.0f rows/s",
@@ -94,7 +102,27 @@ extension Bench {
         print(String(format: "  preview (size, sample, make-up): %d of %d members; median of 5: %.3f s (goal < 1 s); scan %.3f s = %.0f rows/s (members + their orders) = %.1fx the plain SQL scan",
                      p.composition.members, p.composition.ofMembers, median, p.scan.seconds, rowsPerSecond, rowsPerSecond / scan.rate))
 
-        // 4. Saved segments kept current: the first full evaluation, then the cost per written member.
+        // 4. Every program KPI for the last full month (the first call builds nothing more: the
+        //    funnel's facts are the ones just built).
+        let today = clock.date(now)
+        let monthStart = CivilDate(year: today.month == 1 ? today.year - 1 : today.year, month: today.month == 1 ? 12 : today.month - 1, day: 1)
+        let monthEnd = CivilDate(year: today.year, month: today.month, day: 1)
+        var kpiTimes: [Double] = []
+        var kpis: ProgramKPIs? = nil
+        for split in [nil, KPISplit.tier, nil, KPISplit.channel, nil] {
+            let t = ContinuousClock.now
+            let k = try await store.kpis(program: "demo", from: monthStart, until: monthEnd, split: split, now: now)
+            kpiTimes.append((ContinuousClock.now - t).seconds)
+            if split == nil { kpis = k }
+        }
+        let kpiMedian = kpiTimes.sorted()[2]
+        results["kpis_month_s"] = kpiMedian
+        if let k = kpis {
+            print(String(format: "KPIs for %@ (all figures, funnel included; splits by tier and channel among the runs): median of 5: %.3f s, slowest %.3f s (goal < 0.5 s); %d active members, %d orders, revenue %d, %d upgraded",
+                         monthStart.description, kpiMedian, kpiTimes.max() ?? 0, k.total.activeMembers, k.total.orders, k.total.revenueMinor, k.upgradedMembers))
+        }
+
+        // 5. Saved segments kept current: the first full evaluation, then the cost per written member.
         let saved = Self.savedSegments
         try await Self.saveSegments(store, program: "demo", now: now)
         var t = ContinuousClock.now
@@ -137,17 +165,34 @@ extension Bench {
         return out.sorted { $0.0 < $1.0 }
     }
 
-    static func rawOrders(path: String, members: Int, orders: Int, now: Timestamp) throws {
+    static func rawOrders(path: String, members: Int, orders: Int, now: Timestamp, clock: ProgramClock, tiers: [String], orderTiers: [UInt8],
+                          tierChanges: [(member: Int64, change: TierChange)]) throws {
         let db = try RawSQLite.open(path, synchronous: "NORMAL", create: false)
         defer { sqlite3_close(db) }
-        var stmt: OpaquePointer?
-        let sql = "INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store, record) VALUES ('demo', ?, ?, ?, ?, ?, ?, ?, '')"
-        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
-        defer { sqlite3_finalize(stmt) }
+        func prepare(_ sql: String) throws -> OpaquePointer {
+            var stmt: OpaquePointer?
+            guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
+            return stmt
+        }
+        let stmt = try prepare("INSERT INTO orders (program_id, order_id, member_id, event_no, paid_at, amount_minor, channel, store, record) VALUES ('demo', ?, ?, ?, ?, ?, ?, ?, '')")
+        let day = try prepare("INSERT INTO member_days (program_id, member_id, day, month, tier_id, channel, store, orders, revenue_minor) VALUES ('demo', ?, ?, ?, ?, ?, ?, ?, ?)")
+        let change = try prepare("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth) VALUES ('demo', ?, ?, ?, ?, ?, ?, ?, ?)")
+        defer { sqlite3_finalize(stmt); sqlite3_finalize(day); sqlite3_finalize(change) }
+        func step(_ s: OpaquePointer) throws {
+            guard sqlite3_step(s) == SQLITE_DONE else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
+            sqlite3_reset(s)
+        }
         sqlite3_exec(db, "BEGIN", nil, nil, nil)
-        var n = 0
+        var n = 0, k = 0
+        struct DayKey: Hashable { var day: Int64, tier: UInt8, channel: String, store: String }
         for m in 0..<members {
+            var days: [DayKey: (month: Int64, orders: Int64, revenue: Int64)] = [:]
             for (i, o) in segmentOrders(member: m, members: members, orders: orders, now: now).enumerated() {
+                let d = clock.date(o.at)
+                let key = DayKey(day: clock.dayNumber(o.at), tier: k < orderTiers.count ? orderTiers[k] : 0, channel: o.order.channel ?? "", store: o.order.store ?? "")
+                days[key, default: (Int64(d.year * 100 + d.month), 0, 0)].orders += 1
+                days[key]!.revenue += o.order.paidMinor
+                k += 1
                 sqlite3_bind_text(stmt, 1, o.order.orderId, -1, RawSQLite.transient)
                 sqlite3_bind_int64(stmt, 2, Int64(m + 1))
                 sqlite3_bind_int64(stmt, 3, Int64(i + 1))
@@ -155,11 +200,25 @@ extension Bench {
                 sqlite3_bind_int64(stmt, 5, o.order.paidMinor)
                 sqlite3_bind_text(stmt, 6, o.order.channel ?? "", -1, RawSQLite.transient)
                 sqlite3_bind_text(stmt, 7, o.order.store ?? "", -1, RawSQLite.transient)
-                guard sqlite3_step(stmt) == SQLITE_DONE else { throw ValidationError(String(cString: sqlite3_errmsg(db))) }
-                sqlite3_reset(stmt)
+                try step(stmt)
                 n += 1
                 if n % 10_000 == 0 { sqlite3_exec(db, "COMMIT; BEGIN", nil, nil, nil) }
             }
+            for (key, v) in days {
+                sqlite3_bind_int64(day, 1, Int64(m + 1)); sqlite3_bind_int64(day, 2, key.day); sqlite3_bind_int64(day, 3, v.month)
+                sqlite3_bind_text(day, 4, tiers[Int(key.tier)], -1, RawSQLite.transient)
+                sqlite3_bind_text(day, 5, key.channel, -1, RawSQLite.transient); sqlite3_bind_text(day, 6, key.store, -1, RawSQLite.transient)
+                sqlite3_bind_int64(day, 7, v.orders); sqlite3_bind_int64(day, 8, v.revenue)
+                try step(day)
+            }
+        }
+        for (member, c) in tierChanges {
+            sqlite3_bind_int64(change, 1, member); sqlite3_bind_int64(change, 2, Int64(c.no)); sqlite3_bind_int64(change, 3, c.at.seconds)
+            sqlite3_bind_text(change, 4, c.from, -1, RawSQLite.transient); sqlite3_bind_text(change, 5, c.to, -1, RawSQLite.transient)
+            sqlite3_bind_text(change, 6, c.cause.rawValue, -1, RawSQLite.transient)
+            if let e = c.eventId { sqlite3_bind_int64(change, 7, e.rawValue) } else { sqlite3_bind_null(change, 7) }
+            sqlite3_bind_int64(change, 8, c.qualifyingGrowth)
+            try step(change)
         }
         sqlite3_exec(db, "COMMIT", nil, nil, nil)
     }
