@@ -118,7 +118,7 @@ extension Bench {
         let kpiMedian = kpiTimes.sorted()[2]
         results["kpis_month_s"] = kpiMedian
         if let k = kpis {
-            print(String(format: "KPIs for %@ (all figures, funnel included; splits by tier and channel among the runs): median of 5: %.3f s, slowest %.3f s (goal < 0.5 s); %d active members, %d orders, revenue %d, %d upgraded",
+            print(String(format: "KPIs for %@ (all figures, funnel included; splits by tier and channel among the runs): median of 5: %.3f s, slowest %.3f s (goal < 0.5 s); %lld active members, %lld orders, revenue %lld, %lld upgraded",
                          monthStart.description, kpiMedian, kpiTimes.max() ?? 0, k.total.activeMembers, k.total.orders, k.total.revenueMinor, k.upgradedMembers))
         }
 
