@@ -145,6 +145,9 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     /// import row that finds one member by such an identity and another by any other, merges them
     /// without an operator (docs/merges.md). Empty: only operators merge.
     public var mergeOn: [IdentityKind] = []
+    /// The lifecycle stages' thresholds in days (`new` within `newDays`, `at_risk`, `silent` and
+    /// `lost` after that long without an order); retail defaults 30/60/120/365.
+    public var lifecycle = LifecycleThresholds()
 
     public init(key: String, name: LocalizedText, currency: String, timeZone: String, pointValueMinorPermille: Int64, tiers: [TierDefinition],
                 assessment: Assessment, earning: EarningRules, activities: [ActivityRule], expiry: ExpiryPolicy, pendingDays: Int, refund: RefundPolicy,
@@ -157,7 +160,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
     }
     enum CodingKeys: String, CodingKey {
         case key, name, currency, timeZone, pointValueMinorPermille, tiers, assessment, earning, activities, expiry, pendingDays, refund, benefits, benefitPolicy, mall, birthday, tags, churn
-        case identityPriority, mergeUndoDays, mergeOn
+        case identityPriority, mergeUndoDays, mergeOn, lifecycle
     }
     /// Definitions stored before benefits existed read as having none.
     public init(from decoder: any Decoder) throws {
@@ -177,6 +180,7 @@ public struct ProgramDefinition: Codable, Sendable, Equatable {
         identityPriority = try c.decodeIfPresent([IdentityKind].self, forKey: .identityPriority) ?? Self.defaultIdentityPriority
         mergeUndoDays = try c.decodeIfPresent(Int.self, forKey: .mergeUndoDays) ?? 365
         mergeOn = try c.decodeIfPresent([IdentityKind].self, forKey: .mergeOn) ?? []
+        lifecycle = try c.decodeIfPresent(LifecycleThresholds.self, forKey: .lifecycle) ?? LifecycleThresholds()
     }
 
     public func tierIndex(_ id: String) -> Int? { tiers.firstIndex { $0.id == id } }
@@ -200,7 +204,7 @@ public enum ProgramParser {
         let r = DocumentReader()
         let top = r.object(doc, "", allowed: ["key", "name", "currency", "timeZone", "pointValue", "tiers", "assessment",
                                               "earning", "activities", "expiry", "pendingDays", "refund",
-                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority", "mergeUndoDays", "mergeOn"]) ?? [:]
+                                              "benefits", "benefitPolicy", "mall", "birthday", "tags", "churn", "identityPriority", "mergeUndoDays", "mergeOn", "lifecycle"]) ?? [:]
         let key = r.string(top["key"], "key", maxLength: 64, pattern: Identifier.isValid, patternText: Identifier.rule)
         let name = localized(r, top["name"], "name")
         let currency = r.string(top["currency"], "currency", maxLength: 10, pattern: { s in
@@ -388,6 +392,16 @@ public enum ProgramParser {
             priority = named + ProgramDefinition.defaultIdentityPriority.filter { !named.contains($0) }
         }
         let undoDays = r.int(top["mergeUndoDays"], "mergeUndoDays", required: false, min: 0, max: 3650) ?? 365
+        var lifecycle = LifecycleThresholds()
+        if let o = r.object(top["lifecycle"], "lifecycle", allowed: ["newDays", "atRiskDays", "silentDays", "lostDays"], required: false) {
+            let d = LifecycleThresholds()
+            lifecycle.newDays = Int(r.int(o["newDays"], "lifecycle.newDays", required: false, min: 1, max: 3650) ?? Int64(d.newDays))
+            lifecycle.atRiskDays = Int(r.int(o["atRiskDays"], "lifecycle.atRiskDays", required: false, min: 1, max: 3650) ?? Int64(d.atRiskDays))
+            lifecycle.silentDays = Int(r.int(o["silentDays"], "lifecycle.silentDays", required: false, min: 1, max: 3650) ?? Int64(d.silentDays))
+            lifecycle.lostDays = Int(r.int(o["lostDays"], "lifecycle.lostDays", required: false, min: 1, max: 3650) ?? Int64(d.lostDays))
+            if lifecycle.silentDays <= lifecycle.atRiskDays { r.fail("lifecycle.silentDays", "must be more than atRiskDays (\(lifecycle.atRiskDays))") }
+            if lifecycle.lostDays <= lifecycle.silentDays { r.fail("lifecycle.lostDays", "must be more than silentDays (\(lifecycle.silentDays))") }
+        }
         var mergeOn: [IdentityKind] = []
         for (i, x) in (r.array(top["mergeOn"], "mergeOn", required: false, maxCount: IdentityKind.allCases.count) ?? []).enumerated() {
             guard let k = r.oneOf(x, "mergeOn[\(i)]", IdentityKind.self) else { continue }
@@ -399,7 +413,7 @@ public enum ProgramParser {
         return .success(ProgramDefinition(key: key, name: name, currency: currency, timeZone: tzName, pointValueMinorPermille: pointValue,
                                           tiers: tiers, assessment: assessment, earning: earning, activities: activities,
                                           expiry: expiry, pendingDays: pending, refund: refund, benefits: benefits, benefitPolicy: benefitPolicy, mall: mall, birthday: birthday, tags: tags, churn: churn)
-            .with { $0.identityPriority = priority; $0.mergeUndoDays = Int(undoDays); $0.mergeOn = mergeOn })
+            .with { $0.identityPriority = priority; $0.mergeUndoDays = Int(undoDays); $0.mergeOn = mergeOn; $0.lifecycle = lifecycle })
     }
 
     static func localized(_ r: DocumentReader, _ v: JSONValue?, _ path: String) -> LocalizedText? {

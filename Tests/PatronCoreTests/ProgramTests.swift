@@ -43,6 +43,9 @@ import Testing
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeUndoDays": -1"#) }, path: "mergeUndoDays", reasonContains: "at least 0"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["phone", "phone"]"#) }, path: "mergeOn[1]", reasonContains: "named twice"),
         .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["sms"]"#) }, path: "mergeOn[0]", reasonContains: "one of"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "lifecycle": {"silentDays": 200, "lostDays": 200}"#) }, path: "lifecycle.lostDays", reasonContains: "more than silentDays (200)"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "lifecycle": {"atRiskDays": 0}"#) }, path: "lifecycle.atRiskDays", reasonContains: "at least 1"),
+        .init(mutate: { $0.replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "lifecycle": {"dormantDays": 9}"#) }, path: "lifecycle.dormantDays", reasonContains: "not a known field"),
     ]
 
     @Test func identityPriorityPutsTheNamedKindsFirst() throws {
@@ -56,6 +59,9 @@ import Testing
         let old = try JSONDecoder().decode(ProgramDefinition.self, from: try JSONSerialization.data(withJSONObject: object))
         #expect(old.identityPriority == ProgramDefinition.defaultIdentityPriority)
         #expect(old.mergeOn.isEmpty && p.mergeOn.isEmpty)
+        #expect(old.lifecycle == LifecycleThresholds() && p.lifecycle == LifecycleThresholds())
+        let quick = try parseProgram(programJSON().replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "lifecycle": {"atRiskDays": 30, "silentDays": 90}"#))
+        #expect(quick.lifecycle == LifecycleThresholds(newDays: 30, atRiskDays: 30, silentDays: 90, lostDays: 365))
         let rule = try parseProgram(programJSON().replacingOccurrences(of: #""activities": []"#, with: #""activities": [], "mergeOn": ["phone", "wechat"]"#))
         #expect(rule.mergeOn == [.phone, .wechat])
         #expect(try JSONDecoder().decode(ProgramDefinition.self, from: try JSONEncoder().encode(rule)).mergeOn == [.phone, .wechat])

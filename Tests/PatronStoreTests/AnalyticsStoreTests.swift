@@ -288,6 +288,30 @@ import Testing
     }
 }
 
+extension RFMStoreTests {
+    /// The program's own lifecycle thresholds decide the stages.
+    @Test(arguments: Backend.allCases)
+    func stagesFollowTheProgramsThresholds(_ backend: Backend) async throws {
+        var p = testProgram()
+        p.lifecycle = LifecycleThresholds(newDays: 7, atRiskDays: 30, silentDays: 90, lostDays: 180)
+        try await withStore(backend, program: p) { store, first in
+            let asOf = Timestamp(iso8601: "2027-03-01T12:00:00+08:00")!
+            for (i, daysBefore) in [10, 45, 100, 200].enumerated() {
+                let at = asOf.adding(days: -daysBefore)
+                _ = try await store.record(program: "shop", member: first, occurredAt: at, body: order("lc\(i)", 1_000), idempotencyKey: "lc\(i)", requestHash: "h", now: at)
+            }
+            // The last order was 10 days before: active (with the defaults it would be too), then
+            // as the days pass without an order: at risk from 30, silent from 90, lost from 180.
+            var stages: [LifecycleStage] = []
+            for later in [0, 35, 95, 185] {
+                try await store.computeRFM(program: "shop", asOf: asOf.adding(days: later))
+                stages.append(try await store.memberRFM(program: "shop", member: first)!.lifecycle)
+            }
+            #expect(stages == [.active, .atRisk, .silent, .lost])
+        }
+    }
+}
+
 extension Sequence {
     func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []

@@ -18,6 +18,9 @@ public enum LifecycleStage: String, Codable, Sendable, CaseIterable {
 public struct LifecycleThresholds: Codable, Sendable, Equatable {
     public var newDays = 30, atRiskDays = 60, silentDays = 120, lostDays = 365
     public init() {}
+    public init(newDays: Int, atRiskDays: Int, silentDays: Int, lostDays: Int) {
+        self.newDays = newDays; self.atRiskDays = atRiskDays; self.silentDays = silentDays; self.lostDays = lostDays
+    }
 }
 
 /// What scoring needs of one member's purchases, in local day numbers.

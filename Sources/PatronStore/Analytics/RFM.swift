@@ -39,8 +39,9 @@ extension Store {
     /// state, and rule tags that read them are evaluated again (`syncScores`). Run daily by
     /// `patron jobs rfm` and the server's jobs, and on demand.
     @discardableResult
-    public func computeRFM(program: String, asOf: Timestamp, thresholds: LifecycleThresholds = LifecycleThresholds()) async throws -> Int {
-        let clock = try await self.program(program).at(asOf).clock
+    public func computeRFM(program: String, asOf: Timestamp) async throws -> Int {
+        let version = try await self.program(program).at(asOf)
+        let clock = version.clock, thresholds = version.definition.lifecycle
         let today = clock.dayNumber(asOf)
         let p = SQLValue.text(program)
         // Members merged into others buy as their survivors (who are scored for both).
