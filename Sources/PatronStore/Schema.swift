@@ -404,6 +404,10 @@ public enum Schema {
             """,
             "CREATE INDEX member_refund_days_day ON member_refund_days (program_id, day)",
         ]),
+        Migration(version: 6, name: "tier moves by time", statements: [
+            // The KPIs' upgrades and downgrades of a period read the tier history by time.
+            "CREATE INDEX tier_changes_at ON tier_changes (program_id, at)",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }
