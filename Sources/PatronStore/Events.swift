@@ -162,6 +162,7 @@ extension Store {
     }
 
     func deleteDerived(_ plan: inout WritePlan, program: String, member: MemberID) {
+        plan.historyChanges(program, from: Timestamp(seconds: Int64.min))
         for table in ["ledger_entries", "lots", "growth_entries", "tier_changes", "benefit_grants", "tag_changes", "member_tags"] {
             plan.add("DELETE FROM \(table) WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
         }
@@ -202,6 +203,8 @@ extension Store {
             guard delta != 0 else { continue }
             rows.append([.text(program), .int(b.owner.rawValue), .int(clock.dayNumber(at)), .int(Int64(d.year * 100 + d.month)),
                          .text(rec.tierAtOrder), .text(b.channel), .text(b.store), .int(1), .int(delta)])
+            plan.kpiDays.append(KPIDayDelta(program: program, member: b.owner.rawValue, day: clock.dayNumber(at), tier: rec.tierAtOrder,
+                                            channel: b.channel, store: b.store, refundedMinor: delta))
         }
         RowInsert.memberRefundDays.add(&plan, rows)
     }
@@ -227,9 +230,14 @@ extension Store {
                 days[key, default: (0, 0)].orders += 1
                 days[key, default: (0, 0)].revenue += o.paidMinor
             }
-            RowInsert.memberDays.add(&plan, days.sorted(by: { $0.key < $1.key }).map { k, v in
+            let sortedDays = days.sorted(by: { $0.key < $1.key })
+            RowInsert.memberDays.add(&plan, sortedDays.map { k, v in
                 [p, owner, .int(k.day), .int(k.month), .text(k.tier), .text(k.channel), .text(k.store), .int(v.orders), .int(v.revenue)]
             })
+            plan.kpiDays += sortedDays.map { k, v in
+                KPIDayDelta(program: program, member: (ordersOwner ?? member).rawValue, day: k.day, tier: k.tier, channel: k.channel, store: k.store,
+                            orders: v.orders, revenueMinor: v.revenue)
+            }
         }
         var inserted = Set<String>()
         RowInsert.orders.add(&plan, newOrders.compactMap { o, ev, at in
@@ -253,6 +261,7 @@ extension Store {
             [p, m, .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
              .int(l.availableAt.seconds), SQLValue(l.expiresAt), .int(l.original), .int(l.remaining)]
         })
+        if let first = (fx.growth.flatMap { [$0.at, $0.countsAt] } + fx.tierChanges.map(\.at)).min() { plan.historyChanges(program, from: first) }
         RowInsert.growthEntries.add(&plan, fx.growth.map { g in
             [p, m, .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)]
         })

@@ -408,6 +408,10 @@ public enum Schema {
             // The KPIs' upgrades and downgrades of a period read the tier history by time.
             "CREATE INDEX tier_changes_at ON tier_changes (program_id, at)",
         ]),
+        Migration(version: 7, name: "claims by time", statements: [
+            // The KPIs' funnel counts the members who claimed a benefit in a period.
+            "CREATE INDEX benefit_grants_claimed ON benefit_grants (program_id, claimed_at) WHERE claimed_at IS NOT NULL",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

@@ -91,13 +91,25 @@ public final class Store: Sendable {
 
     /// Segment facts per program, kept in memory once a segment is previewed or saved.
     let facts: FactsRegistry
+    /// The KPI days per program, kept in memory once KPIs are asked for (SQLite only).
+    let kpiDays: KPIRegistry
+    /// The SQLite database under `db`, when it is one: KPI days are built and kept on its writer thread.
+    let sqlite: SQLiteDatabase?
 
     public init(db: any Database, logger: Logger = Logger(label: "patron.store")) {
         let facts = FactsRegistry()
         self.facts = facts
         // Each store hears its own commits (a database taken from another store is unwrapped first).
         let inner = (db as? NotifyingDatabase)?.inner ?? db
-        self.db = NotifyingDatabase(inner: inner, committed: { facts.touched($0) })
+        let kpiDays = KPIRegistry()
+        self.db = NotifyingDatabase(inner: inner, committed: { plans in
+            let touched = plans.flatMap(\.touched)
+            if !touched.isEmpty { facts.touched(touched) }
+            kpiDays.historyChanged(plans)
+        })
+        self.kpiDays = kpiDays
+        self.sqlite = inner as? SQLiteDatabase
+        sqlite?.observeCommits { kpiDays.committed($0) }
         self.logger = logger
     }
 

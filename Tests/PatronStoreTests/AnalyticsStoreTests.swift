@@ -106,6 +106,61 @@ import Testing
         }
     }
 
+    /// The KPI days kept in memory (built on the first KPI request, then kept by every commit)
+    /// give exactly what the SQL aggregates give, between and after writes of orders, refunds,
+    /// refunds that wait for their order and late orders, for every range and split.
+    @Test(arguments: Backend.allCases)
+    func daysInMemoryAgreeWithTheAggregates(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            var rng = SplitMix(seed: 77)
+            var members = [first]
+            for i in 0..<7 {
+                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "D\(i)")], registeredAt: t0),
+                                                              idempotencyKey: nil, requestHash: "d\(i)", now: t0).record.id)
+            }
+            let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+            let base = clock.date(t0).dayNumber
+            func compare(_ step: Int) async throws {
+                for (from, until) in [(base, base + 30), (base + 10, base + 17), (base + 25, base + 60), (base, base + 1)] {
+                    for split in [nil, KPISplit.tier, .channel, .store] {
+                        let asOf = t0.adding(days: 90)
+                        let memory = try await store.kpis(program: "shop", from: CivilDate(dayNumber: from), until: CivilDate(dayNumber: until), split: split, now: asOf)
+                        let sql = try await store.kpis(program: "shop", from: CivilDate(dayNumber: from), until: CivilDate(dayNumber: until), split: split, now: asOf, inMemory: false)
+                        #expect(memory == sql, "step \(step), days \(from - base)..<\(until - base), split \(split?.rawValue ?? "none")")
+                    }
+                }
+            }
+            var orders: [(MemberID, String)] = []
+            for i in 0..<90 {
+                let m = members[Int(rng.next() % UInt64(members.count))]
+                let at = t0.adding(seconds: Int64(rng.next() % (50 * 86_400)))
+                switch rng.next() % 6 {
+                case 0 where !orders.isEmpty:
+                    let (owner, order) = orders[Int(rng.next() % UInt64(orders.count))]
+                    _ = try? await store.record(program: "shop", member: owner, occurredAt: at.adding(days: 1), body: .orderRefunded(OrderRefunded(orderId: order)),
+                                                idempotencyKey: "rf\(i)", requestHash: "rf\(i)", now: at.adding(days: 1))
+                case 1:
+                    // A refund before its order, then the order.
+                    _ = try await store.record(program: "shop", member: m, occurredAt: at, body: .orderRefunded(OrderRefunded(orderId: "w\(i)")),
+                                               idempotencyKey: "rw\(i)", requestHash: "rw\(i)", now: at)
+                    _ = try await store.record(program: "shop", member: m, occurredAt: at.adding(seconds: 60),
+                                               body: .orderPaid(OrderPaid(orderId: "w\(i)", lines: [OrderLine(sku: "s", amountMinor: 700)], channel: "app", store: "s2")),
+                                               idempotencyKey: "w\(i)", requestHash: "w\(i)", now: at.adding(seconds: 60))
+                default:
+                    let amount = Int64(100 + rng.next() % 40_000)
+                    _ = try await store.record(program: "shop", member: m, occurredAt: at,
+                                               body: .orderPaid(OrderPaid(orderId: "o\(i)", lines: [OrderLine(sku: "s", amountMinor: amount)],
+                                                                          channel: ["app", "store"][Int(rng.next() % 2)], store: ["s1", "s2", nil][Int(rng.next() % 3)])),
+                                               idempotencyKey: "o\(i)", requestHash: "o\(i)", now: at)
+                    orders.append((m, "o\(i)"))
+                }
+                if i % 30 == 29 { try await compare(i) }
+            }
+            // SQLite keeps the days in memory from the first request on (PostgreSQL aggregates by SQL).
+            #expect((store.kpiDays.get("shop") != nil) == (backend != .postgres))
+        }
+    }
+
     /// The funnel's "near the next tier" for a past period is counted at the period's end, from
     /// the tier and growth history, not from the members as they are now.
     @Test(arguments: Backend.allCases)

@@ -82,7 +82,10 @@ public struct Cohorts: Codable, Sendable, Equatable {
 public enum KPISplit: String, Sendable, CaseIterable { case tier, channel, store, segment }
 
 extension Store {
-    public func kpis(program: String, from: CivilDate, until: CivilDate, split: KPISplit?, now: Timestamp) async throws -> ProgramKPIs {
+    /// `inMemory`: from the KPI days kept in memory where there are some (SQLite, split by
+    /// nothing, tier, channel or store) and the kept near-next-tier counts of past periods; false
+    /// reads and computes everything again by SQL (tests compare the two).
+    public func kpis(program: String, from: CivilDate, until: CivilDate, split: KPISplit?, now: Timestamp, inMemory: Bool = true) async throws -> ProgramKPIs {
         let versions = try await self.program(program)
         let v = versions.at(now), clock = v.clock
         let p = SQLValue.text(program)
@@ -122,28 +125,42 @@ extension Store {
                 WHERE d.program_id = ? AND d.day >= ? AND d.day < ? GROUP BY d.member_id\(col.map { ", \($0)" } ?? "")
                 """, [p, .int(d0), .int(d1)])
         }
-        // The whole program counts each member once across groups. Tiers, channels and stores
-        // divide a member's days; segments overlap and leave members out, so the total is read apart.
-        let rows = try await perMember(split)
-        var byKey: [String: [(orders: Int64, revenue: Int64)]] = [:]
-        var byMember: [Int64: (orders: Int64, revenue: Int64)] = [:]
-        for r in rows where split != nil { byKey[try r.string("g"), default: []].append((try r.int("n"), try r.int("revenue"))) }
-        for r in split == .segment ? try await perMember(nil) : rows {
-            byMember[try r.int("member_id"), default: (0, 0)].orders += try r.int("n")
-            byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
-        }
-        let col: String? = split?.rawValue
-        let total = group(nil, Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0)
-        let refundedBy = split == nil ? [:] : try await refunds(split)
-        let groups = col == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0) }
         func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
+        let total: ProgramKPIs.Group, groups: [ProgramKPIs.Group]?, previous: Int64, returning: Int64
+        let dimension: KPIDays.Dimension? = switch split { case .tier: .tier; case .channel: .channel; case .store: .store; default: nil }
+        if inMemory, split == nil || dimension != nil, let days = try await kpiDays(program: program) {
+            // From the days kept in memory (the same aggregates, counted by bitsets).
+            func group(_ key: String?, _ f: KPIDays.Figures) -> ProgramKPIs.Group {
+                .init(key: key, activeMembers: f.activeMembers, repeatBuyers: f.repeatBuyers, repurchaseRatePpm: ppm(f.repeatBuyers, f.activeMembers),
+                      orders: f.orders, revenueMinor: f.revenueMinor, refundedMinor: f.refundedMinor, netRevenueMinor: f.revenueMinor - f.refundedMinor,
+                      averageOrderMinor: f.orders > 0 ? f.revenueMinor / f.orders : nil, ordersPerActiveMilli: f.activeMembers > 0 ? f.orders * 1000 / f.activeMembers : nil)
+            }
+            let figures = days.figures(from: d0, until: d1, split: dimension)
+            total = group(nil, figures.total)
+            groups = dimension == nil ? nil : figures.groups.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
+            (previous, returning) = days.returning(previousFrom: d0 - len, from: d0, until: d1)
+        } else {
+            // The whole program counts each member once across groups. Tiers, channels and stores
+            // divide a member's days; segments overlap and leave members out, so the total is read apart.
+            let rows = try await perMember(split)
+            var byKey: [String: [(orders: Int64, revenue: Int64)]] = [:]
+            var byMember: [Int64: (orders: Int64, revenue: Int64)] = [:]
+            for r in rows where split != nil { byKey[try r.string("g"), default: []].append((try r.int("n"), try r.int("revenue"))) }
+            for r in split == .segment ? try await perMember(nil) : rows {
+                byMember[try r.int("member_id"), default: (0, 0)].orders += try r.int("n")
+                byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
+            }
+            total = group(nil, Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0)
+            let refundedBy = split == nil ? [:] : try await refunds(split)
+            groups = split == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0) }
+            previous = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?", [p, .int(d0 - len), .int(d0)])
+            returning = try await one("""
+                SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?
+                  AND member_id IN (SELECT member_id FROM member_days WHERE program_id = ? AND day >= ? AND day < ?)
+                """, [p, .int(d0 - len), .int(d0), p, .int(d0), .int(d1)])
+        }
         let members = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at < ?", [p, .int(t1.seconds)])
         let newMembers = try await one("SELECT COUNT(*) AS v FROM members WHERE program_id = ? AND registered_at >= ? AND registered_at < ?", [p, .int(t0.seconds), .int(t1.seconds)])
-        let previous = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?", [p, .int(d0 - len), .int(d0)])
-        let returning = try await one("""
-            SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?
-              AND member_id IN (SELECT member_id FROM member_days WHERE program_id = ? AND day >= ? AND day < ?)
-            """, [p, .int(d0 - len), .int(d0), p, .int(d0), .int(d1)])
         // Tier moves: compare tier positions in the program.
         let rank = Dictionary(uniqueKeysWithValues: v.definition.tiers.enumerated().map { ($1.id, $0) })
         var up = Set<Int64>(), down = Set<Int64>()
@@ -163,7 +180,16 @@ extension Store {
         if t1 > now {
             near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         } else {
-            near = try await nearNextTier(program: program, at: t1.adding(seconds: -1))
+            let at = t1.adding(seconds: -1)
+            if inMemory, let kept = kpiDays.near(program, at: at) {
+                near = kept
+            } else {
+                let g = kpiDays.nearGeneration(program), started = ContinuousClock.now
+                near = try await nearNextTier(program: program, at: at)
+                logger.info("near-next-tier count of a past instant", metadata: ["program": "\(program)", "at": "\(at)",
+                                                                                "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
+                kpiDays.keepNear(program, at: at, near, generation: g)
+            }
         }
         return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,
                            previousBuyers: previous, returningBuyers: returning, returnRatePpm: ppm(returning, previous),

@@ -83,12 +83,34 @@ public struct WritePlan: Sendable {
     public var statements: [Statement] = []
     /// Members whose state the plan writes: told to the segment facts once it has committed.
     public var touched: [MemberKey] = []
+    /// What the plan adds to the KPI aggregates (`member_days`, `member_refund_days`): applied to
+    /// the KPI days kept in memory once it has committed.
+    public var kpiDays: [KPIDayDelta] = []
+    /// Per program, the earliest instant of tier or growth history the plan writes (a replay
+    /// rewrites it all: `.min`): KPIs of periods that ended before it stand.
+    public var historyFrom: [String: Timestamp] = [:]
     public init() {}
+    /// Notes that the plan writes the program's tier or growth history from `at` on.
+    public mutating func historyChanges(_ program: String, from at: Timestamp) {
+        historyFrom[program] = min(historyFrom[program] ?? at, at)
+    }
     public mutating func add(_ sql: String, _ binds: [SQLValue] = [], expectRows: Int? = nil, else failure: GuardFailure? = nil) {
         statements.append(Statement(sql, binds, expectRows: expectRows, else: failure))
     }
-    public mutating func append(contentsOf other: WritePlan) { statements.append(contentsOf: other.statements); touched.append(contentsOf: other.touched) }
+    public mutating func append(contentsOf other: WritePlan) {
+        statements.append(contentsOf: other.statements); touched.append(contentsOf: other.touched); kpiDays.append(contentsOf: other.kpiDays)
+        for (p, t) in other.historyFrom { historyChanges(p, from: t) }
+    }
     public var isEmpty: Bool { statements.isEmpty }
+}
+
+/// One row added to (or added into) the KPI aggregates: orders and revenue, or refunds.
+public struct KPIDayDelta: Sendable, Equatable {
+    public var program: String
+    public var member: Int64
+    public var day: Int64
+    public var tier: String, channel: String, store: String
+    public var orders: Int64 = 0, revenueMinor: Int64 = 0, refundedMinor: Int64 = 0
 }
 
 /// A member of a program.
@@ -98,21 +120,20 @@ public struct MemberKey: Sendable, Hashable {
     public init(program: String, member: Int64) { self.program = program; self.member = member }
 }
 
-/// A database that tells `committed` which members each committed plan wrote.
+/// A database that tells `committed` the plans it committed (after they have).
 struct NotifyingDatabase: Database {
     let inner: any Database
-    let committed: @Sendable ([MemberKey]) -> Void
+    let committed: @Sendable ([WritePlan]) -> Void
     var dialect: SQLDialect { inner.dialect }
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await inner.query(sql, binds) }
     func write(_ plan: WritePlan) async throws {
         try await inner.write(plan)
-        if !plan.touched.isEmpty { committed(plan.touched) }
+        committed([plan])
     }
     func writeBatch(_ plans: [WritePlan]) async throws -> [GuardFailure?] {
         let results = try await inner.writeBatch(plans)
-        var touched: [MemberKey] = []
-        for (plan, failure) in zip(plans, results) where failure == nil { touched.append(contentsOf: plan.touched) }
-        if !touched.isEmpty { committed(touched) }
+        let done = zip(plans, results).compactMap { plan, failure in failure == nil ? plan : nil }
+        if !done.isEmpty { committed(done) }
         return results
     }
     func executeScript(_ statements: [String]) async throws { try await inner.executeScript(statements) }

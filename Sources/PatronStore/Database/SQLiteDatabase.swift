@@ -105,6 +105,19 @@ public final class SQLiteDatabase: Database {
 
     /// Transactions committed by the writer and plans they carried (for tests and metrics).
     var writerStats: (transactions: Int, plans: Int) { writer.stats }
+
+    /// Calls `observer` on the writer thread right after each COMMIT with the plans it committed,
+    /// in commit order: what it keeps is exactly as of the last commit (`exclusive` runs between
+    /// commits).
+    func observeCommits(_ observer: @escaping @Sendable ([WritePlan]) -> Void) { writer.observeCommits(observer) }
+
+    /// Runs `body` on the writer's connection between transactions: no commit happens while it
+    /// runs, so what it reads and what commit observers see afterwards line up exactly.
+    func exclusive<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            writer.enqueue(.exclusive({ connection in c.resume(with: Result { try body(connection) }) }, { c.resume(throwing: $0) }))
+        }
+    }
 }
 
 // MARK: - Connection
@@ -177,12 +190,29 @@ final class SQLiteConnection {
     /// Runs one statement. Returns its rows (when `collect`), and the number of rows it changed
     /// (`sqlite3_changes`) or, for a read-only statement, the number of rows it returned.
     @discardableResult
-    func run(_ sql: String, _ binds: [SQLValue] = [], collect: Bool = false) throws -> (rows: [SQLRow], count: Int) {
+    /// Reads the rows of a query one at a time, without keeping them: `row` gets the column
+    /// readers (integer, text) of the current row.
+    func forEachRow(_ sql: String, _ binds: [SQLValue], _ row: (_ int: (Int32) -> Int64, _ text: (Int32) -> String) throws -> Void) throws {
         let stmt = try prepared(sql)
         defer {
             sqlite3_reset(stmt)
             sqlite3_clear_bindings(stmt)
         }
+        try bind(stmt, binds, sql)
+        let int = { (c: Int32) in sqlite3_column_int64(stmt, c) }
+        let text = { (c: Int32) -> String in
+            guard let t = sqlite3_column_text(stmt, c) else { return "" }
+            return String(decoding: UnsafeBufferPointer(start: t, count: Int(sqlite3_column_bytes(stmt, c))), as: UTF8.self)
+        }
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc, sql) }
+            try row(int, text)
+        }
+    }
+
+    private func bind(_ stmt: OpaquePointer, _ binds: [SQLValue], _ sql: String) throws {
         let expected = Int(sqlite3_bind_parameter_count(stmt))
         guard expected == binds.count else {
             throw DatabaseError.statement(sql: sql, message: "the statement has \(expected) placeholders but \(binds.count) values were bound")
@@ -197,6 +227,15 @@ final class SQLiteConnection {
             }
             if rc != SQLITE_OK { throw error(rc, sql) }
         }
+    }
+
+    func run(_ sql: String, _ binds: [SQLValue] = [], collect: Bool = false) throws -> (rows: [SQLRow], count: Int) {
+        let stmt = try prepared(sql)
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        try bind(stmt, binds, sql)
         var rows: [SQLRow] = []
         var names: [String]?
         var returned = 0
@@ -333,6 +372,8 @@ final class SQLiteWriter: @unchecked Sendable {
         case batch([WritePlan], CheckedContinuation<[GuardFailure?], any Error>)
         case script([String], CheckedContinuation<Void, any Error>)
         case read(String, [SQLValue], CheckedContinuation<[SQLRow], any Error>)
+        /// Work on the writer's connection between transactions (it resumes its own caller).
+        case exclusive(@Sendable (SQLiteConnection) -> Void, @Sendable (any Error) -> Void)
 
         func fail(_ error: any Error) {
             switch self {
@@ -340,6 +381,7 @@ final class SQLiteWriter: @unchecked Sendable {
             case .batch(_, let c): c.resume(throwing: error)
             case .script(_, let c): c.resume(throwing: error)
             case .read(_, _, let c): c.resume(throwing: error)
+            case .exclusive(_, let fail): fail(error)
             }
         }
     }
@@ -359,6 +401,12 @@ final class SQLiteWriter: @unchecked Sendable {
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private var transactions = 0
     private var plansCommitted = 0
+    /// Told, on the writer thread right after each COMMIT, the plans it committed.
+    private var commitObservers: [@Sendable ([WritePlan]) -> Void] = []
+
+    func observeCommits(_ observer: @escaping @Sendable ([WritePlan]) -> Void) {
+        condition.lock(); commitObservers.append(observer); condition.unlock()
+    }
 
     /// Used only by the writer thread.
     private let connection: SQLiteConnection
@@ -444,6 +492,8 @@ final class SQLiteWriter: @unchecked Sendable {
                 c.resume(with: Result { try runScript(statements) })
             case .read(let sql, let binds, let c):
                 c.resume(with: Result { try connection.query(sql, binds) })
+            case .exclusive(let body, _):
+                body(connection)
             }
             i += 1
         }
@@ -526,6 +576,11 @@ final class SQLiteWriter: @unchecked Sendable {
                 rollbackQuietly()
                 throw (error as? SQLiteError)?.databaseError ?? error
             }
+        }
+        condition.lock(); let observers = commitObservers; condition.unlock()
+        if !observers.isEmpty {
+            let committed = zip(plans, results).compactMap { plan, result in (try? result.get()) != nil ? plan : nil }
+            if !committed.isEmpty { for observe in observers { observe(committed) } }
         }
         return results
     }
