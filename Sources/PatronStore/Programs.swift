@@ -55,6 +55,8 @@ extension Store {
             do {
                 try await db.write(plan)
                 programs.forget(def.key)
+                // A version may count from the past: past near-next-tier counts may change.
+                kpiDays.forgetNear(def.key)
                 return (ProgramVersionInfo(program: def.key, version: version, effectiveFrom: from, createdAt: now, definition: def, document: doc), true)
             } catch GuardFailure.conflict { continue }
         }

@@ -161,6 +161,41 @@ import Testing
         }
     }
 
+    /// What is kept in memory follows writes it did not see commit: another process writing the
+    /// same SQLite file (a CLI import beside the server), and a program version that counts from
+    /// the past (its thresholds change a past period's near-next-tier count).
+    @Test(arguments: Backend.allCases)
+    func keptFiguresFollowOutsideWritesAndPastVersions(_ backend: Backend) async throws {
+        try await withStore(backend) { store, first in
+            let from = CivilDate(string: "2026-03-01")!, until = CivilDate(string: "2026-04-01")!, asOf = at("2026-05-01T00:00:00+08:00")
+            func same(_ why: String) async throws {
+                let memory = try await store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf)
+                let sql = try await store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf, inMemory: false)
+                #expect(memory == sql, "\(why)")
+            }
+            try await buy(store, first, "k1", 90_000, at("2026-03-10T12:00:00+08:00"))
+            try await same("first request")
+            // Gold needs 5,000 growth; the member has 900 + 3,300 = 4,200, near gold (within 20%).
+            try await buy(store, first, "k2", 330_000, at("2026-03-20T12:00:00+08:00"))
+            try await same("after an order in the period")
+            #expect(try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf).funnel.first { $0.step == "nearNextTier" }?.members == 1)
+            // A version from 03-15 puts gold at 10,000: the member is no longer near it.
+            var higher = testProgram()
+            higher.tiers[2].threshold = 10_000
+            _ = try await store.applyProgram(higher, effectiveFrom: at("2026-03-15T00:00:00+08:00"), now: asOf)
+            #expect(try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf).funnel.first { $0.step == "nearNextTier" }?.members == 0)
+            try await same("after a version effective in the past")
+            guard backend == .sqlite, let file = (store.db as? NotifyingDatabase)?.inner as? SQLiteDatabase else { return }
+            // Another process: its own connection on the same file.
+            let other = Store(db: try SQLiteDatabase(path: file.path))
+            try await buy(other, first, "k3", 12_000, at("2026-03-25T12:00:00+08:00"))
+            try await other.close()
+            try await same("after another process wrote")
+            let k = try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf)
+            #expect(k.total.orders == 3 && k.total.revenueMinor == 432_000)
+        }
+    }
+
     /// The funnel's "near the next tier" for a past period is counted at the period's end, from
     /// the tier and growth history, not from the members as they are now.
     @Test(arguments: Backend.allCases)

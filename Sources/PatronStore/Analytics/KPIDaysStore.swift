@@ -7,6 +7,9 @@ import PatronCore
 final class KPIRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var days: [String: KPIDays] = [:]
+    /// The writer connection's `data_version` when last checked: another process's commits (a
+    /// CLI import beside the server) change it, and what is kept is read again.
+    private var dataVersion: Int64?
 
     /// On the writer thread, after a COMMIT.
     func committed(_ plans: [WritePlan]) {
@@ -25,6 +28,18 @@ final class KPIRegistry: @unchecked Sendable {
     }
 
     func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
+    func forgetNear(_ program: String) { lock.lock(); near[program] = nil; generation[program, default: 0] += 1; lock.unlock() }
+
+    /// On the writer thread: when another process has committed since the last check, forgets
+    /// everything kept (it is read again on use).
+    func checkOutsideWrites(_ version: Int64) {
+        lock.lock(); defer { lock.unlock() }
+        if let known = dataVersion, known != version {
+            days = [:]; near = [:]
+            for p in generation.keys { generation[p]! += 1 }
+        }
+        dataVersion = version
+    }
 
     // Members near the next tier at past instants (`Store.nearNextTier(program:at:)`: seconds at a
     // million members), kept until a write changes tier or growth history at or before the instant.
@@ -56,14 +71,16 @@ final class KPIRegistry: @unchecked Sendable {
 extension Store {
     /// The program's KPI days, built on first use (SQLite; nil on PostgreSQL, whose KPIs are
     /// aggregated by SQL). The build reads every row of the two aggregates once, on the writer
-    /// thread: writes wait for it (seconds at 10M orders).
+    /// thread: writes wait for it (seconds at 10M orders). Each use first asks SQLite whether
+    /// another process has committed since (`PRAGMA data_version` on the writer connection): if
+    /// so, what is kept is dropped and read again.
     func kpiDays(program: String) async throws -> KPIDays? {
         guard let sqlite else { return nil }
-        if let d = kpiDays.get(program) { return d }
         let registry = kpiDays, logger = self.logger
         return try await sqlite.exclusive { connection in
-            let started = ContinuousClock.now
+            registry.checkOutsideWrites(try connection.dataVersion())
             if let d = registry.get(program) { return d }
+            let started = ContinuousClock.now
             var d = KPIDays()
             try connection.forEachRow("SELECT member_id, day, tier_id, channel, store, orders, revenue_minor FROM member_days WHERE program_id = ?", [.text(program)]) { int, text in
                 d.add(member: int(0), day: int(1), tier: text(2), channel: text(3), store: text(4), orders: int(5), revenueMinor: int(6), bulk: true)

@@ -177,18 +177,27 @@ extension Store {
         // Members near the next threshold at the period's end: from the member facts when the
         // period runs to today or later, else from the growth and tier history at its last second.
         let near: Int64
+        // Past counts are kept only where outside writes are seen (SQLite: `checkOutsideWrites`).
+        let keepsNear: Bool
+        if inMemory, let sqlite {
+            let registry = kpiDays
+            try await sqlite.exclusive { connection in registry.checkOutsideWrites(try connection.dataVersion()) }
+            keepsNear = true
+        } else {
+            keepsNear = false
+        }
         if t1 > now {
             near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         } else {
             let at = t1.adding(seconds: -1)
-            if inMemory, let kept = kpiDays.near(program, at: at) {
+            if keepsNear, let kept = kpiDays.near(program, at: at) {
                 near = kept
             } else {
                 let g = kpiDays.nearGeneration(program), started = ContinuousClock.now
                 near = try await nearNextTier(program: program, at: at)
                 logger.info("near-next-tier count of a past instant", metadata: ["program": "\(program)", "at": "\(at)",
                                                                                 "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
-                kpiDays.keepNear(program, at: at, near, generation: g)
+                if keepsNear { kpiDays.keepNear(program, at: at, near, generation: g) }
             }
         }
         return ProgramKPIs(program: program, from: from, until: until, members: members, newMembers: newMembers, total: total,

@@ -131,7 +131,12 @@ struct NotifyingDatabase: Database {
         committed([plan])
     }
     func writeBatch(_ plans: [WritePlan]) async throws -> [GuardFailure?] {
-        let results = try await inner.writeBatch(plans)
+        let results: [GuardFailure?]
+        do { results = try await inner.writeBatch(plans) } catch {
+            // Some chunks may have committed: tell all (those told re-read or forget, no more).
+            committed(plans)
+            throw error
+        }
         let done = zip(plans, results).compactMap { plan, failure in failure == nil ? plan : nil }
         if !done.isEmpty { committed(done) }
         return results

@@ -158,6 +158,10 @@ final class SQLiteConnection {
 
     var inTransaction: Bool { db.map { sqlite3_get_autocommit($0) == 0 } ?? false }
 
+    /// `PRAGMA data_version`: changes when another connection (another process) has committed
+    /// since this connection last asked.
+    func dataVersion() throws -> Int64 { try run("PRAGMA data_version", collect: true).rows.first?.int("data_version") ?? 0 }
+
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let stmt = cache[sql] { return stmt }
         guard let db else { throw DatabaseError.connection("the SQLite connection is closed") }
@@ -189,7 +193,6 @@ final class SQLiteConnection {
 
     /// Runs one statement. Returns its rows (when `collect`), and the number of rows it changed
     /// (`sqlite3_changes`) or, for a read-only statement, the number of rows it returned.
-    @discardableResult
     /// Reads the rows of a query one at a time, without keeping them: `row` gets the column
     /// readers (integer, text) of the current row.
     func forEachRow(_ sql: String, _ binds: [SQLValue], _ row: (_ int: (Int32) -> Int64, _ text: (Int32) -> String) throws -> Void) throws {
@@ -229,6 +232,7 @@ final class SQLiteConnection {
         }
     }
 
+    @discardableResult
     func run(_ sql: String, _ binds: [SQLValue] = [], collect: Bool = false) throws -> (rows: [SQLRow], count: Int) {
         let stmt = try prepared(sql)
         defer {
