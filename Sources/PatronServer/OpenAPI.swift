@@ -356,7 +356,10 @@ public enum OpenAPI {
           "funnel": {"type": "array", "items": {"type": "object", "properties": {"step": {"type": "string", "enum": ["registered", "active", "nearNextTier", "upgraded", "claimedBenefit", "repurchased"], "description": "nearNextTier: members below the top tier whose qualifying growth at the period's end (now, for a period not over) is within 20% of the next threshold (at least 80% of it); the others count over the period"}, "members": {"type": "integer"}}}},
           "split": {"type": "string"}, "groups": {"type": "array", "items": {"$ref": "#/components/schemas/KPIGroup"}}}},
       "KPIGroup": {"type": "object", "properties": {"key": {"type": "string"}, "activeMembers": {"type": "integer"}, "repeatBuyers": {"type": "integer"}, "repurchaseRatePpm": {"type": "integer"},
-        "orders": {"type": "integer"}, "revenueMinor": {"type": "integer"}, "averageOrderMinor": {"type": "integer"}, "ordersPerActiveMilli": {"type": "integer"}}},
+        "orders": {"type": "integer"}, "revenueMinor": {"type": "integer", "description": "paid amounts of the period's orders, gross"},
+        "refundedMinor": {"type": "integer", "description": "money refunded in the period (by the refund's local day), under the refunded order's tier held, channel and store"},
+        "netRevenueMinor": {"type": "integer", "description": "revenueMinor - refundedMinor"},
+        "averageOrderMinor": {"type": "integer"}, "ordersPerActiveMilli": {"type": "integer"}}},
       "Cohorts": {"type": "object", "properties": {"program": {"type": "string"}, "cohorts": {"type": "array", "items": {"type": "object", "properties": {
         "month": {"type": "string"}, "members": {"type": "integer"}, "buyers": {"type": "array", "items": {"type": "integer"}},
         "retentionPpm": {"type": "array", "items": {"type": "integer"}}, "revenueMinor": {"type": "array", "items": {"type": "integer"}}}}}}},
