@@ -145,10 +145,9 @@ public struct Engine: Sendable {
     /// whether anything was done (`needsRescore`).
     @discardableResult
     public func rescore(_ s: inout MemberState, _ scores: MemberScores?, at t: Timestamp, effects fx: inout Effects) -> Bool {
-        let at = max(t, s.asOf)
-        guard needsRescore(s, scores, at: at) else { return false }
+        let at = max(t, s.asOf), stale = rulesStale(s, at: at)
+        guard s.scores != scores || stale else { return false }
         advance(&s, to: at, effects: &fx)
-        let stale = rulesStale(s, at: at)
         s.scores = scores
         evaluateTags(&s, at: at, event: nil, only: stale ? .all : .scores, fx: &fx)
         if stale { s.tagsEvaluatedVersion = program.versions[program.index(at: at)].version }

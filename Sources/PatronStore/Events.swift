@@ -187,7 +187,7 @@ extension Store {
     /// `known`: stored records already read; `newOrders`: orders first recorded by the step.
     func bookRefunds(_ plan: inout WritePlan, program: String, _ fx: Effects, known: [String: StoredOrder], newOrders: [(OrderPaid, EventID, Timestamp)],
                      owner newOwner: MemberID, at: Timestamp, clock: ProgramClock) async throws {
-        let d = clock.date(at)
+        let day = clock.dayNumber(at), month = clock.date(at).monthNumber
         var rows: [[SQLValue]] = []
         for (id, rec) in fx.orders.sorted(by: { $0.key < $1.key }) {
             var before: StoredOrder? = known[id]
@@ -201,9 +201,9 @@ extension Store {
             guard let b = before else { continue }
             let delta = rec.refundedMinor - b.record.refundedMinor
             guard delta != 0 else { continue }
-            rows.append([.text(program), .int(b.owner.rawValue), .int(clock.dayNumber(at)), .int(Int64(d.year * 100 + d.month)),
+            rows.append([.text(program), .int(b.owner.rawValue), .int(day), .int(month),
                          .text(rec.tierAtOrder), .text(b.channel), .text(b.store), .int(1), .int(delta)])
-            plan.kpiDays.append(KPIDayDelta(program: program, member: b.owner.rawValue, day: clock.dayNumber(at), tier: rec.tierAtOrder,
+            plan.kpiDays.append(KPIDayDelta(program: program, member: b.owner.rawValue, day: day, tier: rec.tierAtOrder,
                                             channel: b.channel, store: b.store, refundedMinor: delta))
         }
         RowInsert.memberRefundDays.add(&plan, rows)
@@ -225,8 +225,7 @@ extension Store {
             var days: [Key: (orders: Int64, revenue: Int64)] = [:]
             for (o, _, at) in newOrders {
                 guard let rec = fx.orders[o.orderId] else { continue }
-                let d = clock.date(at)
-                let key = Key(day: clock.dayNumber(at), month: Int64(d.year * 100 + d.month), tier: rec.tierAtOrder, channel: o.channel ?? "", store: o.store ?? "")
+                let key = Key(day: clock.dayNumber(at), month: clock.date(at).monthNumber, tier: rec.tierAtOrder, channel: o.channel ?? "", store: o.store ?? "")
                 days[key, default: (0, 0)].orders += 1
                 days[key, default: (0, 0)].revenue += o.paidMinor
             }

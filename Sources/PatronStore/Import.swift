@@ -183,13 +183,11 @@ extension Store {
                      .text("import:\(o.order.orderId)"), .text(e.body.payloadText), .text(out.jsonText)]
                 })
                 if late { deleteDerived(&plan, program: program, member: id) }
-                writeEffects(&plan, program: program, member: id, fx, newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) },
-                             clock: engine.program.latest.clock)
+                let newOrders = accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) }
+                writeEffects(&plan, program: program, member: id, fx, newOrders: newOrders, clock: engine.program.latest.clock)
                 // Refunds that were waiting for these orders (or that a replay moved).
-                if fx.orders.values.contains(where: { $0.refundedMinor != 0 }) {
-                    try await bookRefunds(&plan, program: program, fx, known: [:], newOrders: accepted.map { o, e, _ in (o.order, e.id, o.occurredAt) },
-                                          owner: id, at: accepted.last?.0.occurredAt ?? now, clock: engine.program.latest.clock)
-                }
+                try await bookRefunds(&plan, program: program, fx, known: [:], newOrders: newOrders, owner: id,
+                                      at: accepted.last?.0.occurredAt ?? now, clock: engine.program.latest.clock)
                 writeTags(&plan, program: program, member: id, state: state, fx, replay: late)
                 plans.append(plan)
                 planOrders.append(accepted.map(\.0))

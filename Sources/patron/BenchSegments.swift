@@ -195,9 +195,8 @@ extension Bench {
         for m in 0..<members {
             var days: [DayKey: (month: Int64, orders: Int64, revenue: Int64)] = [:]
             for (i, o) in segmentOrders(member: m, members: members, orders: orders, now: now).enumerated() {
-                let d = clock.date(o.at)
                 let key = DayKey(day: clock.dayNumber(o.at), tier: k < orderTiers.count ? orderTiers[k] : 0, channel: o.order.channel ?? "", store: o.order.store ?? "")
-                days[key, default: (Int64(d.year * 100 + d.month), 0, 0)].orders += 1
+                days[key, default: (clock.date(o.at).monthNumber, 0, 0)].orders += 1
                 days[key]!.revenue += o.order.paidMinor
                 k += 1
                 sqlite3_bind_text(stmt, 1, o.order.orderId, -1, RawSQLite.transient)

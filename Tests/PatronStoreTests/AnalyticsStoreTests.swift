@@ -29,6 +29,15 @@ import Testing
     }
     func day(_ s: String) -> CivilDate { CivilDate(string: s)! }
     func at(_ s: String) -> Timestamp { Timestamp(iso8601: s)! }
+    /// The harness member and `count` more, with cards `prefix0`, `prefix1`, ….
+    func members(_ store: Store, _ first: MemberID, _ count: Int, cards prefix: String) async throws -> [MemberID] {
+        var out = [first]
+        for i in 0..<count {
+            out.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "\(prefix)\(i)")], registeredAt: t0),
+                                                      idempotencyKey: nil, requestHash: "\(prefix.lowercased())\(i)", now: t0).record.id)
+        }
+        return out
+    }
 
     /// A hand-made history whose figures are worked out here.
     @Test(arguments: Backend.allCases)
@@ -113,11 +122,7 @@ import Testing
     func daysInMemoryAgreeWithTheAggregates(_ backend: Backend) async throws {
         try await withStore(backend) { store, first in
             var rng = SplitMix(seed: 77)
-            var members = [first]
-            for i in 0..<7 {
-                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "D\(i)")], registeredAt: t0),
-                                                              idempotencyKey: nil, requestHash: "d\(i)", now: t0).record.id)
-            }
+            let members = try await members(store, first, 7, cards: "D")
             let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
             let base = clock.date(t0).dayNumber
             func compare(_ step: Int) async throws {
@@ -234,11 +239,7 @@ import Testing
     func generatedHistoriesAgreeWithARecomputation(_ backend: Backend) async throws {
         try await withStore(backend) { store, first in
             var rng = SplitMix(seed: 31)
-            var members = [first]
-            for i in 0..<9 {
-                members.append(try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .card, value: "K\(i)")], registeredAt: t0),
-                                                              idempotencyKey: nil, requestHash: "k\(i)", now: t0).record.id)
-            }
+            let members = try await members(store, first, 9, cards: "K")
             let clock = ProgramClock(timeZone: TimeZone(identifier: "Asia/Shanghai")!)
             var log: [(MemberID, Int64, Int64, String)] = [] // member, local day, amount, channel
             for i in 0..<120 {

@@ -72,6 +72,7 @@ public struct KPIDays: Sendable {
         public var orders: Int64 = 0
         public var revenueMinor: Int64 = 0
         public var refundedMinor: Int64 = 0
+        public init() {}
     }
 
     private var numbers: [Int64: UInt32] = [:]

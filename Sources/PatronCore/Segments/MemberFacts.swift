@@ -74,18 +74,70 @@ public struct MemberScores: Codable, Sendable, Equatable {
         s.expectedValueMinor = other?.expectedValueMinor; s.clvMinor = other?.clvMinor
         return s
     }
-    /// The record `member.rfm` (null when unscored).
-    var rfmValue: CondValue {
-        guard let r, let f, let m else { return .null }
-        return .record(["r": .int(Int64(r)), "f": .int(Int64(f)), "m": .int(Int64(m)), "score": score.map { .int(Int64($0)) } ?? .null,
-                        "topPercent": topPercent.map { .int(Int64($0)) } ?? .null])
+    /// What a condition sees at `field`: null when the field's record is (`member.rfm` unscored,
+    /// `member.churn` not fitted) or the lifecycle is unknown.
+    public func value(_ field: ScoreField) -> CondValue {
+        func int<I: BinaryInteger>(_ v: I?) -> CondValue { v.map { .int(Int64($0)) } ?? .null }
+        switch field.record {
+        case .rfm?: guard hasRFM else { return .null }
+        case .churn?: guard hasChurn else { return .null }
+        case nil: break
+        }
+        switch field {
+        case .r: return int(r)
+        case .f: return int(f)
+        case .m: return int(m)
+        case .score: return int(score)
+        case .topPercent: return int(topPercent)
+        case .lifecycle: return lifecycle.map { .string($0.rawValue) } ?? .null
+        case .pAlive: return int(pAlivePermille)
+        case .atRisk: return .bool(atRisk ?? false)
+        case .expectedPurchases: return .int(expectedPurchasesMilli ?? 0)
+        case .expectedValue: return .int(expectedValueMinor ?? 0)
+        case .clv: return .int(clvMinor ?? 0)
+        }
     }
-    /// The record `member.churn` (null when not fitted).
-    var churnValue: CondValue {
-        guard let pAlivePermille else { return .null }
-        return .record(["pAlive": .int(Int64(pAlivePermille)), "atRisk": .bool(atRisk ?? false),
-                        "expectedPurchasesMilli": .int(expectedPurchasesMilli ?? 0), "expectedValue": .int(expectedValueMinor ?? 0), "clv": .int(clvMinor ?? 0)])
+    /// The record `member.rfm` or `member.churn` (null when unscored or not fitted).
+    public func record(_ record: ScoreField.Record) -> CondValue {
+        guard record == .rfm ? hasRFM : hasChurn else { return .null }
+        return .record(Dictionary(uniqueKeysWithValues: ScoreField.allCases.filter { $0.record == record }.map { ($0.name, value($0)) }))
     }
+}
+
+/// The scores as conditions name them: `member.rfm.{r, f, m, score, topPercent}`,
+/// `member.lifecycle`, `member.churn.{pAlive, atRisk, expectedPurchasesMilli, expectedValue, clv}`.
+public enum ScoreField: CaseIterable, Sendable {
+    case r, f, m, score, topPercent, lifecycle, pAlive, atRisk, expectedPurchases, expectedValue, clv
+    public enum Record: String, Sendable { case rfm, churn }
+    /// The record the field is in (`member.lifecycle` is in none).
+    public var record: Record? {
+        switch self {
+        case .r, .f, .m, .score, .topPercent: .rfm
+        case .lifecycle: nil
+        case .pAlive, .atRisk, .expectedPurchases, .expectedValue, .clv: .churn
+        }
+    }
+    /// The field's name in its record.
+    public var name: String {
+        switch self {
+        case .r: "r"
+        case .f: "f"
+        case .m: "m"
+        case .score: "score"
+        case .topPercent: "topPercent"
+        case .lifecycle: "lifecycle"
+        case .pAlive: "pAlive"
+        case .atRisk: "atRisk"
+        case .expectedPurchases: "expectedPurchasesMilli"
+        case .expectedValue: "expectedValue"
+        case .clv: "clv"
+        }
+    }
+    /// The path conditions read it at.
+    public var path: String { record.map { "member.\($0.rawValue).\(name)" } ?? "member.\(name)" }
+    /// Paths of the fields and of their records (`member.rfm`, `member.churn`).
+    public static let paths: [String: ScoreField] = Dictionary(uniqueKeysWithValues: allCases.map { ($0.path, $0) })
+    public static let recordPaths: [String: Record] = ["member.rfm": .rfm, "member.churn": .churn]
 }
 
 extension Engine {

@@ -7,8 +7,9 @@ public final class MemberFactsCursor: CondSource {
     enum Column {
         case id, tier, registeredAt, name, gender, birthday, city, regChannel, regStore, consent
         case balance, available, pending, growthLifetime, growthQualifying
-        case tags, lastOrderAt, orderCount, spentMinor, rfmR, rfmF, rfmM, rfmScore, rfmTop, lifecycle
-        case pAlive, atRisk, expectedPurchases, expectedValue, clv
+        case tags, lastOrderAt, orderCount, spentMinor
+        /// A score, and a record of them (`member.rfm`, `member.churn`), from the score columns.
+        case score(ScoreField), scoreRecord(ScoreField.Record)
         /// Record-valued paths (`member`, `member.profile`, `member.rfm`, …) and paths not
         /// kept (`member.identities`): built from the record's fields, or null.
         case record(String), missing
@@ -33,11 +34,9 @@ public final class MemberFactsCursor: CondSource {
             "member.points.balance": .balance, "member.points.available": .available, "member.points.pending": .pending,
             "member.growth.lifetime": .growthLifetime, "member.growth.qualifying": .growthQualifying,
             "member.tags": .tags, "member.lastOrderAt": .lastOrderAt, "member.orderCount": .orderCount,
-            "member.spentMinor": .spentMinor, "member.rfm.r": .rfmR, "member.rfm.f": .rfmF, "member.rfm.m": .rfmM,
-            "member.rfm.score": .rfmScore, "member.rfm.topPercent": .rfmTop, "member.lifecycle": .lifecycle,
-            "member.churn.pAlive": .pAlive, "member.churn.atRisk": .atRisk, "member.churn.expectedPurchasesMilli": .expectedPurchases,
-            "member.churn.expectedValue": .expectedValue, "member.churn.clv": .clv,
-        ]
+            "member.spentMinor": .spentMinor,
+        ].merging(ScoreField.paths.mapValues { .score($0) }) { a, _ in a }
+         .merging(ScoreField.recordPaths.mapValues { .scoreRecord($0) }) { a, _ in a }
         for (path, slot) in layout.slots {
             if let c = named[path] { columns[slot] = c } else if path != "member.identities" { columns[slot] = .record(path) }
         }
@@ -53,7 +52,6 @@ public final class MemberFactsCursor: CondSource {
     }
 
     @inline(__always) func str(_ id: UInt32) -> CondValue { id == MemberFacts.none ? .null : .string(facts.strings[Int(id)]) }
-    @inline(__always) func small(_ v: UInt8) -> CondValue { v == 0 ? .null : .int(Int64(v)) }
 
     public func value(_ slot: Int) -> CondValue {
         let r = row
@@ -79,27 +77,15 @@ public final class MemberFactsCursor: CondSource {
         case .lastOrderAt: return facts.lastOrderAt[r] == Int64.min ? .null : .timestamp(Timestamp(seconds: facts.lastOrderAt[r]))
         case .orderCount: return .int(facts.orderCount[r])
         case .spentMinor: return .int(facts.spentMinor[r])
-        case .rfmR: return small(facts.rfmR[r])
-        case .rfmF: return small(facts.rfmF[r])
-        case .rfmM: return small(facts.rfmM[r])
-        case .rfmScore: return facts.scores(r).score.map { .int(Int64($0)) } ?? .null
-        case .rfmTop: return small(facts.rfmTop[r])
-        case .pAlive: return facts.churnP[r] < 0 ? .null : .int(Int64(facts.churnP[r]))
-        case .atRisk: return facts.churnP[r] < 0 ? .null : .bool(facts.churnRisk[r])
-        case .expectedPurchases: return facts.churnP[r] < 0 ? .null : .int(facts.churnPurchases[r])
-        case .expectedValue: return facts.churnP[r] < 0 ? .null : .int(facts.churnValue[r])
-        case .clv: return facts.churnP[r] < 0 ? .null : .int(facts.churnCLV[r])
-        case .lifecycle: return facts.lifecycle[r] == 0 ? .null : .string(LifecycleStage.allCases[Int(facts.lifecycle[r]) - 1].rawValue)
+        case .score(let f): return facts.scores(r).value(f)
+        case .scoreRecord(let record): return facts.scores(r).record(record)
         case .record(let path): return record(path)
         case .missing: return .null
         }
     }
 
-    /// A record-valued path, from its fields' slots (null for `member.rfm` when unscored, and
-    /// for `member.churn` when not fitted).
+    /// A record-valued path, from its fields' slots.
     func record(_ path: String) -> CondValue {
-        if path == "member.rfm" && facts.rfmR[row] == 0 { return .null }
-        if path == "member.churn" && facts.churnP[row] < 0 { return .null }
         var fields: [String: CondValue] = [:]
         let prefix = path + "."
         for (p, slot) in layout.slots where p.hasPrefix(prefix) && !p.dropFirst(prefix.count).contains(".") {

@@ -115,8 +115,8 @@ public struct TagRule: Sendable {
         return reads.slots.allSatisfy { slot in
             switch fields[slot] {
             case .id, .registeredAt, .name, .gender, .birthday, .city, .registeredChannel, .registeredStore, .marketingConsent, .missing: true
-            case .rfmR, .rfmF, .rfmM, .rfmScore, .rfmTop, .lifecycle, .pAlive, .atRisk, .expectedPurchases, .expectedValue, .clv: true
-            case .record(let path): path == "member.profile" || path == "member.rfm" || path == "member.churn"
+            case .score, .scoreRecord: true
+            case .record(let path): path == "member.profile"
             case .tier, .balance, .available, .pending, .lifetime, .qualifying, .tags, .lastOrderAt, .orderCount, .spentMinor: false
             }
         }
@@ -129,8 +129,8 @@ public struct TagRule: Sendable {
         let fields = MemberConditionSource.tables.fields
         return reads.slots.contains { slot in
             switch fields[slot] {
-            case .rfmR, .rfmF, .rfmM, .rfmScore, .rfmTop, .lifecycle, .pAlive, .atRisk, .expectedPurchases, .expectedValue, .clv: true
-            case .record(let path): path == "member" || path == "member.rfm" || path == "member.churn"
+            case .score, .scoreRecord: true
+            case .record(let path): path == "member"
             default: false
             }
         }
@@ -196,8 +196,8 @@ extension Engine {
             "tags": .list(s.tags.keys.sorted().map { .string($0) }),
             "lastOrderAt": s.orderFacts.last.map { .timestamp($0.at) } ?? s.lastOrderAt.map { .timestamp($0) } ?? .null,
             "orderCount": .int(Int64(s.orderCount)), "spentMinor": .int(s.spentMinor),
-            "rfm": s.scores?.rfmValue ?? .null, "lifecycle": s.scores?.lifecycle.map { .string($0.rawValue) } ?? .null,
-            "churn": s.scores?.churnValue ?? .null,
+            "rfm": s.scores?.record(.rfm) ?? .null, "lifecycle": s.scores?.value(.lifecycle) ?? .null,
+            "churn": s.scores?.record(.churn) ?? .null,
         ]
         guard withOrders else { return ["member": .record(member)] }
         func want(_ f: String) -> Bool { fields?.contains(f) ?? true }
@@ -417,8 +417,8 @@ public struct MemberConditionSource: CondSource {
     enum Field {
         case id, tier, registeredAt, name, gender, birthday, city, registeredChannel, registeredStore, marketingConsent
         case balance, available, pending, lifetime, qualifying, tags, lastOrderAt, orderCount, spentMinor
-        /// The scores (`MemberState.scores`).
-        case rfmR, rfmF, rfmM, rfmScore, rfmTop, lifecycle, pAlive, atRisk, expectedPurchases, expectedValue, clv
+        /// A score (`MemberState.scores`), and a record of them (`member.rfm`, `member.churn`).
+        case score(ScoreField), scoreRecord(ScoreField.Record)
         /// Paths not kept: `member.identities` (kept outside the member's history; refused in
         /// tag rules).
         case missing
@@ -458,11 +458,8 @@ public struct MemberConditionSource: CondSource {
             "member.tags": .tags, "member.lastOrderAt": .lastOrderAt, "member.orderCount": .orderCount, "member.spentMinor": .spentMinor,
             "member": .record("member"), "member.profile": .record("member.profile"), "member.points": .record("member.points"),
             "member.growth": .record("member.growth"),
-            "member.rfm.r": .rfmR, "member.rfm.f": .rfmF, "member.rfm.m": .rfmM, "member.rfm.score": .rfmScore, "member.rfm.topPercent": .rfmTop,
-            "member.lifecycle": .lifecycle, "member.churn.pAlive": .pAlive, "member.churn.atRisk": .atRisk,
-            "member.churn.expectedPurchasesMilli": .expectedPurchases, "member.churn.expectedValue": .expectedValue, "member.churn.clv": .clv,
-            "member.rfm": .record("member.rfm"), "member.churn": .record("member.churn"),
-        ]
+        ].merging(ScoreField.paths.mapValues { .score($0) }) { a, _ in a }
+         .merging(ScoreField.recordPaths.mapValues { .scoreRecord($0) }) { a, _ in a }
         var out = [Field](repeating: .missing, count: CondLayout.member.slots.count)
         for (path, slot) in CondLayout.member.slots { out[slot] = named[path] ?? .missing }
         return out
@@ -517,17 +514,8 @@ public struct MemberConditionSource: CondSource {
             return n > 0 ? .timestamp(s.pointee.orderFacts[n - 1].at) : s.pointee.lastOrderAt.map { .timestamp($0) } ?? .null
         case .orderCount: return .int(Int64(s.pointee.orderCount))
         case .spentMinor: return .int(s.pointee.spentMinor)
-        case .rfmR: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.r!)) : .null } ?? .null
-        case .rfmF: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.f!)) : .null } ?? .null
-        case .rfmM: return s.pointee.scores.map { $0.hasRFM ? .int(Int64($0.m!)) : .null } ?? .null
-        case .rfmScore: return s.pointee.scores?.score.map { .int(Int64($0)) } ?? .null
-        case .rfmTop: return s.pointee.scores.flatMap { $0.hasRFM ? $0.topPercent : nil }.map { .int(Int64($0)) } ?? .null
-        case .lifecycle: return s.pointee.scores?.lifecycle.map { .string($0.rawValue) } ?? .null
-        case .pAlive: return s.pointee.scores?.pAlivePermille.map { .int(Int64($0)) } ?? .null
-        case .atRisk: return s.pointee.scores.flatMap { $0.hasChurn ? .bool($0.atRisk ?? false) : nil } ?? .null
-        case .expectedPurchases: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.expectedPurchasesMilli ?? 0) : nil } ?? .null
-        case .expectedValue: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.expectedValueMinor ?? 0) : nil } ?? .null
-        case .clv: return s.pointee.scores.flatMap { $0.hasChurn ? .int($0.clvMinor ?? 0) : nil } ?? .null
+        case .score(let f): return s.pointee.scores?.value(f) ?? .null
+        case .scoreRecord(let r): return s.pointee.scores?.record(r) ?? .null
         case .missing: return .null
         case .record(let path):
             var v = engine.conditionInputs(s.pointee, at: t, orders: false)["member"] ?? .null

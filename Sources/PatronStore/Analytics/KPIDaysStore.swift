@@ -65,20 +65,21 @@ final class KPIRegistry: @unchecked Sendable {
     }
     /// A copy to read from (copy-on-write: cheap until the writer changes it).
     func get(_ program: String) -> KPIDays? { lock.lock(); defer { lock.unlock() }; return days[program] }
-    func forget(_ program: String) { lock.lock(); days[program] = nil; lock.unlock() }
 }
 
 extension Store {
-    /// The program's KPI days, built on first use (SQLite; nil on PostgreSQL, whose KPIs are
-    /// aggregated by SQL). The build reads every row of the two aggregates once, on the writer
-    /// thread: writes wait for it (seconds at 10M orders). Each use first asks SQLite whether
-    /// another process has committed since (`PRAGMA data_version` on the writer connection): if
-    /// so, what is kept is dropped and read again.
-    func kpiDays(program: String) async throws -> KPIDays? {
+    /// What is kept in memory for the program's KPIs (SQLite; nil on PostgreSQL, whose KPIs are
+    /// aggregated by SQL and which cannot tell other processes' writes). First SQLite is asked
+    /// whether another process has committed since (`PRAGMA data_version` on the writer
+    /// connection): if so, everything kept is dropped. Then, with `days`, the program's KPI days,
+    /// read on first use from the two aggregates on the writer thread: writes wait for it
+    /// (seconds at 10M orders).
+    func keptKPIs(program: String, days: Bool) async throws -> KeptKPIs? {
         guard let sqlite else { return nil }
         let registry = kpiDays, logger = self.logger
-        return try await sqlite.exclusive { connection in
+        let d: KPIDays? = try await sqlite.exclusive { connection in
             registry.checkOutsideWrites(try connection.dataVersion())
+            guard days else { return nil }
             if let d = registry.get(program) { return d }
             let started = ContinuousClock.now
             var d = KPIDays()
@@ -94,5 +95,9 @@ extension Store {
                                                      "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
             return d
         }
+        return KeptKPIs(days: d)
     }
 }
+
+/// What `keptKPIs` found kept (SQLite only): the KPI days, when asked for.
+struct KeptKPIs: Sendable { var days: KPIDays? }

@@ -92,21 +92,20 @@ extension Store {
         let d0 = from.dayNumber, d1 = until.dayNumber, len = d1 - d0
         let t0 = clock.startOfDay(from), t1 = clock.startOfDay(until)
 
-        /// Figures of a group from its members' (orders, revenue) in the period.
-        func group(_ key: String?, _ members: [(orders: Int64, revenue: Int64)], refunded: Int64) -> ProgramKPIs.Group {
-            var active: Int64 = 0, repeats: Int64 = 0, orders: Int64 = 0, revenue: Int64 = 0
-            for m in members {
-                active += 1; orders += m.orders; revenue += m.revenue
-                if m.orders >= 2 { repeats += 1 }
-            }
-            return .init(key: key, activeMembers: active, repeatBuyers: repeats, repurchaseRatePpm: ppm(repeats, active), orders: orders, revenueMinor: revenue,
-                         refundedMinor: refunded, netRevenueMinor: revenue - refunded,
-                         averageOrderMinor: orders > 0 ? revenue / orders : nil, ordersPerActiveMilli: active > 0 ? orders * 1000 / active : nil)
+        /// A group's figures as the report gives them.
+        func group(_ key: String?, _ f: KPIDays.Figures) -> ProgramKPIs.Group {
+            .init(key: key, activeMembers: f.activeMembers, repeatBuyers: f.repeatBuyers, repurchaseRatePpm: ppm(f.repeatBuyers, f.activeMembers),
+                  orders: f.orders, revenueMinor: f.revenueMinor, refundedMinor: f.refundedMinor, netRevenueMinor: f.revenueMinor - f.refundedMinor,
+                  averageOrderMinor: f.orders > 0 ? f.revenueMinor / f.orders : nil, ordersPerActiveMilli: f.activeMembers > 0 ? f.orders * 1000 / f.activeMembers : nil)
+        }
+        /// The SQL column a split groups by, and the join it needs.
+        func grouping(_ split: KPISplit?) -> (column: String?, join: String) {
+            (split.map { ["tier": "d.tier_id", "channel": "d.channel", "store": "d.store", "segment": "s.segment_id"][$0.rawValue]! },
+             split == .segment ? " JOIN segment_members s ON s.program_id = d.program_id AND s.member_id = d.member_id" : "")
         }
         // Money refunded in the period, per group when split ("" for the whole program).
         func refunds(_ split: KPISplit?) async throws -> [String: Int64] {
-            let col = split.map { ["tier": "d.tier_id", "channel": "d.channel", "store": "d.store", "segment": "s.segment_id"][$0.rawValue]! }
-            let join = split == .segment ? " JOIN segment_members s ON s.program_id = d.program_id AND s.member_id = d.member_id" : ""
+            let (col, join) = grouping(split)
             var out: [String: Int64] = [:]
             for r in try await db.query("""
                 SELECT \(col ?? "CAST('' AS TEXT)") AS g, SUM(d.refunded_minor) AS v FROM member_refund_days d\(join)
@@ -118,26 +117,33 @@ extension Store {
         }
         // One row per member who bought in the period (per group when split).
         func perMember(_ split: KPISplit?) async throws -> [SQLRow] {
-            let col = split.map { ["tier": "d.tier_id", "channel": "d.channel", "store": "d.store", "segment": "s.segment_id"][$0.rawValue]! }
-            let join = split == .segment ? " JOIN segment_members s ON s.program_id = d.program_id AND s.member_id = d.member_id" : ""
+            let (col, join) = grouping(split)
             return try await db.query("""
                 SELECT d.member_id AS member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(d.orders) AS n, SUM(d.revenue_minor) AS revenue FROM member_days d\(join)
                 WHERE d.program_id = ? AND d.day >= ? AND d.day < ? GROUP BY d.member_id\(col.map { ", \($0)" } ?? "")
                 """, [p, .int(d0), .int(d1)])
         }
+        /// Figures from members' (orders, revenue) in the period.
+        func figures(_ members: [(orders: Int64, revenue: Int64)], refunded: Int64) -> KPIDays.Figures {
+            var f = KPIDays.Figures()
+            for m in members {
+                f.activeMembers += 1; f.orders += m.orders; f.revenueMinor += m.revenue
+                if m.orders >= 2 { f.repeatBuyers += 1 }
+            }
+            f.refundedMinor = refunded
+            return f
+        }
         func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
         let total: ProgramKPIs.Group, groups: [ProgramKPIs.Group]?, previous: Int64, returning: Int64
         let dimension: KPIDays.Dimension? = switch split { case .tier: .tier; case .channel: .channel; case .store: .store; default: nil }
-        if inMemory, split == nil || dimension != nil, let days = try await kpiDays(program: program) {
+        // What is kept in memory (SQLite): the KPI days, read when this split uses them, and past
+        // near-next-tier counts.
+        let kept = inMemory ? try await keptKPIs(program: program, days: split == nil || dimension != nil) : nil
+        if let days = kept?.days {
             // From the days kept in memory (the same aggregates, counted by bitsets).
-            func group(_ key: String?, _ f: KPIDays.Figures) -> ProgramKPIs.Group {
-                .init(key: key, activeMembers: f.activeMembers, repeatBuyers: f.repeatBuyers, repurchaseRatePpm: ppm(f.repeatBuyers, f.activeMembers),
-                      orders: f.orders, revenueMinor: f.revenueMinor, refundedMinor: f.refundedMinor, netRevenueMinor: f.revenueMinor - f.refundedMinor,
-                      averageOrderMinor: f.orders > 0 ? f.revenueMinor / f.orders : nil, ordersPerActiveMilli: f.activeMembers > 0 ? f.orders * 1000 / f.activeMembers : nil)
-            }
-            let figures = days.figures(from: d0, until: d1, split: dimension)
-            total = group(nil, figures.total)
-            groups = dimension == nil ? nil : figures.groups.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
+            let f = days.figures(from: d0, until: d1, split: dimension)
+            total = group(nil, f.total)
+            groups = dimension == nil ? nil : f.groups.sorted { $0.key < $1.key }.map { group($0.key, $0.value) }
             (previous, returning) = days.returning(previousFrom: d0 - len, from: d0, until: d1)
         } else {
             // The whole program counts each member once across groups. Tiers, channels and stores
@@ -150,9 +156,9 @@ extension Store {
                 byMember[try r.int("member_id"), default: (0, 0)].orders += try r.int("n")
                 byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
             }
-            total = group(nil, Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0)
+            total = group(nil, figures(Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0))
             let refundedBy = split == nil ? [:] : try await refunds(split)
-            groups = split == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0) }
+            groups = split == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, figures(byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0)) }
             previous = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?", [p, .int(d0 - len), .int(d0)])
             returning = try await one("""
                 SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?
@@ -177,15 +183,8 @@ extension Store {
         // Members near the next threshold at the period's end: from the member facts when the
         // period runs to today or later, else from the growth and tier history at its last second.
         let near: Int64
-        // Past counts are kept only where outside writes are seen (SQLite: `checkOutsideWrites`).
-        let keepsNear: Bool
-        if inMemory, let sqlite {
-            let registry = kpiDays
-            try await sqlite.exclusive { connection in registry.checkOutsideWrites(try connection.dataVersion()) }
-            keepsNear = true
-        } else {
-            keepsNear = false
-        }
+        // Past counts are kept only where outside writes are seen (SQLite: `keptKPIs`).
+        let keepsNear = kept != nil
         if t1 > now {
             near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         } else {
@@ -195,7 +194,7 @@ extension Store {
             } else {
                 let g = kpiDays.nearGeneration(program), started = ContinuousClock.now
                 near = try await nearNextTier(program: program, at: at)
-                logger.info("near-next-tier count of a past instant", metadata: ["program": "\(program)", "at": "\(at)",
+                logger.debug("near-next-tier count of a past instant", metadata: ["program": "\(program)", "at": "\(at)",
                                                                                 "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
                 if keepsNear { kpiDays.keepNear(program, at: at, near, generation: g) }
             }
@@ -248,7 +247,7 @@ extension Store {
     public func cohorts(program: String, from: CivilDate, until: CivilDate, months: Int) async throws -> Cohorts {
         _ = try await self.program(program)
         let p = SQLValue.text(program)
-        let m0 = Int64(from.year * 100 + from.month), m1 = Int64(until.year * 100 + until.month)
+        let m0 = from.monthNumber, m1 = until.monthNumber
         let rows = try await db.query("""
             SELECT f.cohort, d.month, COUNT(DISTINCT d.member_id) AS buyers, SUM(d.revenue_minor) AS revenue
             FROM member_days d JOIN (SELECT member_id, MIN(month) AS cohort FROM member_days WHERE program_id = ? GROUP BY member_id) f ON f.member_id = d.member_id
