@@ -386,4 +386,42 @@ struct DatabaseBackendHelperTests {
         #expect(mode.first?.values.first == .text("wal"))
         try await again.close()
     }
+
+    /// The writer does not checkpoint on commit (the checkpointer thread copies the WAL), so it
+    /// must start the WAL over itself: under continuous group commits the WAL file stays near
+    /// `restartFrames` pages instead of growing with everything written, and nothing is lost.
+    @Test func sqliteWALStartsOverUnderContinuousWrites() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("db.sqlite").path
+        let db = try SQLiteDatabase(path: path)
+        try await db.executeScript(["CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)"])
+        // About one 4 KB page per row: 10,000 rows are ~2.4 times `restartFrames` frames.
+        let rows = 10_000, body = String(repeating: "x", count: 3_000)
+        var walHigh: Int64 = 0
+        for round in 0..<(rows / 100) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<100 {
+                    group.addTask {
+                        var plan = WritePlan()
+                        plan.add("INSERT INTO w (id, body) VALUES (?, ?)", [.int(Int64(round * 100 + i)), .text(body)])
+                        try await db.write(plan)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
+            walHigh = max(walHigh, size)
+        }
+        let count = try await db.query("SELECT count(*) AS n, sum(length(body)) AS bytes FROM w", [])
+        #expect(try count.first?.int("n") == Int64(rows))
+        #expect(try count.first?.int("bytes") == Int64(rows * 3_000))
+        let frameBytes = Int64(4096 + 24)
+        let unbounded = Int64(rows) * frameBytes
+        // Started over: well below what a WAL that never restarts would hold.
+        #expect(walHigh > 0)
+        #expect(walHigh < Int64(SQLiteWriter.restartFrames + 1_500) * frameBytes, "WAL grew to \(walHigh) bytes (never restarting: ~\(unbounded))")
+        try await db.close()
+    }
 }

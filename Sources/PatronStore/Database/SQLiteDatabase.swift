@@ -13,6 +13,10 @@ private let SQLITE_CONSTRAINT_UNIQUE_CODE: Int32 = SQLITE_CONSTRAINT | (8 << 8)
 ///   group-committed: the writer drains what is queued (up to 512 plans), runs them in one
 ///   `BEGIN IMMEDIATE ... COMMIT`, each plan in its own savepoint (a failing plan is rolled back
 ///   alone), so one fsync covers many concurrent requests. Callers resume after the `COMMIT`.
+/// - The writer does not checkpoint on commit: a checkpointer thread with a connection of its
+///   own copies the WAL into the database file and flushes it, and the writer only copies what
+///   is left once the WAL holds `SQLiteWriter.restartFrames` pages, so that it starts over (see
+///   `SQLiteCheckpointer`).
 /// - Reads run synchronously on the caller's thread, on a pool of two read-only connections (WAL
 ///   lets them read while the writer writes). They see every write whose `write` has returned.
 ///   For `:memory:` (or `""`), reads go through the writer connection, as a second connection
@@ -45,6 +49,11 @@ public final class SQLiteDatabase: Database {
             try connection.exec("PRAGMA foreign_keys=OFF")
             // 64 MiB of page cache for the writer: bulk writes touch many index pages.
             try connection.exec("PRAGMA cache_size=-65536")
+            // Savepoint journals in memory: each plan of a group commit runs in a savepoint whose
+            // journal holds the original of every page the plan changes (~80 KB for an order),
+            // past SQLite's 64 KiB spill size; on a temporary file that was half the writer's
+            // write calls under load.
+            try connection.exec("PRAGMA temp_store=MEMORY")
         } catch {
             connection.close()
             throw error
@@ -64,7 +73,17 @@ public final class SQLiteDatabase: Database {
             readers = SQLiteReaderPool(opened)
         }
         self.readers = readers
-        self.writer = SQLiteWriter(connection: connection, name: "patron-sqlite-writer")
+        var checkpointer: SQLiteCheckpointer?
+        if !inMemory {
+            do {
+                checkpointer = try SQLiteCheckpointer(path: path, synchronous: synchronous)
+            } catch {
+                readers?.close()
+                connection.close()
+                throw error
+            }
+        }
+        self.writer = SQLiteWriter(connection: connection, checkpointer: checkpointer, name: "patron-sqlite-writer")
     }
 
     deinit {
@@ -157,6 +176,38 @@ final class SQLiteConnection {
     }
 
     var inTransaction: Bool { db.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+
+    /// Copies what it can of the WAL into the database file without waiting for anyone
+    /// (`SQLITE_CHECKPOINT_PASSIVE`): frames in the WAL, and how many of them are now in the
+    /// database file; nil when another connection is checkpointing (`SQLITE_BUSY`).
+    func checkpointPassive() throws -> (walFrames: Int, copied: Int)? {
+        guard let db else { throw DatabaseError.connection("the SQLite connection is closed") }
+        var log: Int32 = 0, done: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
+        if rc == SQLITE_BUSY { return nil }
+        guard rc == SQLITE_OK else { throw error(rc, "checkpoint") }
+        return (Int(log), Int(done))
+    }
+
+    /// Flushes the database file (not the WAL) to the disk, through this connection's file handle.
+    func syncDatabaseFile() throws {
+        guard let db else { throw DatabaseError.connection("the SQLite connection is closed") }
+        var file: UnsafeMutablePointer<sqlite3_file>?
+        let rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file)
+        guard rc == SQLITE_OK, let file, let sync = file.pointee.pMethods?.pointee.xSync else { throw error(rc, "sync database file") }
+        let synced = sync(file, SQLITE_SYNC_NORMAL)
+        guard synced == SQLITE_OK else { throw SQLiteError(code: synced, message: "cannot sync the database file", sql: "sync") }
+    }
+
+    /// Calls `hook` after each commit with the number of frames in the WAL. It replaces SQLite's
+    /// automatic checkpoint, which is a WAL hook too.
+    func onWALCommit(_ box: WALFrames) {
+        guard let db else { return }
+        sqlite3_wal_hook(db, { context, _, _, frames in
+            Unmanaged<WALFrames>.fromOpaque(context!).takeUnretainedValue().frames = Int(frames)
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(box).toOpaque())
+    }
 
     /// `PRAGMA data_version`: changes when another connection (another process) has committed
     /// since this connection last asked.
@@ -414,9 +465,18 @@ final class SQLiteWriter: @unchecked Sendable {
 
     /// Used only by the writer thread.
     private let connection: SQLiteConnection
+    /// Copies the WAL into the database file beside the writer (file databases only).
+    private let checkpointer: SQLiteCheckpointer?
+    /// Frames in the WAL after the last commit (set by the WAL hook, on the writer thread).
+    private let walFrames = WALFrames()
+    /// WAL frames at which the writer copies what the checkpointer has not yet (its own
+    /// checkpoint), so that its next transaction can start the WAL over: ~16 MB of 4 KB pages.
+    static let restartFrames = 4096
 
-    init(connection: SQLiteConnection, name: String) {
+    init(connection: SQLiteConnection, checkpointer: SQLiteCheckpointer?, name: String) {
         self.connection = connection
+        self.checkpointer = checkpointer
+        if checkpointer != nil { connection.onWALCommit(walFrames) }
         let thread = Thread { [self] in self.loop() }
         thread.name = name
         thread.start()
@@ -466,6 +526,7 @@ final class SQLiteWriter: @unchecked Sendable {
             condition.unlock()
             process(jobs)
         }
+        checkpointer?.stop()
         connection.close()
         condition.lock()
         finished = true
@@ -489,11 +550,13 @@ final class SQLiteWriter: @unchecked Sendable {
                 }
                 let results = runGroup(plans)
                 for (c, result) in zip(continuations, results) { c.resume(with: result) }
+                maintainWAL()
                 continue
             case .batch(let plans, let c):
                 c.resume(with: Result { try runBatch(plans) })
             case .script(let statements, let c):
                 c.resume(with: Result { try runScript(statements) })
+                maintainWAL()
             case .read(let sql, let binds, let c):
                 c.resume(with: Result { try connection.query(sql, binds) })
             case .exclusive(let body, _):
@@ -518,6 +581,20 @@ final class SQLiteWriter: @unchecked Sendable {
                 throw statement.failure
                     ?? .conflict("expected \(expected) changed rows, got \(count): \(statement.sql.prefix(120))")
             }
+        }
+    }
+
+    /// After a commit: tells the checkpointer how far the WAL has grown, and once it holds
+    /// `restartFrames`, copies the frames the checkpointer has not copied yet. When that reaches
+    /// the WAL's end, SQLite syncs the WAL and the database file and the next transaction writes
+    /// the WAL from its start again; when it cannot (the checkpointer is mid-pass, or a reader
+    /// still reads an older snapshot) it is tried again after the next commit.
+    private func maintainWAL() {
+        guard let checkpointer else { return }
+        let frames = walFrames.frames
+        checkpointer.walGrew(to: frames)
+        if frames >= Self.restartFrames {
+            do { _ = try connection.checkpointPassive() } catch { /* tried again after the next commit */ }
         }
     }
 
@@ -626,6 +703,7 @@ final class SQLiteWriter: @unchecked Sendable {
                 }
             }
             record(plans: results.count(where: { (try? $0.get()) != nil }))
+            maintainWAL()
             start = end
         }
         return out
@@ -648,5 +726,96 @@ final class SQLiteWriter: @unchecked Sendable {
         transactions += 1
         plansCommitted += plans
         condition.unlock()
+    }
+}
+
+// MARK: - Checkpointer
+
+/// Frames in the WAL after the writer's last commit, written by the WAL hook.
+final class WALFrames: @unchecked Sendable {
+    var frames = 0
+}
+
+/// Copies committed WAL frames into the database file on a connection and thread of its own,
+/// and flushes the database file after each pass, so that the writer neither copies pages nor
+/// waits for the disk's random writes in the middle of its commits (what SQLite's automatic
+/// checkpoint, run by the committing connection, does). The writer still starts the WAL over: at
+/// `SQLiteWriter.restartFrames` it copies the few frames left (see `maintainWAL`).
+///
+/// Safe as SQLite's own checkpoints are: a checkpoint syncs the WAL before copying, and a WAL is
+/// only written over after a checkpoint that reached its end has synced the database file.
+final class SQLiteCheckpointer: @unchecked Sendable {
+    /// New frames that start a pass: fewer, larger passes write each page once for more commits.
+    static let passFrames = 512
+    /// A pass also runs when frames wait this long without reaching `passFrames`.
+    static let idleWait: TimeInterval = 0.1
+
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var latest = 0
+    private var stopping = false
+    private var finished = false
+    /// Used only by the checkpointer thread.
+    private let connection: SQLiteConnection
+    private var copied = 0
+
+    init(path: String, synchronous: SQLiteDatabase.Synchronous) throws {
+        connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
+        do {
+            try connection.exec("PRAGMA synchronous=\(synchronous.rawValue)")
+            // Never checkpoint on commit: this connection does not write.
+            try connection.exec("PRAGMA wal_autocheckpoint=0")
+        } catch {
+            connection.close()
+            throw error
+        }
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "patron-sqlite-checkpointer"
+        thread.start()
+    }
+
+    /// The writer committed: the WAL now holds `frames` frames (fewer than before when it started over).
+    func walGrew(to frames: Int) {
+        condition.lock()
+        latest = frames
+        if frames < copied || frames - copied >= Self.passFrames { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Ends the thread and closes its connection (called by the writer thread, before it closes its own).
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while !stopping {
+            if latest < copied { copied = 0 } // the WAL started over
+            let waiting = latest - copied
+            if waiting <= 0 { condition.wait(); continue }
+            // Fewer frames than a pass: wait for more, or run the pass when none come for a while.
+            if waiting < Self.passFrames, condition.wait(until: Date(timeIntervalSinceNow: Self.idleWait)) { continue }
+            let before = copied
+            condition.unlock()
+            let result = try? connection.checkpointPassive()
+            // A pass that stopped short of the WAL's end leaves its pages unflushed (SQLite syncs
+            // the file only when it reaches the end): flush them, so that the writer's own
+            // checkpoint has little left to wait for.
+            if let result, result.copied != before { try? connection.syncDatabaseFile() }
+            condition.lock()
+            if let result { copied = result.copied }
+            if result == nil || result?.copied == before {
+                // Busy, or readers hold the frames back: try again a little later.
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.005))
+            }
+        }
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+        connection.close()
     }
 }
