@@ -169,7 +169,7 @@ struct Bench: AsyncParsableCommand {
                      online.rps / fullCommits, 100 * online.rps / bare.rps, online.p99 < 20 ? "under" : "OVER"))
         // About half of what the server writes is the WAL (sequential), half the checkpoints'
         // copies into the database file, at random places: the disk's random page rate bounds it.
-        print(String(format: "  the server wrote %.0f KB per request; the disk's random page rate allows at most ~%.0f req/s of their database-file half",
+        print(String(format: "  the server wrote %.0f KB per request; at the disk's random page rate, their database-file half alone takes ~1/%.0f s",
                      perRequest / 1024, pageFlushes / max(1, perRequest / 2 / 4096)))
         if !codes.isEmpty {
             let redeem = try await Self.load(client, requests: min(requests, codes.count), connections: connections) { i in
