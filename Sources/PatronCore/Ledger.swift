@@ -128,12 +128,6 @@ public struct OrderRecord: Codable, Sendable, Equatable {
     public mutating func addLapsed(_ points: Int64) { expiredPoints += points }
     /// The money refunded so far, in minor units.
     public var refundedMinor: Int64 { lines.reduce(0) { $0 + $1.refundedPaid } }
-    /// `r` before anything of it was refunded (a new order's "stored record": nothing given back).
-    public static func empty(like r: OrderRecord) -> OrderRecord {
-        var o = r
-        for i in o.lines.indices { o.lines[i].refundedQuantity = 0; o.lines[i].refundedPoints = 0; o.lines[i].refundedGrowth = 0; o.lines[i].refundedPaid = 0 }
-        return o
-    }
     /// Records stored before lines kept what they paid: the order's paid amount shared among the
     /// lines in proportion to the growth they earned (else the points, else the units), the
     /// remainder to the last line; refunded amounts in proportion to the refunded units.

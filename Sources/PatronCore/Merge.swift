@@ -18,6 +18,22 @@ public enum MemberMerge {
         }
     }
 
+    /// The members one record's identities find (`found`: in the record's order of identities),
+    /// as a program that merges on `mergeOn` sees them: `owners`, each once, the first being the
+    /// one the record goes to; and the owners a `mergeOn` identity ties to the first (held by
+    /// either side), each with the identity that proves it, to be merged into the first by rule.
+    /// The other owners are only candidates for a merge.
+    public static func ruleTies(_ found: [(owner: MemberID, identity: Identity)], mergeOn: [IdentityKind]) -> (owners: [MemberID], tied: [(member: MemberID, proof: Identity)]) {
+        var owners: [MemberID] = [], provenBy: [MemberID: Identity] = [:]
+        for (id, i) in found {
+            if !owners.contains(id) { owners.append(id) }
+            if mergeOn.contains(i.kind), provenBy[id] == nil { provenBy[id] = i }
+        }
+        guard let first = owners.first else { return ([], []) }
+        let tied = owners.dropFirst().compactMap { other in (provenBy[other] ?? provenBy[first]).map { (other, $0) } }
+        return (owners, tied)
+    }
+
     /// Event numbers of one member stay below this; slots sit above it.
     public static let slotShift: Int64 = 40
 

@@ -106,9 +106,9 @@ public struct CivilDate: Hashable, Comparable, Sendable, Codable, CustomStringCo
     public static func daysIn(year: Int, month: Int) -> Int {
         switch month { case 2: return isLeap(year) ? 29 : 28; case 4, 6, 9, 11: return 30; default: return 31 }
     }
-    /// The first day of the month `months` after this date's month.
     /// The month as the KPI aggregates key it: yyyymm.
     public var monthNumber: Int64 { Int64(year * 100 + month) }
+    /// The first day of the month `months` after this date's month.
     public func firstOfMonth(addingMonths months: Int) -> CivilDate {
         let idx = year * 12 + (month - 1) + months
         return CivilDate(year: Int(floor(Double(idx) / 12)), month: ((idx % 12) + 12) % 12 + 1, day: 1)

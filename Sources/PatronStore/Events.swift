@@ -57,12 +57,12 @@ extension Store {
             if case .orderPaid(let o) = body { orderId = o.orderId }
             if case .orderRefunded(let r) = body { orderId = r.orderId }
             if case .benefitRedeemed(let r) = body { orderId = r.orderId }
-            if let orderId, let storedOrder = try await orderRecord(program: program, orderId: orderId) {
+            if let orderId, let (record, stored) = try await orderRecord(program: program, orderId: orderId) {
                 // The order is the member's, or a member's merged into them (asked only then).
-                let owner = storedOrder.member
+                let owner = stored.owner
                 if owner != m.id && owner != member, try await survivor(program: program, of: owner) != m.id { throw StoreError.orderTaken(orderId) }
-                state.load(order: orderId, storedOrder.record)
-                known[orderId] = StoredOrder(record: storedOrder.record, owner: owner, channel: storedOrder.channel, store: storedOrder.store)
+                state.load(order: orderId, record)
+                known[orderId] = stored
             }
             var fx = Effects()
             let outcome: EventOutcome
@@ -169,16 +169,17 @@ extension Store {
     }
 
     /// The stored record of an order, with the points lapsed since it was last written.
-    func orderRecord(program: String, orderId: String) async throws -> (member: MemberID, record: OrderRecord, channel: String, store: String)? {
+    func orderRecord(program: String, orderId: String) async throws -> (record: OrderRecord, stored: StoredOrder)? {
         let rows = try await db.query("SELECT member_id, record, lapsed_points, channel, store FROM orders WHERE program_id = ? AND order_id = ?", [.text(program), .text(orderId)])
         guard let r = rows.first else { return nil }
         var record = try Coding.order(try r.string("record"))
         record.addLapsed(try r.int("lapsed_points"))
-        return (MemberID(try r.int("member_id")), record, try r.stringOrNil("channel") ?? "", try r.stringOrNil("store") ?? "")
+        return (record, StoredOrder(refundedMinor: record.refundedMinor, owner: MemberID(try r.int("member_id")),
+                                    channel: try r.stringOrNil("channel") ?? "", store: try r.stringOrNil("store") ?? ""))
     }
 
-    /// A stored order as the refunds aggregate needs it.
-    struct StoredOrder { var record: OrderRecord; var owner: MemberID; var channel: String; var store: String }
+    /// A stored order as the refunds aggregate needs it: what it has given back so far, its owner, channel and store.
+    struct StoredOrder { var refundedMinor: Int64; var owner: MemberID; var channel: String; var store: String }
 
     /// Books in the refunds aggregate `member_refund_days` the money the step's changed order
     /// records give back beyond what their stored records did (a refund; refunds that waited for
@@ -193,13 +194,13 @@ extension Store {
             var before: StoredOrder? = known[id]
             if before == nil, let o = newOrders.first(where: { $0.0.orderId == id })?.0 {
                 guard rec.refundedMinor != 0 else { continue }
-                before = StoredOrder(record: OrderRecord.empty(like: rec), owner: newOwner, channel: o.channel ?? "", store: o.store ?? "")
+                before = StoredOrder(refundedMinor: 0, owner: newOwner, channel: o.channel ?? "", store: o.store ?? "")
             } else if before == nil {
-                guard rec.refundedMinor != 0, let stored = try await orderRecord(program: program, orderId: id) else { continue }
-                before = StoredOrder(record: stored.record, owner: stored.member, channel: stored.channel, store: stored.store)
+                guard rec.refundedMinor != 0, let (_, stored) = try await orderRecord(program: program, orderId: id) else { continue }
+                before = stored
             }
             guard let b = before else { continue }
-            let delta = rec.refundedMinor - b.record.refundedMinor
+            let delta = rec.refundedMinor - b.refundedMinor
             guard delta != 0 else { continue }
             rows.append([.text(program), .int(b.owner.rawValue), .int(day), .int(month),
                          .text(rec.tierAtOrder), .text(b.channel), .text(b.store), .int(1), .int(delta)])

@@ -82,17 +82,12 @@ extension Store {
             case .identities(let raws):
                 ids = raws.map(\.normalized).sorted { (priority.firstIndex(of: $0.kind) ?? 99) < (priority.firstIndex(of: $1.kind) ?? 99) }
             }
-            var owners: [MemberID] = [], provenBy: [MemberID: Identity] = [:]
-            for i in ids {
-                guard let id = known[i] ?? newMembers[i] else { continue }
-                if !owners.contains(id) { owners.append(id) }
-                if mergeOn.contains(i.kind), provenBy[id] == nil { provenBy[id] = i }
-            }
+            let (owners, tied) = MemberMerge.ruleTies(ids.compactMap { i in (known[i] ?? newMembers[i]).map { ($0, i) } }, mergeOn: mergeOn)
             if let first = owners.first {
-                // Owners tied to the first by a `mergeOn` identity (on either side) are merged by rule.
-                let tied = owners.dropFirst().filter { provenBy[first] != nil || provenBy[$0] != nil }
-                for other in tied { ruleMerges.append((o.line, first, other, provenBy[other] ?? provenBy[first]!)) }
-                if owners.count > 1 + tied.count { report.mergeCandidates.append(.init(line: o.line, members: owners.filter { !tied.contains($0) }, identities: ids)) }
+                for (other, proof) in tied { ruleMerges.append((o.line, first, other, proof)) }
+                if owners.count > 1 + tied.count {
+                    report.mergeCandidates.append(.init(line: o.line, members: owners.filter { m in !tied.contains { $0.member == m } }, identities: ids))
+                }
                 byMember[first, default: []].append(o)
                 continue
             }

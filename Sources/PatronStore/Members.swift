@@ -194,11 +194,12 @@ extension Store {
         if let p = req.profile { errors += p.validate(path: "profile", today: versions.at(now).clock.date(now)) }
         if req.profile == nil && adds.isEmpty { errors.append(FieldError(path: "", reason: "nothing to change: give profile fields or addIdentities")) }
         guard errors.isEmpty else { throw StoreError.invalid(errors) }
-        if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
         // An identity of a kind the program merges on (`mergeOn`), held by another member: that
         // member is merged into this one first (a rule merge), and the identity finds this member.
         let mergeOn = versions.at(now).definition.mergeOn
         if !mergeOn.isEmpty, !adds.isEmpty {
+            // A retried request merges nothing again.
+            if let r = try await idempotent(program, idempotencyKey, hash: requestHash) { return (try Coding.decode(MemberRecord.self, r.body), true) }
             let me = try await loadMember(program: program, id: id)
             if let into = me.mergedInto { throw StoreError.memberMerged(id, into: into) }
             for (ident, owner) in try await resolve(program: program, adds.filter { mergeOn.contains($0.kind) }).sorted(by: { $0.value.rawValue < $1.value.rawValue }) {

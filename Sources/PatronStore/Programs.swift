@@ -52,11 +52,11 @@ extension Store {
                      [.text(def.key), .int(Int64(version)), .int(from.seconds), .text(Coding.json(def)), .text(Coding.json(doc)), .int(now.seconds)],
                      expectRows: 1, else: .conflict("program version"))
             seedStock(&plan, def)
+            // A version may count from the past: near-next-tier counts from `from` on may change.
+            plan.historyChanges(def.key, from: from)
             do {
                 try await db.write(plan)
                 programs.forget(def.key)
-                // A version may count from the past: past near-next-tier counts may change.
-                kpiDays.forgetNear(def.key)
                 return (ProgramVersionInfo(program: def.key, version: version, effectiveFrom: from, createdAt: now, definition: def, document: doc), true)
             } catch GuardFailure.conflict { continue }
         }

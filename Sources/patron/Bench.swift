@@ -266,18 +266,17 @@ struct Bench: AsyncParsableCommand {
         return LoadResult(rps: Double(lat.count) / seconds, p50: pct(0.5), p99: pct(0.99), errors: perWorker.reduce(0) { $0 + $1.1 })
     }
 
-    /// Bytes the process has written through system calls (`wchar` in /proc/PID/io).
-    static func bytesWritten(pid: Int32) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return 0 }
-        return s.split(separator: "\n").first { $0.hasPrefix("wchar:") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    /// The number after `name` on its line of /proc/PID/`file` (0 when missing).
+    static func procField(pid: Int32, _ file: String, _ name: String) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8) else { return 0 }
+        return s.split(separator: "\n").first { $0.hasPrefix(name) }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
     }
 
+    /// Bytes the process has written through system calls.
+    static func bytesWritten(pid: Int32) -> Int { procField(pid: pid, "io", "wchar:") }
+
     static func peakMemoryKiB(pid: Int32) -> (peak: Int, now: Int) {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
-        func field(_ n: String) -> Int {
-            s.split(separator: "\n").first { $0.hasPrefix(n) }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
-        }
-        return (field("VmHWM:"), field("VmRSS:"))
+        (procField(pid: pid, "status", "VmHWM:"), procField(pid: pid, "status", "VmRSS:"))
     }
 }
 

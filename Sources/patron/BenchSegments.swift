@@ -105,8 +105,7 @@ extension Bench {
         // 4. Every program KPI for the last full month (the first call builds nothing more: the
         //    funnel's facts are the ones just built).
         let today = clock.date(now)
-        let monthStart = CivilDate(year: today.month == 1 ? today.year - 1 : today.year, month: today.month == 1 ? 12 : today.month - 1, day: 1)
-        let monthEnd = CivilDate(year: today.year, month: today.month, day: 1)
+        let monthStart = today.firstOfMonth(addingMonths: -1), monthEnd = today.firstOfMonth(addingMonths: 0)
         var kpiTimes: [Double] = []
         var kpis: ProgramKPIs? = nil
         // The first request reads the KPI days into memory (and counts the past period's members

@@ -16,6 +16,17 @@ public struct MemberValue: Sendable, Equatable, Codable {
     public var clv: Double
 }
 
+extension MemberScores {
+    /// The churn part of a member's scores from their fit: P(alive) in per mille, at risk when
+    /// P(alive) is below `atRiskBelowPermille`, expected purchases in thousandths, and amounts
+    /// (major units in the models) in minor units.
+    public init(churn m: MemberValue, atRiskBelowPermille: Int64) {
+        self.init(pAlivePermille: Int((m.pAlive * 1000).rounded()), atRisk: m.pAlive < Double(atRiskBelowPermille) / 1000,
+                  expectedPurchasesMilli: Int64((m.expectedPurchases * 1000).rounded()),
+                  expectedValueMinor: Int64((m.expectedAverageValue * 100).rounded()), clvMinor: Int64((m.clv * 100).rounded()))
+    }
+}
+
 /// The three fitted models and every member's outlook.
 /// The program's churn warning: the customer-base models are fitted on its orders (daily by the
 /// job runner, and on demand), and members whose P(alive) is below `atRiskBelow` (a share, e.g.

@@ -114,39 +114,49 @@ public struct KPIDays: Sendable {
     }
 
     /// Bitsets over the dense member numbers: members seen once or more, and twice or more.
+    /// Counting and `reset` visit only the words set since the last reset, so one `Seen` serves
+    /// every group of a split (thousands of stores) without a pass over all members each.
     private struct Seen {
         var once: [UInt64], twice: [UInt64]
+        var touched: [Int] = []
         init(_ n: Int) { once = Array(repeating: 0, count: (n + 63) / 64); twice = once }
+        private mutating func touch(_ w: Int) { if once[w] | twice[w] == 0 { touched.append(w) } }
         mutating func see(_ s: Slice) {
             for m in s.buyers {
                 let w = Int(m >> 6), bit = UInt64(1) << UInt64(m & 63)
+                touch(w)
                 if once[w] & bit != 0 { twice[w] |= bit } else { once[w] |= bit }
             }
-            for m in s.multi { twice[Int(m >> 6)] |= UInt64(1) << UInt64(m & 63) }
+            for m in s.multi { let w = Int(m >> 6); touch(w); twice[w] |= UInt64(1) << UInt64(m & 63) }
         }
-        var active: Int64 { Int64(once.reduce(0) { $0 + $1.nonzeroBitCount }) }
-        var repeats: Int64 { Int64(twice.reduce(0) { $0 + $1.nonzeroBitCount }) }
+        var active: Int64 { Int64(touched.reduce(0) { $0 + once[$1].nonzeroBitCount }) }
+        var repeats: Int64 { Int64(touched.reduce(0) { $0 + twice[$1].nonzeroBitCount }) }
+        mutating func reset() {
+            for w in touched { once[w] = 0; twice[w] = 0 }
+            touched.removeAll(keepingCapacity: true)
+        }
     }
 
-    private func figures(_ slices: [Slice]) -> Figures {
-        var seen = Seen(numbers.count)
+    private func figures(_ slices: [Slice], _ seen: inout Seen) -> Figures {
         var f = Figures()
         for s in slices {
             seen.see(s)
             f.orders += s.orders; f.revenueMinor += s.revenue; f.refundedMinor += s.refunded
         }
         f.activeMembers = seen.active; f.repeatBuyers = seen.repeats
+        seen.reset()
         return f
     }
 
     /// The figures of the local days [from, until): the program's, and per group of `split`.
     public func figures(from: Int64, until: Int64, split: Dimension?) -> (total: Figures, groups: [String: Figures]) {
         let range = (from..<until).compactMap { days[$0] }
-        let total = figures(range.map(\.total))
+        var seen = Seen(numbers.count)
+        let total = figures(range.map(\.total), &seen)
         guard let split else { return (total, [:]) }
         var byKey: [String: [Slice]] = [:]
         for d in range { for (k, s) in d.groups[split.rawValue] { byKey[k, default: []].append(s) } }
-        return (total, byKey.mapValues { figures($0) })
+        return (total, byKey.mapValues { figures($0, &seen) })
     }
 
     /// Members who bought in [previousFrom, from), and of them those who bought in [from, until) too.

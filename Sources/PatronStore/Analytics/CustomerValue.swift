@@ -64,22 +64,20 @@ extension Store {
         do { report = try CustomerValue.analyze(summaries, horizonWeeks: policy.horizonWeeks, discountRate: Double(policy.discountRatePermille) / 1000) } catch {
             throw StoreError.invalid([FieldError(path: "orders", reason: "the customer-base models cannot be fitted on this program's orders: \(error)")])
         }
-        let threshold = Double(policy.atRiskBelowPermille) / 1000
         let p = SQLValue.text(program)
         var scores: [Int64: MemberScores] = [:]
+        var rows: [[SQLValue]] = []
         for m in report.members {
             guard let id = Int64(m.memberId) else { continue }
-            scores[id] = MemberScores(pAlivePermille: Int((m.pAlive * 1000).rounded()), atRisk: m.pAlive < threshold,
-                                      expectedPurchasesMilli: Int64((m.expectedPurchases * 1000).rounded()),
-                                      expectedValueMinor: Int64((m.expectedAverageValue * 100).rounded()), clvMinor: Int64((m.clv * 100).rounded()))
+            let s = MemberScores(churn: m, atRiskBelowPermille: policy.atRiskBelowPermille)
+            scores[id] = s
+            // The table keeps P(alive) in parts per million.
+            rows.append([p, .int(id), .int(Int64((m.pAlive * 1_000_000).rounded())), SQLValue(s.expectedPurchasesMilli), SQLValue(s.expectedValueMinor),
+                         SQLValue(s.clvMinor), .int(s.atRisk == true ? 1 : 0), .int(asOf.seconds)])
         }
         var plan = WritePlan()
         plan.add("DELETE FROM member_churn WHERE program_id = ?", [p])
-        RowInsert.memberChurn.add(&plan, report.members.compactMap { m in
-            guard let id = Int64(m.memberId) else { return nil }
-            return [p, .int(id), .int(Int64((m.pAlive * 1_000_000).rounded())), .int(Int64((m.expectedPurchases * 1000).rounded())),
-                    .int(Int64((m.expectedAverageValue * 100).rounded())), .int(Int64((m.clv * 100).rounded())), .int(m.pAlive < threshold ? 1 : 0), .int(asOf.seconds)]
-        })
+        RowInsert.memberChurn.add(&plan, rows)
         let (bg, pn, gg) = (report.bgnbd, report.paretoNBD, report.gammaGamma)
         let models: JSONValue = .object([
             "bgnbd": .object(["r": .double(bg.model.r), "alpha": .double(bg.model.alpha), "a": .double(bg.model.a), "b": .double(bg.model.b), "logLikelihood": .double(bg.logLikelihood)]),

@@ -28,7 +28,6 @@ final class KPIRegistry: @unchecked Sendable {
     }
 
     func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
-    func forgetNear(_ program: String) { lock.lock(); near[program] = nil; generation[program, default: 0] += 1; lock.unlock() }
 
     /// On the writer thread: when another process has committed since the last check, forgets
     /// everything kept (it is read again on use).
@@ -68,16 +67,16 @@ final class KPIRegistry: @unchecked Sendable {
 }
 
 extension Store {
-    /// What is kept in memory for the program's KPIs (SQLite; nil on PostgreSQL, whose KPIs are
+    /// The program's KPI days kept in memory (SQLite; nil on PostgreSQL, whose KPIs are
     /// aggregated by SQL and which cannot tell other processes' writes). First SQLite is asked
     /// whether another process has committed since (`PRAGMA data_version` on the writer
     /// connection): if so, everything kept is dropped. Then, with `days`, the program's KPI days,
     /// read on first use from the two aggregates on the writer thread: writes wait for it
     /// (seconds at 10M orders).
-    func keptKPIs(program: String, days: Bool) async throws -> KeptKPIs? {
+    func keptKPIs(program: String, days: Bool) async throws -> KPIDays? {
         guard let sqlite else { return nil }
         let registry = kpiDays, logger = self.logger
-        let d: KPIDays? = try await sqlite.exclusive { connection in
+        return try await sqlite.exclusive { connection in
             registry.checkOutsideWrites(try connection.dataVersion())
             guard days else { return nil }
             if let d = registry.get(program) { return d }
@@ -95,9 +94,5 @@ extension Store {
                                                      "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
             return d
         }
-        return KeptKPIs(days: d)
     }
 }
-
-/// What `keptKPIs` found kept (SQLite only): the KPI days, when asked for.
-struct KeptKPIs: Sendable { var days: KPIDays? }

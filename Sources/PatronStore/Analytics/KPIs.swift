@@ -137,9 +137,9 @@ extension Store {
         let total: ProgramKPIs.Group, groups: [ProgramKPIs.Group]?, previous: Int64, returning: Int64
         let dimension: KPIDays.Dimension? = switch split { case .tier: .tier; case .channel: .channel; case .store: .store; default: nil }
         // What is kept in memory (SQLite): the KPI days, read when this split uses them, and past
-        // near-next-tier counts.
-        let kept = inMemory ? try await keptKPIs(program: program, days: split == nil || dimension != nil) : nil
-        if let days = kept?.days {
+        // near-next-tier counts. The days are a copy, dropped at the end of this branch: the
+        // writer thread would copy their storage on its next commit while one is held.
+        if inMemory, let days = try await keptKPIs(program: program, days: split == nil || dimension != nil) {
             // From the days kept in memory (the same aggregates, counted by bitsets).
             let f = days.figures(from: d0, until: d1, split: dimension)
             total = group(nil, f.total)
@@ -156,8 +156,10 @@ extension Store {
                 byMember[try r.int("member_id"), default: (0, 0)].orders += try r.int("n")
                 byMember[try r.int("member_id"), default: (0, 0)].revenue += try r.int("revenue")
             }
-            total = group(nil, figures(Array(byMember.values), refunded: try await refunds(nil)[""] ?? 0))
             let refundedBy = split == nil ? [:] : try await refunds(split)
+            // Tiers, channels and stores divide the refunds too; segments do not.
+            let refunded = split == nil || split == .segment ? try await refunds(nil)[""] ?? 0 : refundedBy.values.reduce(0, +)
+            total = group(nil, figures(Array(byMember.values), refunded: refunded))
             groups = split == nil ? nil : Set(byKey.keys).union(refundedBy.keys).sorted().map { group($0, figures(byKey[$0] ?? [], refunded: refundedBy[$0] ?? 0)) }
             previous = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM member_days WHERE program_id = ? AND day >= ? AND day < ?", [p, .int(d0 - len), .int(d0)])
             returning = try await one("""
@@ -183,8 +185,8 @@ extension Store {
         // Members near the next threshold at the period's end: from the member facts when the
         // period runs to today or later, else from the growth and tier history at its last second.
         let near: Int64
-        // Past counts are kept only where outside writes are seen (SQLite: `keptKPIs`).
-        let keepsNear = kept != nil
+        // Past counts are kept only where outside writes are seen (SQLite: `keptKPIs` checked them).
+        let keepsNear = inMemory && sqlite != nil
         if t1 > now {
             near = Int64(try await memberFacts(program: program, now: now).0.nearNextTier(v.definition.tiers))
         } else {

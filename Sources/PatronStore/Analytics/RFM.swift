@@ -44,23 +44,15 @@ extension Store {
         let clock = version.clock, thresholds = version.definition.lifecycle
         let today = clock.dayNumber(asOf)
         let p = SQLValue.text(program)
-        // Members merged into others buy as their survivors (who are scored for both).
-        var survivorOf: [Int64: Int64] = [:]
-        for r in try await db.query("SELECT member_id, merged_into FROM members WHERE program_id = ? AND merged_into IS NOT NULL", [p]) {
-            survivorOf[try r.int("member_id")] = try r.int("merged_into")
-        }
+        // Members merged into others buy as their survivors (who are scored for both), as in
+        // `purchaseLog`; days come in increasing order per member.
         var acc: [Int64: PurchaseDays] = [:]
-        var days: [(member: Int64, day: Int64, orders: Int64, revenue: Int64)] = []
         for r in try await db.query("""
-            SELECT member_id, day, SUM(orders) AS n, SUM(revenue_minor) AS revenue FROM member_days
-            WHERE program_id = ? AND day <= ? GROUP BY member_id, day ORDER BY member_id, day
+            SELECT COALESCE(m.merged_into, d.member_id) AS member_id, d.day, SUM(d.orders) AS n, SUM(d.revenue_minor) AS revenue
+            FROM member_days d JOIN members m ON m.program_id = d.program_id AND m.member_id = d.member_id
+            WHERE d.program_id = ? AND d.day <= ? GROUP BY 1, 2 ORDER BY 1, 2
             """, [p, .int(today)]) {
-            let id = try r.int("member_id")
-            days.append((survivorOf[id] ?? id, try r.int("day"), try r.int("n"), try r.int("revenue")))
-        }
-        // Days in increasing order per member (a survivor's and their merged members' interleave).
-        for d in days.sorted(by: { ($0.member, $0.day) < ($1.member, $1.day) }) {
-            acc[d.member, default: PurchaseDays()].add(day: d.day, orders: d.orders, spendMinor: d.revenue, today: today)
+            acc[try r.int("member_id"), default: PurchaseDays()].add(day: try r.int("day"), orders: try r.int("n"), spendMinor: try r.int("revenue"), today: today)
         }
         // Quintiles over the members who bought in the last 365 days.
         let scored = acc.filter { $0.value.orders365 > 0 }

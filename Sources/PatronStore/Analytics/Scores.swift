@@ -6,20 +6,20 @@ public struct ScoreSync: Codable, Sendable, Equatable {
     /// Members looked at, and those whose scores changed (written with their new state).
     public var members = 0
     public var changed = 0
-    /// Rule tags added and removed because of the new scores.
-    public var tagsAdded = 0
-    public var tagsRemoved = 0
     public init() {}
 }
 
 extension Store {
+    /// Members read per query by `syncScores`.
+    static let scoreBatch = 1_000
+
     /// Gives every member of the program (not merged into another) the scores `update` makes of
     /// their current ones, in their state (`MemberState.scores`), at `asOf`: members whose
     /// scores change (or whose rule tags were not all evaluated under the program's rules in
     /// force) are brought to `asOf` and their rule tags evaluated again (`Engine.rescore`), each member one guarded write (a member changed by an event meanwhile
     /// is read again and done again). Rule tags and segments then read the same scores.
     @discardableResult
-    func syncScores(program: String, asOf: Timestamp, batchSize: Int = 1_000,
+    func syncScores(program: String, asOf: Timestamp,
                     _ update: (MemberID, MemberScores?) -> MemberScores?) async throws -> ScoreSync {
         let engine = try await self.engine(program)
         var out = ScoreSync()
@@ -29,7 +29,7 @@ extension Store {
             let rows = try await db.query("""
                 SELECT member_id, registered_at, profile, state, state_version, last_event_no FROM members
                 WHERE program_id = ? AND member_id > ? AND merged_into IS NULL ORDER BY member_id LIMIT ?
-                """, [.text(program), .int(after), .int(Int64(batchSize))])
+                """, [.text(program), .int(after), .int(Int64(Self.scoreBatch))])
             guard let last = rows.last else { break }
             after = try last.int("member_id")
             var pending: [LoadedMember] = []
@@ -45,7 +45,7 @@ extension Store {
             var attempts = 0
             while !pending.isEmpty {
                 attempts += 1
-                var plans: [WritePlan] = [], counts: [(Int, Int)] = []
+                var plans: [WritePlan] = []
                 for m in pending {
                     var state = m.state
                     var fx = Effects()
@@ -55,16 +55,11 @@ extension Store {
                     writeEffects(&plan, program: program, member: m.id, fx)
                     writeTags(&plan, program: program, member: m.id, state: state, fx, replay: false)
                     plans.append(plan)
-                    counts.append((fx.tagChanges.filter(\.added).count, fx.tagChanges.filter { !$0.added }.count))
                 }
                 let results = try await db.writeBatch(plans)
                 var retry: [MemberID] = []
                 for (i, failure) in results.enumerated() {
-                    if failure == nil {
-                        out.changed += 1; out.tagsAdded += counts[i].0; out.tagsRemoved += counts[i].1
-                    } else {
-                        retry.append(pending[i].id)
-                    }
+                    if failure == nil { out.changed += 1 } else { retry.append(pending[i].id) }
                 }
                 guard !retry.isEmpty else { break }
                 // Changed by an event since it was read: read again (still to be scored, or not).

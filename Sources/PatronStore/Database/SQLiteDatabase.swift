@@ -752,19 +752,18 @@ final class SQLiteCheckpointer: @unchecked Sendable {
 
     private let condition = NSCondition()
     // Guarded by `condition`:
-    private var latest = 0
+    /// Frames in the WAL after the writer's last commit, and how many of them a pass has copied.
+    private var latest = 0, copied = 0
     private var stopping = false
     private var finished = false
     /// Used only by the checkpointer thread.
     private let connection: SQLiteConnection
-    private var copied = 0
 
     init(path: String, synchronous: SQLiteDatabase.Synchronous) throws {
         connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
         do {
+            // A checkpoint syncs as its connection's `synchronous` says.
             try connection.exec("PRAGMA synchronous=\(synchronous.rawValue)")
-            // Never checkpoint on commit: this connection does not write.
-            try connection.exec("PRAGMA wal_autocheckpoint=0")
         } catch {
             connection.close()
             throw error
@@ -777,8 +776,9 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     /// The writer committed: the WAL now holds `frames` frames (fewer than before when it started over).
     func walGrew(to frames: Int) {
         condition.lock()
+        if frames < copied { copied = 0 } // the WAL started over
         latest = frames
-        if frames < copied || frames - copied >= Self.passFrames { condition.signal() }
+        if latest - copied >= Self.passFrames { condition.signal() }
         condition.unlock()
     }
 
@@ -794,7 +794,6 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     private func loop() {
         condition.lock()
         while !stopping {
-            if latest < copied { copied = 0 } // the WAL started over
             let waiting = latest - copied
             if waiting <= 0 { condition.wait(); continue }
             // Fewer frames than a pass: wait for more, or run the pass when none come for a while.
@@ -802,13 +801,14 @@ final class SQLiteCheckpointer: @unchecked Sendable {
             let before = copied
             condition.unlock()
             let result = try? connection.checkpointPassive()
+            let progressed = result.map { $0.copied != before } ?? false
             // A pass that stopped short of the WAL's end leaves its pages unflushed (SQLite syncs
             // the file only when it reaches the end): flush them, so that the writer's own
             // checkpoint has little left to wait for.
-            if let result, result.copied != before { try? connection.syncDatabaseFile() }
+            if progressed { try? connection.syncDatabaseFile() }
             condition.lock()
             if let result { copied = result.copied }
-            if result == nil || result?.copied == before {
+            if !progressed {
                 // Busy, or readers hold the frames back: try again a little later.
                 _ = condition.wait(until: Date(timeIntervalSinceNow: 0.005))
             }

@@ -29,7 +29,8 @@ public struct SegmentPreview: Codable, Sendable, Equatable {
 /// One member of a segment, as exported.
 public struct SegmentMember: Sendable, Equatable {
     public var row: MemberFactsRow
-    public var scores: MemberScores
+    /// The member's scores (empty when unscored).
+    public var scores: MemberScores { row.scores ?? MemberScores() }
 }
 
 extension Store {
@@ -150,7 +151,7 @@ extension Store {
         let clock = try await self.program(program).at(now).clock
         let tally = try await evaluate(def, facts: f, clock: clock, now: now, sampleSize: 0, collect: true)
         return (tally.matched ?? []).sorted { $0.rawValue < $1.rawValue }.compactMap { m in
-            f.row(of: m).map { SegmentMember(row: f.memberRow($0), scores: f.scores($0)) }
+            f.row(of: m).map { SegmentMember(row: f.memberRow($0)) }
         }
     }
 }
