@@ -151,19 +151,25 @@ extension Store {
     func updateMemberState(_ plan: inout WritePlan, program: String, m: LoadedMember, state: MemberState, lastEventNo: Int64, now: Timestamp) {
         let t = max(now, state.asOf)
         plan.touched.append(MemberKey(program: program, member: m.id.rawValue))
+        // The indexed columns only when they change (or are not known): setting one rewrites its
+        // index entry, a random b-tree page per event on SQLite, even when the value is the same.
+        let indexed = LoadedMember.IndexedColumns(state)
+        var sets = "", binds: [SQLValue] = []
+        if m.indexed?.tierId != indexed.tierId { sets += "tier_id = ?, "; binds.append(.text(indexed.tierId)) }
+        if m.indexed == nil || m.indexed?.nextDueAt != indexed.nextDueAt { sets += "next_due_at = ?, "; binds.append(SQLValue(indexed.nextDueAt)) }
         plan.add("""
-            UPDATE members SET tier_id = ?, balance = ?, points_available = ?, points_pending = ?, growth_total = ?, state = ?,
-              state_version = state_version + 1, last_event_no = ?, as_of = ?, next_due_at = ?, updated_at = ?
+            UPDATE members SET \(sets)balance = ?, points_available = ?, points_pending = ?, growth_total = ?, state = ?,
+              state_version = state_version + 1, last_event_no = ?, as_of = ?, updated_at = ?
             WHERE program_id = ? AND member_id = ? AND state_version = ?
-            """, [.text(state.tier.tierId), .int(state.balance), .int(state.available(at: t)), .int(state.pending(at: t)), .int(state.growthTotal),
-                  .text(Coding.state(state)), .int(lastEventNo), .int(state.asOf.seconds), SQLValue(state.nextDueAt), .int(now.seconds),
+            """, binds + [.int(state.balance), .int(state.available(at: t)), .int(state.pending(at: t)), .int(state.growthTotal),
+                  .text(Coding.state(state)), .int(lastEventNo), .int(state.asOf.seconds), .int(now.seconds),
                   .text(program), .int(m.id.rawValue), .int(m.stateVersion)],
             expectRows: 1, else: .conflict("member"))
     }
 
     func deleteDerived(_ plan: inout WritePlan, program: String, member: MemberID) {
         plan.historyChanges(program, from: Timestamp(seconds: Int64.min))
-        for table in ["ledger_entries", "lots", "growth_entries", "tier_changes", "benefit_grants", "tag_changes", "member_tags"] {
+        for table in ["member_ledger", "tier_changes", "benefit_grants", "tag_changes", "member_tags"] {
             plan.add("DELETE FROM \(table) WHERE program_id = ? AND member_id = ?", [.text(program), .int(member.rawValue)])
         }
     }
@@ -254,16 +260,16 @@ extension Store {
             plan.add("UPDATE orders SET lapsed_points = lapsed_points + ? WHERE program_id = ? AND order_id = ?", [.int(n), p, .text(id)])
         }
         RowInsert.ledgerEntries.add(&plan, fx.entries.map { e in
-            [p, m, .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
+            [p, m, .int(0), .int(Int64(e.no)), SQLValue(e.eventId?.rawValue), .int(e.at.seconds), .text(e.account.rawValue), .int(e.points), .text(e.reason.rawValue),
              SQLValue(e.lotNo), SQLValue(e.orderId), SQLValue(e.note)]
         })
         RowInsert.lots.add(&plan, fx.lots.values.sorted(by: { $0.no < $1.no }).map { l in
-            [p, m, .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
+            [p, m, .int(1), .int(Int64(l.no)), .int(l.eventId.rawValue), .text(l.source.rawValue), SQLValue(l.orderId), .int(l.earnedAt.seconds),
              .int(l.availableAt.seconds), SQLValue(l.expiresAt), .int(l.original), .int(l.remaining)]
         })
         if let first = (fx.growth.flatMap { [$0.at, $0.countsAt] } + fx.tierChanges.map(\.at)).min() { plan.historyChanges(program, from: first) }
         RowInsert.growthEntries.add(&plan, fx.growth.map { g in
-            [p, m, .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)]
+            [p, m, .int(2), .int(Int64(g.no)), .int(g.eventId.rawValue), .int(g.at.seconds), .int(g.countsAt.seconds), .int(g.growth), .text(g.reason.rawValue), SQLValue(g.orderId)]
         })
         RowInsert.tierChanges.add(&plan, fx.tierChanges.map { c in
             [p, m, .int(Int64(c.no)), .int(c.at.seconds), .text(c.from), .text(c.to), .text(c.cause.rawValue), SQLValue(c.eventId?.rawValue), .int(c.qualifyingGrowth)]
@@ -306,10 +312,11 @@ struct RowInsert: Sendable {
         }
     }
 
-    static let ledgerEntries = RowInsert("INSERT INTO ledger_entries (program_id, member_id, entry_no, event_no, at, account, points, reason, lot_no, order_id, note)", columns: 11)
-    static let lots = RowInsert("INSERT INTO lots (program_id, member_id, lot_no, event_no, source, order_id, earned_at, available_at, expires_at, original, remaining)",
-                                columns: 11, tail: " ON CONFLICT (program_id, member_id, lot_no) DO UPDATE SET remaining = excluded.remaining")
-    static let growthEntries = RowInsert("INSERT INTO growth_entries (program_id, member_id, growth_no, event_no, at, counts_at, growth, reason, order_id)", columns: 9)
+    // Ledger entries, lots and growth entries are rows of `member_ledger` (kinds 0, 1, 2; read through views).
+    static let ledgerEntries = RowInsert("INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, at, account, points, reason, lot_no, order_id, note)", columns: 12)
+    static let lots = RowInsert("INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, source, order_id, at, available_at, expires_at, original, remaining)",
+                                columns: 12, tail: " ON CONFLICT (program_id, member_id, kind, item_no) DO UPDATE SET remaining = excluded.remaining")
+    static let growthEntries = RowInsert("INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, at, counts_at, growth, reason, order_id)", columns: 10)
     static let tierChanges = RowInsert("INSERT INTO tier_changes (program_id, member_id, change_no, at, from_tier, to_tier, cause, event_no, qualifying_growth)", columns: 9)
     static let memberRefundDays = RowInsert("INSERT INTO member_refund_days (program_id, member_id, day, month, tier_id, channel, store, refunds, refunded_minor)", columns: 9, tail: """
          ON CONFLICT (program_id, member_id, day, tier_id, channel, store)

@@ -43,6 +43,18 @@ struct LoadedMember {
     var lastEventNo: Int64
     /// Set when the member was merged into another: the survivor, whose state holds theirs.
     var mergedInto: MemberID? = nil
+    /// The stored values of the member row's indexed state columns, when read with it: a state
+    /// write sets them only when they change, so the indexes on them (`members_tier`,
+    /// `members_due`) are not rewritten by every event.
+    var indexed: IndexedColumns? = nil
+
+    struct IndexedColumns: Equatable {
+        var tierId: String
+        var nextDueAt: Int64?
+        init(tierId: String, nextDueAt: Int64?) { self.tierId = tierId; self.nextDueAt = nextDueAt }
+        init(_ r: SQLRow) throws { self.init(tierId: try r.string("tier_id"), nextDueAt: try r.intOrNil("next_due_at")) }
+        init(_ s: MemberState) { self.init(tierId: s.tier.tierId, nextDueAt: s.nextDueAt?.seconds) }
+    }
 }
 
 extension Optional {
@@ -83,7 +95,7 @@ extension Store {
             insertMember(&plan, program: program, id: id, profile: profile, state: state, now: now)
             insertIdentities(&plan, program: program, member: id, ids, now: now)
             if profile != MemberProfile() {
-                let m = LoadedMember(id: id, registeredAt: registeredAt, profile: profile, state: state, stateVersion: 1, lastEventNo: 0)
+                let m = LoadedMember(id: id, registeredAt: registeredAt, profile: profile, state: state, stateVersion: 1, lastEventNo: 0, indexed: .init(state))
                 state = try appendEvent(&plan, program: program, m: m, engine: engine, body: .profileSet(ProfileSet(profile: profile)), now: now, fx: &fx)
             }
             writeEffects(&plan, program: program, member: id, fx)
@@ -140,12 +152,12 @@ extension Store {
     }
 
     func loadMember(program: String, id: MemberID) async throws -> LoadedMember {
-        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no, merged_into FROM members WHERE program_id = ? AND member_id = ?",
+        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no, merged_into, tier_id, next_due_at FROM members WHERE program_id = ? AND member_id = ?",
                                       [.text(program), .int(id.rawValue)])
         guard let r = rows.first else { throw StoreError.memberNotFound(id) }
         return LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
                             state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
-                            lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init))
+                            lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init), indexed: try .init(r))
     }
 
     func identities(program: String, id: MemberID) async throws -> [Identity] {

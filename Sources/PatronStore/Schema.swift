@@ -412,6 +412,70 @@ public enum Schema {
             // The KPIs' funnel counts the members who claimed a benefit in a period.
             "CREATE INDEX benefit_grants_claimed ON benefit_grants (program_id, claimed_at) WHERE claimed_at IS NOT NULL",
         ]),
+        Migration(version: 8, name: "member ledger in one b-tree", statements: [
+            // A member's ledger entries (kind 0), lots (1) and growth entries (2) in one table keyed
+            // by (program, member, kind, number): the rows one event writes share a b-tree leaf,
+            // where three tables each wrote a random leaf of their own key index (the costliest
+            // part of a durable write on SQLite: each random page is written twice, to the WAL and
+            // at the checkpoint). The three tables stay readable under their names, as views.
+            """
+            CREATE TABLE member_ledger (
+              program_id TEXT NOT NULL,
+              member_id BIGINT NOT NULL,
+              kind BIGINT NOT NULL,
+              item_no BIGINT NOT NULL,
+              event_no BIGINT,
+              at BIGINT NOT NULL,
+              order_id TEXT,
+              reason TEXT,
+              account TEXT,
+              points BIGINT,
+              lot_no BIGINT,
+              note TEXT,
+              source TEXT,
+              available_at BIGINT,
+              expires_at BIGINT,
+              original BIGINT,
+              remaining BIGINT,
+              counts_at BIGINT,
+              growth BIGINT,
+              PRIMARY KEY (program_id, member_id, kind, item_no)
+            )
+            """,
+            """
+            INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, at, order_id, reason, account, points, lot_no, note)
+            SELECT program_id, member_id, 0, entry_no, event_no, at, order_id, reason, account, points, lot_no, note FROM ledger_entries
+            """,
+            """
+            INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, at, order_id, source, available_at, expires_at, original, remaining)
+            SELECT program_id, member_id, 1, lot_no, event_no, earned_at, order_id, source, available_at, expires_at, original, remaining FROM lots
+            """,
+            """
+            INSERT INTO member_ledger (program_id, member_id, kind, item_no, event_no, at, order_id, reason, counts_at, growth)
+            SELECT program_id, member_id, 2, growth_no, event_no, at, order_id, reason, counts_at, growth FROM growth_entries
+            """,
+            "DROP TABLE ledger_entries",
+            "DROP TABLE lots",
+            "DROP TABLE growth_entries",
+            """
+            CREATE VIEW ledger_entries AS
+            SELECT program_id, member_id, item_no AS entry_no, event_no, at, account, points, reason, lot_no, order_id, note FROM member_ledger WHERE kind = 0
+            """,
+            """
+            CREATE VIEW lots AS
+            SELECT program_id, member_id, item_no AS lot_no, event_no, source, order_id, at AS earned_at, available_at, expires_at, original, remaining
+            FROM member_ledger WHERE kind = 1
+            """,
+            """
+            CREATE VIEW growth_entries AS
+            SELECT program_id, member_id, item_no AS growth_no, event_no, at, counts_at, growth, reason, order_id FROM member_ledger WHERE kind = 2
+            """,
+            // Open lots by expiry (reminders, the liability schedule); only lots have `remaining`.
+            "CREATE INDEX member_ledger_open_expiry ON member_ledger (program_id, expires_at) WHERE remaining > 0",
+            // Growth by the time it counts, with what the sums read (KPIs, the program's pace):
+            // appended near its end by new events, where the three tables had to be scanned whole.
+            "CREATE INDEX member_ledger_growth_counts ON member_ledger (program_id, counts_at, member_id, growth) WHERE kind = 2",
+        ]),
     ]
 
     public static var latestVersion: Int64 { migrations.last!.version }

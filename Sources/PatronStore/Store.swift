@@ -130,11 +130,13 @@ public final class Store: Sendable {
 
     /// Brings the database to the current schema; returns the versions applied now.
     @discardableResult
-    public func migrate() async throws -> [Int64] {
+    /// Applies the migrations not yet applied, up to version `upTo` (all by default; tests stop
+    /// earlier to check that a migration carries older data over).
+    public func migrate(upTo: Int64 = .max) async throws -> [Int64] {
         try await db.executeScript(["CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"])
         let applied = Set(try await db.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })
         var done: [Int64] = []
-        for m in Schema.migrations where !applied.contains(m.version) {
+        for m in Schema.migrations where !applied.contains(m.version) && m.version <= upTo {
             let now = Int64(Date().timeIntervalSince1970)
             try await db.executeScript(m.statements + ["INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(m.version), '\(m.name)', \(now))"])
             done.append(m.version)

@@ -27,7 +27,7 @@ extension Store {
         var after: Int64 = 0
         while true {
             let rows = try await db.query("""
-                SELECT member_id, registered_at, profile, state, state_version, last_event_no FROM members
+                SELECT member_id, registered_at, profile, state, state_version, last_event_no, tier_id, next_due_at FROM members
                 WHERE program_id = ? AND member_id > ? AND merged_into IS NULL ORDER BY member_id LIMIT ?
                 """, [.text(program), .int(after), .int(Int64(Self.scoreBatch))])
             guard let last = rows.last else { break }
@@ -40,7 +40,7 @@ extension Store {
                 guard engine.needsRescore(state, normal(update(id, state.scores)), at: asOf) else { continue }
                 pending.append(LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")),
                                             profile: try Coding.decode(MemberProfile.self, try r.string("profile")), state: state,
-                                            stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no")))
+                                            stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no"), indexed: try .init(r)))
             }
             var attempts = 0
             while !pending.isEmpty {
