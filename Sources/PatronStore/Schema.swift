@@ -472,9 +472,10 @@ public enum Schema {
             """,
             // Open lots by expiry (reminders, the liability schedule); only lots have `remaining`.
             "CREATE INDEX member_ledger_open_expiry ON member_ledger (program_id, expires_at) WHERE remaining > 0",
-            // Growth by the time it counts, with what the sums read (KPIs, the program's pace):
-            // appended near its end by new events, where the three tables had to be scanned whole.
-            "CREATE INDEX member_ledger_growth_counts ON member_ledger (program_id, counts_at, member_id, growth) WHERE kind = 2",
+            // Growth by the time it counts, with what the sums read (KPIs, the program's pace;
+            // `kind` too, which SQLite needs to read it as covering through the view): appended
+            // near its end by new events, where growth_entries had to be read whole.
+            "CREATE INDEX member_ledger_growth_counts ON member_ledger (program_id, counts_at, member_id, growth, kind) WHERE kind = 2",
         ]),
     ]
 
