@@ -80,6 +80,42 @@ func benefitTestProgram() -> ProgramDefinition {
         }
     }
 
+    /// The report's orders and revenue of a benefit's users: the orders paid in the period by the
+    /// members who used it in the period, each counted once per benefit the member used.
+    @Test(arguments: Backend.allCases)
+    func usersOrdersAreThePeriodsOrdersOfTheUsers(_ backend: Backend) async throws {
+        try await withStore(backend, program: benefitTestProgram()) { store, m in
+            let t = t0.adding(seconds: 60)
+            func record(_ member: MemberID, _ at: Timestamp, _ body: EventBody, _ key: String) async throws -> RecordedEvent {
+                try await store.record(program: "shop", member: member, occurredAt: at, body: body, idempotencyKey: key, requestHash: key, now: at).event
+            }
+            // m: silver at once (the coupon), a staff-granted free shipping; both used.
+            _ = try await record(m, t, order("o1", 150_000), "k1")
+            let coupon = try #require(try await store.wallet(program: "shop", member: m, status: nil, now: t).items.first { $0.benefit == "coupon" }?.grant)
+            _ = try await record(m, t, .benefitClaimed(BenefitClaimed(grant: coupon)), "k2")
+            let ship = try #require(try await record(m, t, .benefitGranted(BenefitGranted(benefit: "ship", reason: "test", staff: "ops")), "k3").outcome.grants?.first)
+            for (i, grant) in [coupon, ship].enumerated() {
+                let code = try #require(try await store.grantView(program: "shop", member: m, grant: grant, now: t).code)
+                _ = try await store.redeem(program: "shop", RedemptionRequest(code: code, orderId: "pos-\(i)", amountMinor: 20_000, shippingMinor: 800, store: "s1"),
+                                           idempotencyKey: "r\(i)", requestHash: "r\(i)", now: t)
+            }
+            _ = try await record(m, t.adding(days: 2), order("o2", 30_000), "k4")
+            // After the period: not counted.
+            _ = try await record(m, t.adding(days: 20), order("o3", 7_000), "k5")
+            // Another member's order in the period, with no benefit used: not counted.
+            let other = try await store.registerMember(program: "shop", RegisterMember(identities: [Identity(kind: .phone, value: "+86 138-0000-0002")], registeredAt: t0),
+                                                       idempotencyKey: nil, requestHash: "m2", now: t0).record.id
+            _ = try await record(other, t, order("o4", 90_000), "k6")
+
+            let report = try await store.benefitReport(program: "shop", from: t0, until: t.adding(days: 10), asOf: t.adding(days: 10))
+            for benefit in ["coupon", "ship"] {
+                let row = try #require(report.benefits.first { $0.benefit == benefit })
+                #expect(row.used == 1)
+                #expect(row.usersOrders == 2 && row.usersRevenueMinor == 180_000, "\(benefit): \(row)")
+            }
+        }
+    }
+
     /// 16 concurrent write-offs of one code: exactly one succeeds; the others are told it is used.
     @Test(arguments: Backend.allCases)
     func aCodeIsUsedOnce(_ backend: Backend) async throws {

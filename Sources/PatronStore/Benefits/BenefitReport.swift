@@ -65,18 +65,31 @@ extension Store {
             t.granted += r.granted; t.claimed += r.claimed; t.used += r.used; t.expired += r.expired; t.revoked += r.revoked; t.discountMinor += r.discountMinor
             totals[r.benefit] = t
         }
-        // What the members who used each benefit in the period bought in it.
-        let buyers = try await db.query("""
-            SELECT g.benefit_id, COUNT(*) AS orders, SUM(o.amount_minor) AS revenue
-            FROM orders o JOIN (SELECT DISTINCT member_id, benefit_id FROM benefit_grants
-                                WHERE program_id = ? AND used_at >= ? AND used_at < ? AND refunded_at IS NULL) g ON o.member_id = g.member_id
-            WHERE o.program_id = ? AND o.paid_at >= ? AND o.paid_at < ?
-            GROUP BY g.benefit_id
-            """, [p, f, u, p, f, u])
-        for r in buyers {
-            let b = try r.string("benefit_id")
-            if totals[b] == nil { totals[b] = BenefitReport.Row(benefit: b, tier: nil, granted: 0, claimed: 0, used: 0, expired: 0, revoked: 0, claimRatePpm: 0, useRatePpm: 0, discountMinor: 0) }
-            totals[b]!.usersOrders = try r.int("orders"); totals[b]!.usersRevenueMinor = try r.intOrNil("revenue") ?? 0
+        // What the members who used each benefit in the period bought in it: the period's orders
+        // (by the time they were paid) of the members who used any, summed per member, then
+        // counted once for each benefit the member used.
+        let used = try await db.query("""
+            SELECT DISTINCT member_id, benefit_id FROM benefit_grants WHERE program_id = ? AND used_at >= ? AND used_at < ? AND refunded_at IS NULL
+            """, [p, f, u])
+        var bought: [Int64: (orders: Int64, revenue: Int64)] = [:]
+        if !used.isEmpty {
+            for r in try await db.query("""
+                SELECT member_id, COUNT(*) AS orders, SUM(amount_minor) AS revenue FROM orders
+                WHERE program_id = ? AND paid_at >= ? AND paid_at < ?
+                  AND member_id IN (SELECT member_id FROM benefit_grants WHERE program_id = ? AND used_at >= ? AND used_at < ? AND refunded_at IS NULL)
+                GROUP BY member_id
+                """, [p, f, u, p, f, u]) {
+                bought[try r.int("member_id")] = (try r.int("orders"), try r.intOrNil("revenue") ?? 0)
+            }
+        }
+        for r in used {
+            guard let b = bought[try r.int("member_id")] else { continue }
+            let benefit = try r.string("benefit_id")
+            if totals[benefit] == nil {
+                totals[benefit] = BenefitReport.Row(benefit: benefit, tier: nil, granted: 0, claimed: 0, used: 0, expired: 0, revoked: 0, claimRatePpm: 0, useRatePpm: 0, discountMinor: 0)
+            }
+            totals[benefit]!.usersOrders = (totals[benefit]!.usersOrders ?? 0) + b.orders
+            totals[benefit]!.usersRevenueMinor = (totals[benefit]!.usersRevenueMinor ?? 0) + b.revenue
         }
         func rated(_ r: BenefitReport.Row) -> BenefitReport.Row {
             var r = r
