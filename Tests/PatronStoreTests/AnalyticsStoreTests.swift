@@ -166,6 +166,46 @@ import Testing
         }
     }
 
+    /// The days are built from a snapshot while writes go on (SQLite file): what commits between
+    /// the snapshot and the end of the build is applied to them once, and the kept figures are
+    /// the tables' figures.
+    @Test func keptDaysBuiltWhileWritesGoOnMissNothing() async throws {
+        try await withStore(.sqlite) { store, first in
+            guard let file = (store.db as? NotifyingDatabase)?.inner as? SQLiteDatabase else { Issue.record("not a SQLite file"); return }
+            let others = try await members(store, first, 3, cards: "S")
+            let from = day("2026-03-01"), until = day("2026-04-01"), asOf = at("2026-05-01T00:00:00+08:00")
+            for (i, m) in others.enumerated() { try await buy(store, m, "a\(i)", 10_000 + Int64(i), at("2026-03-0\(i + 2)T12:00:00+08:00")) }
+            // The build's start, as `keptKPIs` makes it: between commits, the snapshot and the pending deltas.
+            let (epoch, snapshot) = try await file.exclusive { _ in (store.kpiDays.beginBuild("shop"), try file.snapshot()!) }
+            // Written after the snapshot: new orders, one for a new member, one on a new day, and a refund.
+            try await buy(store, first, "b1", 20_000, at("2026-03-02T13:00:00+08:00"))
+            try await buy(store, others[1], "b2", 30_000, at("2026-03-20T12:00:00+08:00"), channel: "app")
+            _ = try await store.record(program: "shop", member: others[0], occurredAt: at("2026-03-21T12:00:00+08:00"), body: .orderRefunded(OrderRefunded(orderId: "a0")),
+                                       idempotencyKey: "r1", requestHash: "h", now: at("2026-03-21T12:00:00+08:00"))
+            let built = try await snapshot.read { try Store.readKPIDays($0, program: "shop", logger: store.logger) }
+            let seen = built.figures(from: from.dayNumber, until: until.dayNumber, split: nil).total
+            #expect(seen.orders == 4 && seen.refundedMinor == 0, "the snapshot holds only what was committed before it: \(seen)")
+            let kept = store.kpiDays.finish("shop", built, epoch: epoch)
+            let total = kept.figures(from: from.dayNumber, until: until.dayNumber, split: nil).total
+            #expect(total.orders == 6 && total.refundedMinor == 10_000 && total.activeMembers == 4)
+            for split in [nil, KPISplit.tier, .channel, .store] {
+                let memory = try await store.kpis(program: "shop", from: from, until: until, split: split, now: asOf)
+                let sql = try await store.kpis(program: "shop", from: from, until: until, split: split, now: asOf, inMemory: false)
+                #expect(memory == sql, "split \(split?.rawValue ?? "none")")
+            }
+            // Requests that come while writes go on share one build and agree with the tables.
+            store.kpiDays.checkOutsideWrites(-1)
+            async let writes: Void = {
+                for i in 0..<20 { try await buy(store, others[i % 4], "c\(i)", 1_000 + Int64(i), at("2026-03-1\(i % 10)T12:00:00+08:00")) }
+            }()
+            async let reads = [store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf),
+                               store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf)]
+            _ = try await (writes, reads)
+            #expect(try await store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf)
+                    == store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf, inMemory: false))
+        }
+    }
+
     /// What is kept in memory follows writes it did not see commit: another process writing the
     /// same SQLite file (a CLI import beside the server), and a program version that counts from
     /// the past (its thresholds change a past period's near-next-tier count).

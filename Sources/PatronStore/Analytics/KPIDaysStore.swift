@@ -1,31 +1,77 @@
 import Foundation
+import Logging
 import PatronCore
 
-/// Each program's `KPIDays`, built from the KPI aggregates on the SQLite writer thread (no commit
-/// runs meanwhile) and then kept by the writer thread itself: every commit's `WritePlan.kpiDays`
-/// are applied right after its COMMIT, so the days are exactly what the tables hold.
+/// Each program's `KPIDays`, built from the KPI aggregates as of one commit and then kept by the
+/// writer thread itself: every commit's `WritePlan.kpiDays` are applied right after its COMMIT,
+/// so the days are exactly what the tables hold. A build reads a snapshot on a connection of its
+/// own while writes go on; the deltas committed meanwhile wait in `pending` and are applied to
+/// it before it is kept.
 final class KPIRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var days: [String: KPIDays] = [:]
     /// The writer connection's `data_version` when last checked: another process's commits (a
     /// CLI import beside the server) change it, and what is kept is read again.
     private var dataVersion: Int64?
+    /// Per program being built: the deltas committed since its snapshot was taken.
+    private var pending: [String: [KPIDayDelta]] = [:]
+    /// The build running per program, which later callers wait for.
+    private var builds: [String: Task<KPIDays, any Error>] = [:]
+    /// Bumped when outside writes are seen: a build begun before does not keep what it read.
+    private var epoch = 0
 
     /// On the writer thread, after a COMMIT.
     func committed(_ plans: [WritePlan]) {
         lock.lock(); defer { lock.unlock() }
-        guard !days.isEmpty else { return }
+        guard !days.isEmpty || !pending.isEmpty else { return }
         for plan in plans {
-            for d in plan.kpiDays where days[d.program] != nil {
-                if d.orders != 0 || d.revenueMinor != 0 {
-                    days[d.program]!.add(member: d.member, day: d.day, tier: d.tier, channel: d.channel, store: d.store, orders: d.orders, revenueMinor: d.revenueMinor)
-                }
-                if d.refundedMinor != 0 {
-                    days[d.program]!.addRefund(day: d.day, tier: d.tier, channel: d.channel, store: d.store, amountMinor: d.refundedMinor)
+            for d in plan.kpiDays {
+                if days[d.program] != nil {
+                    Self.apply(d, to: &days[d.program]!)
+                } else if pending[d.program] != nil {
+                    pending[d.program]!.append(d)
                 }
             }
         }
     }
+
+    private static func apply(_ d: KPIDayDelta, to days: inout KPIDays) {
+        if d.orders != 0 || d.revenueMinor != 0 {
+            days.add(member: d.member, day: d.day, tier: d.tier, channel: d.channel, store: d.store, orders: d.orders, revenueMinor: d.revenueMinor)
+        }
+        if d.refundedMinor != 0 {
+            days.addRefund(day: d.day, tier: d.tier, channel: d.channel, store: d.store, amountMinor: d.refundedMinor)
+        }
+    }
+
+    /// On the writer thread (between commits), as a build takes its snapshot: from now on the
+    /// program's committed deltas are kept for it. Returns the epoch to hand to `finish`.
+    func beginBuild(_ program: String) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        pending[program] = []
+        return epoch
+    }
+
+    /// Applies the deltas committed since the build's snapshot and keeps the result, unless
+    /// outside writes were seen meanwhile (then it is returned, not kept).
+    func finish(_ program: String, _ built: KPIDays, epoch e: Int) -> KPIDays {
+        lock.lock(); defer { lock.unlock() }
+        var d = built
+        guard e == epoch, let deltas = pending.removeValue(forKey: program) else { return d }
+        for delta in deltas { Self.apply(delta, to: &d) }
+        days[program] = d
+        return d
+    }
+
+    /// The running build of the program, or `start()`'s, which later callers then share.
+    func build(_ program: String, _ start: @escaping @Sendable () async throws -> KPIDays) -> Task<KPIDays, any Error> {
+        lock.lock(); defer { lock.unlock() }
+        if let t = builds[program] { return t }
+        let t = Task { try await start() }
+        builds[program] = t
+        return t
+    }
+    func buildEnded(_ program: String) { lock.lock(); builds[program] = nil; lock.unlock() }
 
     func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
 
@@ -34,7 +80,7 @@ final class KPIRegistry: @unchecked Sendable {
     func checkOutsideWrites(_ version: Int64) {
         lock.lock(); defer { lock.unlock() }
         if let known = dataVersion, known != version {
-            days = [:]; near = [:]
+            days = [:]; near = [:]; pending = [:]; epoch += 1
             for p in generation.keys { generation[p]! += 1 }
         }
         dataVersion = version
@@ -71,28 +117,53 @@ extension Store {
     /// aggregated by SQL and which cannot tell other processes' writes). First SQLite is asked
     /// whether another process has committed since (`PRAGMA data_version` on the writer
     /// connection): if so, everything kept is dropped. Then, with `days`, the program's KPI days,
-    /// read on first use from the two aggregates on the writer thread: writes wait for it
-    /// (seconds at 10M orders).
+    /// built on first use from the two aggregates (seconds at 10M orders): read from a snapshot
+    /// on a connection of their own, while writes go on, and brought up to date with what was
+    /// committed meanwhile. Callers during a build wait for it.
     func keptKPIs(program: String, days: Bool) async throws -> KPIDays? {
         guard let sqlite else { return nil }
-        let registry = kpiDays, logger = self.logger
-        return try await sqlite.exclusive { connection in
+        let registry = kpiDays
+        let kept = try await sqlite.exclusive { connection in
             registry.checkOutsideWrites(try connection.dataVersion())
-            guard days else { return nil }
-            if let d = registry.get(program) { return d }
-            let started = ContinuousClock.now
-            var d = KPIDays()
-            try connection.forEachRow("SELECT member_id, day, tier_id, channel, store, orders, revenue_minor FROM member_days WHERE program_id = ?", [.text(program)]) { int, text in
-                d.add(member: int(0), day: int(1), tier: text(2), channel: text(3), store: text(4), orders: int(5), revenueMinor: int(6), bulk: true)
-            }
-            try connection.forEachRow("SELECT day, tier_id, channel, store, refunded_minor FROM member_refund_days WHERE program_id = ?", [.text(program)]) { int, text in
-                d.addRefund(day: int(0), tier: text(1), channel: text(2), store: text(3), amountMinor: int(4))
-            }
-            d.settle()
-            registry.install(program, d)
-            logger.info("KPI days built", metadata: ["program": "\(program)", "days": "\(d.dayCount)", "members": "\(d.members)",
-                                                     "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
-            return d
+            return days ? registry.get(program) : nil
         }
+        guard days else { return nil }
+        if let kept { return kept }
+        let logger = self.logger
+        let build = registry.build(program) {
+            defer { registry.buildEnded(program) }
+            // The snapshot is taken between commits, with the pending deltas begun at that instant.
+            enum Start: Sendable { case kept(KPIDays), snapshot(SQLiteSnapshot, Int), here(KPIDays) }
+            let start: Start = try await sqlite.exclusive { connection in
+                if let d = registry.get(program) { return .kept(d) }
+                let epoch = registry.beginBuild(program)
+                if let snapshot = try sqlite.snapshot() { return .snapshot(snapshot, epoch) }
+                // In memory (no other connection sees it): read here, holding writes back.
+                return .here(registry.finish(program, try Self.readKPIDays(connection, program: program, logger: logger), epoch: epoch))
+            }
+            switch start {
+            case .kept(let d), .here(let d): return d
+            case .snapshot(let snapshot, let epoch):
+                let d = try await snapshot.read { try Self.readKPIDays($0, program: program, logger: logger) }
+                return registry.finish(program, d, epoch: epoch)
+            }
+        }
+        return try await build.value
+    }
+
+    /// The program's KPI days as the connection sees them.
+    static func readKPIDays(_ connection: SQLiteConnection, program: String, logger: Logger) throws -> KPIDays {
+        let started = ContinuousClock.now
+        var d = KPIDays()
+        try connection.forEachRow("SELECT member_id, day, tier_id, channel, store, orders, revenue_minor FROM member_days WHERE program_id = ?", [.text(program)]) { int, text in
+            d.add(member: int(0), day: int(1), tier: text(2), channel: text(3), store: text(4), orders: int(5), revenueMinor: int(6), bulk: true)
+        }
+        try connection.forEachRow("SELECT day, tier_id, channel, store, refunded_minor FROM member_refund_days WHERE program_id = ?", [.text(program)]) { int, text in
+            d.addRefund(day: int(0), tier: text(1), channel: text(2), store: text(3), amountMinor: int(4))
+        }
+        d.settle()
+        logger.info("KPI days built", metadata: ["program": "\(program)", "days": "\(d.dayCount)", "members": "\(d.members)",
+                                                 "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
+        return d
     }
 }

@@ -130,11 +130,50 @@ public final class SQLiteDatabase: Database {
     /// commits).
     func observeCommits(_ observer: @escaping @Sendable ([WritePlan]) -> Void) { writer.observeCommits(observer) }
 
+    /// A new read-only connection holding a read transaction on the database as of now, for a
+    /// long read that must not hold up writes (nil for an in-memory database, which no other
+    /// connection sees). Called from `exclusive`, the snapshot is exactly the last commit's.
+    func snapshot() throws -> SQLiteSnapshot? {
+        guard readers != nil else { return nil }
+        let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+        do {
+            try connection.exec("BEGIN")
+            // A WAL read transaction takes its snapshot at its first read.
+            try connection.exec("SELECT 1 FROM sqlite_schema LIMIT 1")
+        } catch {
+            connection.close()
+            throw error
+        }
+        return SQLiteSnapshot(connection)
+    }
+
     /// Runs `body` on the writer's connection between transactions: no commit happens while it
     /// runs, so what it reads and what commit observers see afterwards line up exactly.
     func exclusive<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             writer.enqueue(.exclusive({ connection in c.resume(with: Result { try body(connection) }) }, { c.resume(throwing: $0) }))
+        }
+    }
+}
+
+/// A read transaction on a connection of its own (`SQLiteDatabase.snapshot()`), used by one
+/// thread at a time, then closed.
+final class SQLiteSnapshot: @unchecked Sendable {
+    let connection: SQLiteConnection
+    init(_ connection: SQLiteConnection) { self.connection = connection }
+
+    /// Runs `body` on a thread of its own (not one of the concurrency pool's few threads), then
+    /// ends the read transaction and closes the connection.
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            let thread = Thread { [self] in
+                let result = Result { try body(connection) }
+                try? connection.exec("COMMIT")
+                connection.close()
+                c.resume(with: result)
+            }
+            thread.name = "patron-sqlite-snapshot"
+            thread.start()
         }
     }
 }
