@@ -71,7 +71,8 @@ final class KPIRegistry: @unchecked Sendable {
         builds[program] = t
         return t
     }
-    func buildEnded(_ program: String) { lock.lock(); builds[program] = nil; lock.unlock() }
+    /// After the build, kept or failed: a failed build's pending deltas are dropped.
+    func buildEnded(_ program: String) { lock.lock(); builds[program] = nil; pending[program] = nil; lock.unlock() }
 
     func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
 
