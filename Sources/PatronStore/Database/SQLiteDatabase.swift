@@ -511,6 +511,10 @@ final class SQLiteWriter: @unchecked Sendable {
     /// WAL frames at which the writer copies what the checkpointer has not yet (its own
     /// checkpoint), so that its next transaction can start the WAL over: ~16 MB of 4 KB pages.
     static let restartFrames = 4096
+    /// The most frames the writer copies itself. More are left to the checkpointer: after a long
+    /// read held checkpoints back, the writer copying the whole backlog (tens of thousands of
+    /// random pages) stalled every write for that long.
+    static let writerCopyFrames = 1024
 
     init(connection: SQLiteConnection, checkpointer: SQLiteCheckpointer?, name: String) {
         self.connection = connection
@@ -627,12 +631,13 @@ final class SQLiteWriter: @unchecked Sendable {
     /// `restartFrames`, copies the frames the checkpointer has not copied yet. When that reaches
     /// the WAL's end, SQLite syncs the WAL and the database file and the next transaction writes
     /// the WAL from its start again; when it cannot (the checkpointer is mid-pass, or a reader
-    /// still reads an older snapshot) it is tried again after the next commit.
+    /// still reads an older snapshot) it is tried again after the next commit. When more than
+    /// `writerCopyFrames` are left (a backlog), it waits for the checkpointer to work it down.
     private func maintainWAL() {
         guard let checkpointer else { return }
         let frames = walFrames.frames
-        checkpointer.walGrew(to: frames)
-        if frames >= Self.restartFrames {
+        let uncopied = checkpointer.walGrew(to: frames)
+        if frames >= Self.restartFrames && uncopied <= Self.writerCopyFrames {
             do { _ = try connection.checkpointPassive() } catch { /* tried again after the next commit */ }
         }
     }
@@ -812,13 +817,15 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         thread.start()
     }
 
-    /// The writer committed: the WAL now holds `frames` frames (fewer than before when it started over).
-    func walGrew(to frames: Int) {
-        condition.lock()
+    /// The writer committed: the WAL now holds `frames` frames (fewer than before when it started
+    /// over). Returns how many of them no pass has copied yet.
+    @discardableResult
+    func walGrew(to frames: Int) -> Int {
+        condition.lock(); defer { condition.unlock() }
         if frames < copied { copied = 0 } // the WAL started over
         latest = frames
         if latest - copied >= Self.passFrames { condition.signal() }
-        condition.unlock()
+        return latest - copied
     }
 
     /// Ends the thread and closes its connection (called by the writer thread, before it closes its own).
