@@ -8,6 +8,13 @@ local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY")
+-- With N set, each thread stops after N responses (scripts/bench/wal-pages.sh: one WAL generation).
+local stopAfter = tonumber(os.getenv("N") or "")
+local responses = 0
+function response(status)
+  responses = responses + 1
+  if stopAfter and responses >= stopAfter then wrk.thread:stop() end
+end
 function request()
   counter = counter + 1
   local id = ids[(counter * 7919) % #ids + 1]
