@@ -49,7 +49,7 @@ extension Store {
         let versions = try await self.program(program)
         let v = versions.at(asOf)
         let p = SQLValue.text(program), t = SQLValue.int(asOf.seconds)
-        func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
+        func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.queryAside(sql, binds).first?.intOrNil("v") ?? 0 }
         let spendable = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND available_at <= ? AND (expires_at IS NULL OR expires_at > ?)", [p, t, t])
         let pending = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND available_at > ? AND (expires_at IS NULL OR expires_at > ?)", [p, t, t])
         let awaiting = try await one("SELECT SUM(remaining) AS v FROM lots WHERE program_id = ? AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?", [p, t])

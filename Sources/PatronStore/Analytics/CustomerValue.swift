@@ -8,7 +8,7 @@ extension Store {
     /// their survivors'.
     public func purchaseLog(program: String) async throws -> [Transaction] {
         let clock = try await self.program(program).latest.clock
-        return try await db.query("""
+        return try await db.queryAside("""
             SELECT COALESCE(m.merged_into, o.member_id) AS member_id, o.paid_at, o.amount_minor FROM orders o
             JOIN members m ON m.program_id = o.program_id AND m.member_id = o.member_id
             WHERE o.program_id = ? ORDER BY 1, 2
@@ -97,7 +97,7 @@ extension Store {
         let p = SQLValue.text(program)
         let fit = try await db.query("SELECT fitted_at, models FROM churn_fits WHERE program_id = ?", [p]).first
         let models = try fit.map { try Coding.decode(JSONValue.self, try $0.string("models")) }
-        let sums = try await db.query("""
+        let sums = try await db.queryAside("""
             SELECT COUNT(*) AS n, SUM(at_risk) AS r, SUM(clv_minor) AS v, SUM(CASE WHEN at_risk = 1 THEN clv_minor ELSE 0 END) AS vr FROM member_churn WHERE program_id = ?
             """, [p]).first
         let top = try await db.query("SELECT * FROM member_churn WHERE program_id = ? AND at_risk = 1 ORDER BY clv_minor DESC, member_id LIMIT ?", [p, .int(Int64(limit))])

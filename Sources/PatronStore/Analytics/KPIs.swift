@@ -107,7 +107,7 @@ extension Store {
         func refunds(_ split: KPISplit?) async throws -> [String: Int64] {
             let (col, join) = grouping(split)
             var out: [String: Int64] = [:]
-            for r in try await db.query("""
+            for r in try await db.queryAside("""
                 SELECT \(col ?? "CAST('' AS TEXT)") AS g, SUM(d.refunded_minor) AS v FROM member_refund_days d\(join)
                 WHERE d.program_id = ? AND d.day >= ? AND d.day < ?\(col.map { " GROUP BY \($0)" } ?? "")
                 """, [p, .int(d0), .int(d1)]) {
@@ -118,7 +118,7 @@ extension Store {
         // One row per member who bought in the period (per group when split).
         func perMember(_ split: KPISplit?) async throws -> [SQLRow] {
             let (col, join) = grouping(split)
-            return try await db.query("""
+            return try await db.queryAside("""
                 SELECT d.member_id AS member_id\(col.map { ", \($0) AS g" } ?? ""), SUM(d.orders) AS n, SUM(d.revenue_minor) AS revenue FROM member_days d\(join)
                 WHERE d.program_id = ? AND d.day >= ? AND d.day < ? GROUP BY d.member_id\(col.map { ", \($0)" } ?? "")
                 """, [p, .int(d0), .int(d1)])
@@ -133,7 +133,7 @@ extension Store {
             f.refundedMinor = refunded
             return f
         }
-        func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.query(sql, binds).first?.intOrNil("v") ?? 0 }
+        func one(_ sql: String, _ binds: [SQLValue]) async throws -> Int64 { try await db.queryAside(sql, binds).first?.intOrNil("v") ?? 0 }
         let total: ProgramKPIs.Group, groups: [ProgramKPIs.Group]?, previous: Int64, returning: Int64
         let dimension: KPIDays.Dimension? = switch split { case .tier: .tier; case .channel: .channel; case .store: .store; default: nil }
         // What is kept in memory (SQLite): the KPI days, read when this split uses them, and past
@@ -172,12 +172,12 @@ extension Store {
         // Tier moves: compare tier positions in the program.
         let rank = Dictionary(uniqueKeysWithValues: v.definition.tiers.enumerated().map { ($1.id, $0) })
         var up = Set<Int64>(), down = Set<Int64>()
-        for r in try await db.query("SELECT member_id, from_tier, to_tier FROM tier_changes WHERE program_id = ? AND at >= ? AND at < ?", [p, .int(t0.seconds), .int(t1.seconds)]) {
+        for r in try await db.queryAside("SELECT member_id, from_tier, to_tier FROM tier_changes WHERE program_id = ? AND at >= ? AND at < ?", [p, .int(t0.seconds), .int(t1.seconds)]) {
             let f = rank[try r.string("from_tier")] ?? 0, t = rank[try r.string("to_tier")] ?? 0
             if t > f { up.insert(try r.int("member_id")) } else if t < f { down.insert(try r.int("member_id")) }
         }
         var tiers: [String: Int64] = [:]
-        for r in try await db.query("SELECT tier_id, COUNT(*) AS n FROM members WHERE program_id = ? GROUP BY tier_id", [p]) { tiers[try r.string("tier_id")] = try r.int("n") }
+        for r in try await db.queryAside("SELECT tier_id, COUNT(*) AS n FROM members WHERE program_id = ? GROUP BY tier_id", [p]) { tiers[try r.string("tier_id")] = try r.int("n") }
         let all = tiers.values.reduce(0, +)
         let top = v.definition.tiers.last!.id, bottom = v.definition.tiers.first!.id
         let claimed = try await one("SELECT COUNT(DISTINCT member_id) AS v FROM benefit_grants WHERE program_id = ? AND claimed_at >= ? AND claimed_at < ?",
@@ -224,19 +224,19 @@ extension Store {
         // counts_at in (after, t]; from the beginning for a lifetime assessment.
         let after = engine.qualifyingAfter(def, v: v, at: t)
         var growth: [Int64: Int64] = [:]
-        for r in try await db.query("""
+        for r in try await db.queryAside("""
             SELECT member_id, SUM(growth) AS g FROM growth_entries WHERE program_id = ? AND counts_at > ? AND counts_at <= ? GROUP BY member_id
             """, [p, .int(after?.seconds ?? Int64.min), .int(t.seconds)]) {
             growth[try r.int("member_id")] = try r.int("g")
         }
         var tier: [Int64: String] = [:]
-        for r in try await db.query("SELECT member_id, to_tier FROM tier_changes WHERE program_id = ? AND at <= ? ORDER BY member_id, change_no",
+        for r in try await db.queryAside("SELECT member_id, to_tier FROM tier_changes WHERE program_id = ? AND at <= ? ORDER BY member_id, change_no",
                                     [p, .int(t.seconds)]) {
             tier[try r.int("member_id")] = try r.string("to_tier")
         }
         let next = Dictionary(uniqueKeysWithValues: zip(def.tiers.map(\.id), def.tiers.dropFirst().map(\.threshold)))
         var n: Int64 = 0
-        for r in try await db.query("SELECT member_id FROM members WHERE program_id = ? AND registered_at <= ? AND merged_into IS NULL", [p, .int(t.seconds)]) {
+        for r in try await db.queryAside("SELECT member_id FROM members WHERE program_id = ? AND registered_at <= ? AND merged_into IS NULL", [p, .int(t.seconds)]) {
             let m = try r.int("member_id")
             guard let threshold = next[tier[m] ?? def.tiers[0].id] else { continue }
             if TierDefinition.isNear(growth[m] ?? 0, nextThreshold: threshold) { n += 1 }
@@ -250,7 +250,7 @@ extension Store {
         _ = try await self.program(program)
         let p = SQLValue.text(program)
         let m0 = from.monthNumber, m1 = until.monthNumber
-        let rows = try await db.query("""
+        let rows = try await db.queryAside("""
             SELECT f.cohort, d.month, COUNT(DISTINCT d.member_id) AS buyers, SUM(d.revenue_minor) AS revenue
             FROM member_days d JOIN (SELECT member_id, MIN(month) AS cohort FROM member_days WHERE program_id = ? GROUP BY member_id) f ON f.member_id = d.member_id
             WHERE d.program_id = ? AND f.cohort >= ? AND f.cohort < ?

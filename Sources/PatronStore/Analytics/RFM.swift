@@ -47,7 +47,7 @@ extension Store {
         // Members merged into others buy as their survivors (who are scored for both), as in
         // `purchaseLog`; days come in increasing order per member.
         var acc: [Int64: PurchaseDays] = [:]
-        for r in try await db.query("""
+        for r in try await db.queryAside("""
             SELECT COALESCE(m.merged_into, d.member_id) AS member_id, d.day, SUM(d.orders) AS n, SUM(d.revenue_minor) AS revenue
             FROM member_days d JOIN members m ON m.program_id = d.program_id AND m.member_id = d.member_id
             WHERE d.program_id = ? AND d.day <= ? GROUP BY 1, 2 ORDER BY 1, 2
@@ -60,7 +60,7 @@ extension Store {
         let mq = RFMScoring.quintiles(scored.mapValues(\.spend365)), top = RFMScoring.topPercents(scored.mapValues(\.spend365))
         var rows: [[SQLValue]] = []
         var scores: [Int64: MemberScores] = [:]
-        for r in try await db.query("SELECT member_id, registered_at FROM members WHERE program_id = ? AND merged_into IS NULL", [p]) {
+        for r in try await db.queryAside("SELECT member_id, registered_at FROM members WHERE program_id = ? AND merged_into IS NULL", [p]) {
             let id = try r.int("member_id")
             let a = acc[id]
             let stage = RFMScoring.lifecycle(a, registeredDay: clock.dayNumber(Timestamp(seconds: try r.int("registered_at"))), today: today, thresholds)
@@ -88,14 +88,14 @@ extension Store {
     public func rfmReport(program: String) async throws -> RFMReport {
         _ = try await self.program(program)
         let p = SQLValue.text(program)
-        let grid = try await db.query("""
+        let grid = try await db.queryAside("""
             SELECT r, f, COUNT(*) AS n, SUM(monetary_minor) AS m FROM member_rfm WHERE program_id = ? AND r IS NOT NULL GROUP BY r, f ORDER BY r, f
             """, [p]).map { row in
             let n = try row.int("n")
             return RFMReport.Cell(r: Int(try row.int("r")), f: Int(try row.int("f")), members: n, averageMonetaryMinor: n > 0 ? (try row.intOrNil("m") ?? 0) / n : 0)
         }
         var stages: [String: Int64] = [:]
-        for r in try await db.query("SELECT lifecycle, COUNT(*) AS n FROM member_rfm WHERE program_id = ? GROUP BY lifecycle", [p]) { stages[try r.string("lifecycle")] = try r.int("n") }
+        for r in try await db.queryAside("SELECT lifecycle, COUNT(*) AS n FROM member_rfm WHERE program_id = ? GROUP BY lifecycle", [p]) { stages[try r.string("lifecycle")] = try r.int("n") }
         let at = try await db.query("SELECT MAX(computed_at) AS t FROM member_rfm WHERE program_id = ?", [p]).first?.intOrNil("t")
         return RFMReport(program: program, computedAt: at.map(Timestamp.init), scored: grid.reduce(0) { $0 + $1.members }, grid: grid, lifecycle: stages)
     }

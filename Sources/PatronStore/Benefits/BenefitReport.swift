@@ -40,7 +40,7 @@ extension Store {
     public func benefitReport(program: String, from: Timestamp, until: Timestamp, asOf: Timestamp) async throws -> BenefitReport {
         _ = try await self.program(program)
         let p = SQLValue.text(program), f = SQLValue.int(from.seconds), u = SQLValue.int(until.seconds), a = SQLValue.int(asOf.seconds)
-        let rows = try await db.query("""
+        let rows = try await db.queryAside("""
             SELECT benefit_id, tier_id, COUNT(*) AS granted,
               SUM(CASE WHEN claimed_at IS NOT NULL AND claimed_at <= ? THEN 1 ELSE 0 END) AS claimed,
               SUM(CASE WHEN used_at IS NOT NULL AND used_at <= ? AND refunded_at IS NULL THEN 1 ELSE 0 END) AS used,
@@ -68,12 +68,12 @@ extension Store {
         // What the members who used each benefit in the period bought in it: the period's orders
         // (by the time they were paid) of the members who used any, summed per member, then
         // counted once for each benefit the member used.
-        let used = try await db.query("""
+        let used = try await db.queryAside("""
             SELECT DISTINCT member_id, benefit_id FROM benefit_grants WHERE program_id = ? AND used_at >= ? AND used_at < ? AND refunded_at IS NULL
             """, [p, f, u])
         var bought: [Int64: (orders: Int64, revenue: Int64)] = [:]
         if !used.isEmpty {
-            for r in try await db.query("""
+            for r in try await db.queryAside("""
                 SELECT member_id, COUNT(*) AS orders, SUM(amount_minor) AS revenue FROM orders
                 WHERE program_id = ? AND paid_at >= ? AND paid_at < ?
                   AND member_id IN (SELECT member_id FROM benefit_grants WHERE program_id = ? AND used_at >= ? AND used_at < ? AND refunded_at IS NULL)

@@ -126,6 +126,7 @@ struct NotifyingDatabase: Database {
     let committed: @Sendable ([WritePlan]) -> Void
     var dialect: SQLDialect { inner.dialect }
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await inner.query(sql, binds) }
+    func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await inner.queryAside(sql, binds) }
     func write(_ plan: WritePlan) async throws {
         try await inner.write(plan)
         committed([plan])
@@ -161,10 +162,17 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The one storage interface. Implemented by `SQLiteDatabase` and `PostgresDatabase`.
+extension Database {
+    public func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await query(sql, binds) }
+}
+
 public protocol Database: Sendable {
     var dialect: SQLDialect { get }
     /// Runs a read statement (`?` placeholders) and returns all rows.
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+    /// Runs a long read (an analytics scan: seconds on a large program) where it does not hold
+    /// one of the few threads that serve requests (SQLite reads block their thread).
+    func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     /// Runs the plan in one transaction. Throws `GuardFailure` (plan rolled back) when a guarded
     /// statement changes an unexpected number of rows.
     func write(_ plan: WritePlan) async throws

@@ -101,6 +101,17 @@ public final class SQLiteDatabase: Database {
         return try await withCheckedThrowingContinuation { c in writer.enqueue(.read(sql, binds, c)) }
     }
 
+    /// On a thread of its own, with a reader connection: a scan of seconds then holds neither
+    /// the writer nor a concurrency pool thread (two on this machine's two cores).
+    public func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        guard let readers else { return try await query(sql, binds) }
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[SQLRow], any Error>) in
+            let thread = Thread { c.resume(with: Result { try readers.withConnection { try $0.query(sql, binds) } }) }
+            thread.name = "patron-sqlite-long-read"
+            thread.start()
+        }
+    }
+
     public func write(_ plan: WritePlan) async throws {
         if plan.isEmpty { return }
         try await withCheckedThrowingContinuation { c in writer.enqueue(.write(plan, c)) }
