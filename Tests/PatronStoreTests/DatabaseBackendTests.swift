@@ -424,4 +424,59 @@ struct DatabaseBackendHelperTests {
         #expect(walHigh < Int64(SQLiteWriter.restartFrames + 1_500) * frameBytes, "WAL grew to \(walHigh) bytes (never restarting: ~\(unbounded))")
         try await db.close()
     }
+
+    /// A long read holds checkpoints back, and the WAL grows past `restartFrames` meanwhile. The
+    /// writer leaves that backlog to the checkpointer (copying it itself stalled every write), so
+    /// once the read ends the checkpointer must work it down and the WAL start over again.
+    @Test func sqliteWALStartsOverAfterALongRead() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("db.sqlite").path
+        let db = try SQLiteDatabase(path: path)
+        try await db.executeScript(["CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)"])
+        let body = String(repeating: "x", count: 3_000)
+        var next = 0
+        func write(_ rows: Int) async throws -> Int64 {
+            var high: Int64 = 0
+            for _ in 0..<(rows / 100) {
+                let first = next
+                next += 100
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for i in 0..<100 {
+                        group.addTask {
+                            var plan = WritePlan()
+                            plan.add("INSERT INTO w (id, body) VALUES (?, ?)", [.int(Int64(first + i)), .text(body)])
+                            try await db.write(plan)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                high = max(high, (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0)
+            }
+            return high
+        }
+        _ = try await write(1_000)
+        // A read transaction from here on: nothing written after it can be copied.
+        let snapshot = try #require(try await db.exclusive { _ in try db.snapshot() })
+        let held = try await write(7_000)
+        let frameBytes = Int64(4096 + 24)
+        #expect(held > Int64(SQLiteWriter.restartFrames + SQLiteWriter.writerCopyFrames) * frameBytes, "the read held the WAL back: \(held) bytes")
+        #expect(try await snapshot.read { try $0.query("SELECT count(*) AS n FROM w", []).first?.int("n") } == 1_000)
+        // The read has ended: the WAL must start over (its header's checkpoint sequence number
+        // counts the start-overs) while writes go on, however long the backlog takes to copy.
+        func sequence() throws -> UInt32 {
+            let header = try FileHandle(forReadingFrom: URL(fileURLWithPath: path + "-wal")).read(upToCount: 16) ?? Data()
+            return header.count == 16 ? header[12..<16].reduce(0) { $0 << 8 | UInt32($1) } : 0
+        }
+        let before = try sequence()
+        var written = 0
+        while try sequence() == before && written < 40_000 {
+            _ = try await write(1_000)
+            written += 1_000
+        }
+        #expect(try sequence() != before, "the WAL did not start over in \(written) rows after the read ended")
+        #expect(try await db.query("SELECT count(*) AS n FROM w", []).first?.int("n") == Int64(8_000 + written))
+        try await db.close()
+    }
 }
