@@ -176,7 +176,7 @@ import Testing
             let from = day("2026-03-01"), until = day("2026-04-01"), asOf = at("2026-05-01T00:00:00+08:00")
             for (i, m) in others.enumerated() { try await buy(store, m, "a\(i)", 10_000 + Int64(i), at("2026-03-0\(i + 2)T12:00:00+08:00")) }
             // The build's start, as `keptKPIs` makes it: between commits, the snapshot and the pending deltas.
-            let (epoch, snapshot) = try await file.exclusive { _ in (store.kpiDays.beginBuild("shop"), try file.snapshot()!) }
+            let (start, snapshot) = try await file.exclusive { _ in (store.kpiDays.beginBuild("shop"), try file.snapshot()!) }
             // Written after the snapshot: new orders, one for a new member, one on a new day, and a refund.
             try await buy(store, first, "b1", 20_000, at("2026-03-02T13:00:00+08:00"))
             try await buy(store, others[1], "b2", 30_000, at("2026-03-20T12:00:00+08:00"), channel: "app")
@@ -185,7 +185,7 @@ import Testing
             let built = try await snapshot.read { try Store.readKPIDays($0, program: "shop", logger: store.logger) }
             let seen = built.figures(from: from.dayNumber, until: until.dayNumber, split: nil).total
             #expect(seen.orders == 4 && seen.refundedMinor == 0, "the snapshot holds only what was committed before it: \(seen)")
-            let kept = store.kpiDays.finish("shop", built, epoch: epoch)
+            let kept = store.kpiDays.finish(start, built)
             let total = kept.figures(from: from.dayNumber, until: until.dayNumber, split: nil).total
             #expect(total.orders == 6 && total.refundedMinor == 10_000 && total.activeMembers == 4)
             for split in [nil, KPISplit.tier, .channel, .store] {
@@ -203,6 +203,21 @@ import Testing
             _ = try await (writes, reads)
             #expect(try await store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf)
                     == store.kpis(program: "shop", from: from, until: until, split: .channel, now: asOf, inMemory: false))
+
+            // Another process writes while a build runs: that build is not kept (its snapshot
+            // predates the outside write) but still carries this process's writes; the request
+            // that sees the outside write builds again and sees everything.
+            let (late, lateSnapshot) = try await file.exclusive { _ in (store.kpiDays.beginBuild("shop"), try file.snapshot()!) }
+            try await buy(store, first, "d1", 4_000, at("2026-03-22T12:00:00+08:00"))
+            let other = Store(db: try SQLiteDatabase(path: file.path))
+            try await buy(other, others[2], "d2", 6_000, at("2026-03-23T12:00:00+08:00"))
+            try await other.close()
+            let fresh = try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf)
+            #expect(fresh == (try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf, inMemory: false)))
+            let lateDays = store.kpiDays.finish(late, try await lateSnapshot.read { try Store.readKPIDays($0, program: "shop", logger: store.logger) })
+            let lateTotal = lateDays.figures(from: from.dayNumber, until: until.dayNumber, split: nil).total
+            #expect(lateTotal.orders == fresh.total.orders - 1 && lateTotal.revenueMinor == fresh.total.revenueMinor - 6_000, "the late build has d1, not d2")
+            #expect(try await store.kpis(program: "shop", from: from, until: until, split: nil, now: asOf) == fresh, "the late build was not kept")
         }
     }
 

@@ -13,12 +13,16 @@ final class KPIRegistry: @unchecked Sendable {
     /// The writer connection's `data_version` when last checked: another process's commits (a
     /// CLI import beside the server) change it, and what is kept is read again.
     private var dataVersion: Int64?
-    /// Per program being built: the deltas committed since its snapshot was taken.
-    private var pending: [String: [KPIDayDelta]] = [:]
-    /// The build running per program, which later callers wait for.
-    private var builds: [String: Task<KPIDays, any Error>] = [:]
-    /// Bumped when outside writes are seen: a build begun before does not keep what it read.
-    private var epoch = 0
+    /// Per build (by its number): its program, and the deltas committed since its snapshot.
+    private var pending: [Int: (program: String, deltas: [KPIDayDelta])] = [:]
+    private var nextBuild = 0
+    /// The build running per program and the epoch it was started in; later callers of the same
+    /// epoch wait for it.
+    private var builds: [String: (epoch: Int, task: Task<KPIDays, any Error>)] = [:]
+    /// Bumped when outside writes are seen: a build whose snapshot is older is not kept, and
+    /// callers after it start a build of their own.
+    var epoch: Int { lock.lock(); defer { lock.unlock() }; return _epoch }
+    private var _epoch = 0
 
     /// On the writer thread, after a COMMIT.
     func committed(_ plans: [WritePlan]) {
@@ -26,11 +30,8 @@ final class KPIRegistry: @unchecked Sendable {
         guard !days.isEmpty || !pending.isEmpty else { return }
         for plan in plans {
             for d in plan.kpiDays {
-                if days[d.program] != nil {
-                    Self.apply(d, to: &days[d.program]!)
-                } else if pending[d.program] != nil {
-                    pending[d.program]!.append(d)
-                }
+                if days[d.program] != nil { Self.apply(d, to: &days[d.program]!) }
+                for (id, p) in pending where p.program == d.program { pending[id]!.deltas.append(d) }
             }
         }
     }
@@ -44,35 +45,46 @@ final class KPIRegistry: @unchecked Sendable {
         }
     }
 
-    /// On the writer thread (between commits), as a build takes its snapshot: from now on the
-    /// program's committed deltas are kept for it. Returns the epoch to hand to `finish`.
-    func beginBuild(_ program: String) -> Int {
+    /// A build's start, taken between commits (on the writer thread) with its snapshot.
+    struct BuildStart: Sendable { var id: Int; var epoch: Int }
+
+    /// As a build takes its snapshot: from now on the program's committed deltas are kept for it.
+    func beginBuild(_ program: String) -> BuildStart {
         lock.lock(); defer { lock.unlock() }
-        pending[program] = []
-        return epoch
+        let id = nextBuild
+        nextBuild += 1
+        pending[id] = (program, [])
+        return BuildStart(id: id, epoch: _epoch)
     }
 
-    /// Applies the deltas committed since the build's snapshot and keeps the result, unless
-    /// outside writes were seen meanwhile (then it is returned, not kept).
-    func finish(_ program: String, _ built: KPIDays, epoch e: Int) -> KPIDays {
+    /// Applies the deltas committed since the build's snapshot, and keeps the result unless
+    /// outside writes were seen since the snapshot (then it is only returned: it is exact as of
+    /// the snapshot plus this process's writes).
+    func finish(_ start: BuildStart, _ built: KPIDays) -> KPIDays {
         lock.lock(); defer { lock.unlock() }
         var d = built
-        guard e == epoch, let deltas = pending.removeValue(forKey: program) else { return d }
-        for delta in deltas { Self.apply(delta, to: &d) }
-        days[program] = d
+        guard let p = pending.removeValue(forKey: start.id) else { return d }
+        for delta in p.deltas { Self.apply(delta, to: &d) }
+        if start.epoch == _epoch { days[p.program] = d }
         return d
     }
 
-    /// The running build of the program, or `start()`'s, which later callers then share.
-    func build(_ program: String, _ start: @escaping @Sendable () async throws -> KPIDays) -> Task<KPIDays, any Error> {
+    /// A build that ended without `finish` (it failed): its pending deltas are dropped.
+    func abandon(_ start: BuildStart) { lock.lock(); pending[start.id] = nil; lock.unlock() }
+
+    /// The program's running build of `epoch`, or `start()`'s, which later callers then share.
+    func build(_ program: String, epoch: Int, _ start: @escaping @Sendable () async throws -> KPIDays) -> Task<KPIDays, any Error> {
         lock.lock(); defer { lock.unlock() }
-        if let t = builds[program] { return t }
+        if let b = builds[program], b.epoch == epoch { return b.task }
         let t = Task { try await start() }
-        builds[program] = t
+        builds[program] = (epoch, t)
         return t
     }
-    /// After the build, kept or failed: a failed build's pending deltas are dropped.
-    func buildEnded(_ program: String) { lock.lock(); builds[program] = nil; pending[program] = nil; lock.unlock() }
+    /// After a build of `epoch`, kept or failed.
+    func buildEnded(_ program: String, epoch: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if builds[program]?.epoch == epoch { builds[program] = nil }
+    }
 
     func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
 
@@ -81,7 +93,7 @@ final class KPIRegistry: @unchecked Sendable {
     func checkOutsideWrites(_ version: Int64) {
         lock.lock(); defer { lock.unlock() }
         if let known = dataVersion, known != version {
-            days = [:]; near = [:]; pending = [:]; epoch += 1
+            days = [:]; near = [:]; _epoch += 1
             for p in generation.keys { generation[p]! += 1 }
         }
         dataVersion = version
@@ -124,29 +136,39 @@ extension Store {
     func keptKPIs(program: String, days: Bool) async throws -> KPIDays? {
         guard let sqlite else { return nil }
         let registry = kpiDays
-        let kept = try await sqlite.exclusive { connection in
+        let (kept, epoch) = try await sqlite.exclusive { connection in
             registry.checkOutsideWrites(try connection.dataVersion())
-            return days ? registry.get(program) : nil
+            return (days ? registry.get(program) : nil, registry.epoch)
         }
         guard days else { return nil }
         if let kept { return kept }
         let logger = self.logger
-        let build = registry.build(program) {
-            defer { registry.buildEnded(program) }
+        let build = registry.build(program, epoch: epoch) {
+            defer { registry.buildEnded(program, epoch: epoch) }
             // The snapshot is taken between commits, with the pending deltas begun at that instant.
-            enum Start: Sendable { case kept(KPIDays), snapshot(SQLiteSnapshot, Int), here(KPIDays) }
+            enum Start: Sendable { case kept(KPIDays), snapshot(SQLiteSnapshot, KPIRegistry.BuildStart), here(KPIDays) }
             let start: Start = try await sqlite.exclusive { connection in
                 if let d = registry.get(program) { return .kept(d) }
-                let epoch = registry.beginBuild(program)
-                if let snapshot = try sqlite.snapshot() { return .snapshot(snapshot, epoch) }
-                // In memory (no other connection sees it): read here, holding writes back.
-                return .here(registry.finish(program, try Self.readKPIDays(connection, program: program, logger: logger), epoch: epoch))
+                let start = registry.beginBuild(program)
+                do {
+                    if let snapshot = try sqlite.snapshot() { return .snapshot(snapshot, start) }
+                    // In memory (no other connection sees it): read here, holding writes back.
+                    return .here(registry.finish(start, try Self.readKPIDays(connection, program: program, logger: logger)))
+                } catch {
+                    registry.abandon(start)
+                    throw error
+                }
             }
             switch start {
             case .kept(let d), .here(let d): return d
-            case .snapshot(let snapshot, let epoch):
-                let d = try await snapshot.read { try Self.readKPIDays($0, program: program, logger: logger) }
-                return registry.finish(program, d, epoch: epoch)
+            case .snapshot(let snapshot, let start):
+                do {
+                    let d = try await snapshot.read { try Self.readKPIDays($0, program: program, logger: logger) }
+                    return registry.finish(start, d)
+                } catch {
+                    registry.abandon(start)
+                    throw error
+                }
             }
         }
         return try await build.value
