@@ -101,16 +101,29 @@ public final class SQLiteDatabase: Database {
         return try await withCheckedThrowingContinuation { c in writer.enqueue(.read(sql, binds, c)) }
     }
 
-    /// On a thread of its own, with a reader connection: a scan of seconds then holds neither
-    /// the writer nor a concurrency pool thread (two on this machine's two cores).
+    /// On a thread and a connection of its own: a scan of seconds then holds neither the writer,
+    /// nor a concurrency pool thread (two on this machine's two cores), nor one of the readers
+    /// that requests use. At most `asideReads` run at once; more wait their turn on their thread.
     public func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        guard let readers else { return try await query(sql, binds) }
+        guard readers != nil else { return try await query(sql, binds) }
+        let path = self.path, slots = asideSlots
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[SQLRow], any Error>) in
-            let thread = Thread { c.resume(with: Result { try readers.withConnection { try $0.query(sql, binds) } }) }
+            let thread = Thread {
+                slots.wait()
+                defer { slots.signal() }
+                c.resume(with: Result {
+                    let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+                    defer { connection.close() }
+                    return try connection.query(sql, binds)
+                })
+            }
             thread.name = "patron-sqlite-long-read"
             thread.start()
         }
     }
+    /// Long reads at once (`queryAside`).
+    static let asideReads = 2
+    private let asideSlots = DispatchSemaphore(value: SQLiteDatabase.asideReads)
 
     public func write(_ plan: WritePlan) async throws {
         if plan.isEmpty { return }
@@ -526,6 +539,8 @@ final class SQLiteWriter: @unchecked Sendable {
     /// read held checkpoints back, the writer copying the whole backlog (tens of thousands of
     /// random pages) stalled every write for that long.
     static let writerCopyFrames = 1024
+    /// WAL frames (~134 MB) at which the writer copies whatever is left anyway.
+    static let ceilingFrames = 8 * restartFrames
 
     init(connection: SQLiteConnection, checkpointer: SQLiteCheckpointer?, name: String) {
         self.connection = connection
@@ -610,7 +625,7 @@ final class SQLiteWriter: @unchecked Sendable {
                 c.resume(with: Result { try runBatch(plans) })
             case .script(let statements, let c):
                 c.resume(with: Result { try runScript(statements) })
-                maintainWAL()
+                maintainWAL(bulk: true)
             case .read(let sql, let binds, let c):
                 c.resume(with: Result { try connection.query(sql, binds) })
             case .exclusive(let body, _):
@@ -643,12 +658,14 @@ final class SQLiteWriter: @unchecked Sendable {
     /// the WAL's end, SQLite syncs the WAL and the database file and the next transaction writes
     /// the WAL from its start again; when it cannot (the checkpointer is mid-pass, or a reader
     /// still reads an older snapshot) it is tried again after the next commit. When more than
-    /// `writerCopyFrames` are left (a backlog), it waits for the checkpointer to work it down.
-    private func maintainWAL() {
+    /// `writerCopyFrames` are left (a backlog), it waits for the checkpointer to work it down,
+    /// unless the WAL has reached `ceilingFrames`, or `bulk` (after a bulk chunk or a script,
+    /// which each write more than `writerCopyFrames` and wait on no request).
+    private func maintainWAL(bulk: Bool = false) {
         guard let checkpointer else { return }
         let frames = walFrames.frames
         let uncopied = checkpointer.walGrew(to: frames)
-        if frames >= Self.restartFrames && uncopied <= Self.writerCopyFrames {
+        if frames >= Self.restartFrames && (bulk || uncopied <= Self.writerCopyFrames || frames >= Self.ceilingFrames) {
             do { _ = try connection.checkpointPassive() } catch { /* tried again after the next commit */ }
         }
     }
@@ -758,7 +775,7 @@ final class SQLiteWriter: @unchecked Sendable {
                 }
             }
             record(plans: results.count(where: { (try? $0.get()) != nil }))
-            maintainWAL()
+            maintainWAL(bulk: true)
             start = end
         }
         return out
