@@ -128,10 +128,10 @@ public final class Store: Sendable {
 
     // MARK: migrations
 
-    /// Brings the database to the current schema; returns the versions applied now.
+    /// Brings the database to the current schema; returns the versions applied now. Stops at
+    /// version `upTo` when given (tests stop earlier to check that a migration carries older
+    /// data over).
     @discardableResult
-    /// Applies the migrations not yet applied, up to version `upTo` (all by default; tests stop
-    /// earlier to check that a migration carries older data over).
     public func migrate(upTo: Int64 = .max) async throws -> [Int64] {
         try await db.executeScript(["CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"])
         let applied = Set(try await db.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })

@@ -161,11 +161,11 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The one storage interface. Implemented by `SQLiteDatabase` and `PostgresDatabase`.
 extension Database {
     public func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await query(sql, binds) }
 }
 
+/// The one storage interface. Implemented by `SQLiteDatabase` and `PostgresDatabase`.
 public protocol Database: Sendable {
     var dialect: SQLDialect { get }
     /// Runs a read statement (`?` placeholders) and returns all rows.
