@@ -282,13 +282,11 @@ extension Store {
         var out: [MemberID: LoadedMember] = [:]
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            let rows = try await db.query("SELECT member_id, registered_at, profile, state, state_version, last_event_no, merged_into, tier_id, next_due_at FROM members WHERE program_id = ? AND member_id IN (\(marks))",
+            let rows = try await db.query("SELECT \(LoadedMember.columns) FROM members WHERE program_id = ? AND member_id IN (\(marks))",
                                           [.text(program)] + chunk.map { .int($0.rawValue) })
             for r in rows {
-                let id = MemberID(try r.int("member_id"))
-                out[id] = LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
-                                       state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
-                                       lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init), indexed: try .init(r))
+                let m = try LoadedMember(row: r)
+                out[m.id] = m
             }
         }
         return out

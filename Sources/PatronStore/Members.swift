@@ -57,6 +57,19 @@ struct LoadedMember {
     }
 }
 
+extension LoadedMember {
+    /// The members columns `init(row:)` reads.
+    static let columns = "member_id, registered_at, profile, state, state_version, last_event_no, merged_into, tier_id, next_due_at"
+
+    /// A member as its row (`columns`) holds it; `state` when already decoded from it.
+    init(row r: SQLRow, state: MemberState? = nil) throws {
+        self.init(id: MemberID(try r.int("member_id")), registeredAt: Timestamp(seconds: try r.int("registered_at")),
+                  profile: try Coding.decode(MemberProfile.self, try r.string("profile")), state: try state ?? Coding.state(try r.string("state")),
+                  stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no"),
+                  mergedInto: try r.intOrNil("merged_into").map(MemberID.init), indexed: try IndexedColumns(r))
+    }
+}
+
 extension Optional {
     func asyncMap<T>(_ f: (Wrapped) async throws -> T) async rethrows -> T? {
         guard let x = self else { return nil }
@@ -152,12 +165,9 @@ extension Store {
     }
 
     func loadMember(program: String, id: MemberID) async throws -> LoadedMember {
-        let rows = try await db.query("SELECT registered_at, profile, state, state_version, last_event_no, merged_into, tier_id, next_due_at FROM members WHERE program_id = ? AND member_id = ?",
-                                      [.text(program), .int(id.rawValue)])
+        let rows = try await db.query("SELECT \(LoadedMember.columns) FROM members WHERE program_id = ? AND member_id = ?", [.text(program), .int(id.rawValue)])
         guard let r = rows.first else { throw StoreError.memberNotFound(id) }
-        return LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")), profile: try Coding.decode(MemberProfile.self, try r.string("profile")),
-                            state: try Coding.state(try r.string("state")), stateVersion: try r.int("state_version"),
-                            lastEventNo: try r.int("last_event_no"), mergedInto: try r.intOrNil("merged_into").map(MemberID.init), indexed: try .init(r))
+        return try LoadedMember(row: r)
     }
 
     func identities(program: String, id: MemberID) async throws -> [Identity] {

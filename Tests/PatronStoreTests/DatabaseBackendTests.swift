@@ -367,116 +367,116 @@ struct DatabaseBackendHelperTests {
     }
 
     @Test func sqliteSynchronousFullAndReopen() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("db.sqlite").path
-        do {
-            let db = try SQLiteDatabase(path: path, synchronous: .full)
-            try await db.executeScript([DatabaseBackendTests.createT])
-            var plan = WritePlan()
-            plan.add(DatabaseBackendTests.insertT, [1, "kept", 1])
-            try await db.write(plan)
-            try await db.close()
+        try await withTemporaryFile { path in
+            do {
+                let db = try SQLiteDatabase(path: path, synchronous: .full)
+                try await db.executeScript([DatabaseBackendTests.createT])
+                var plan = WritePlan()
+                plan.add(DatabaseBackendTests.insertT, [1, "kept", 1])
+                try await db.write(plan)
+                try await db.close()
+            }
+            let again = try SQLiteDatabase(path: path)
+            let rows = try await again.query("SELECT name FROM t", [])
+            #expect(rows.first?["name"] == .text("kept"))
+            let mode = try await again.query("PRAGMA journal_mode", [])
+            #expect(mode.first?.values.first == .text("wal"))
+            try await again.close()
         }
-        let again = try SQLiteDatabase(path: path)
-        let rows = try await again.query("SELECT name FROM t", [])
-        #expect(rows.first?["name"] == .text("kept"))
-        let mode = try await again.query("PRAGMA journal_mode", [])
-        #expect(mode.first?.values.first == .text("wal"))
-        try await again.close()
     }
 
     /// The writer does not checkpoint on commit (the checkpointer thread copies the WAL), so it
     /// must start the WAL over itself: under continuous group commits the WAL file stays near
     /// `restartFrames` pages instead of growing with everything written, and nothing is lost.
     @Test func sqliteWALStartsOverUnderContinuousWrites() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("db.sqlite").path
-        let db = try SQLiteDatabase(path: path)
-        try await db.executeScript(["CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)"])
-        // About one 4 KB page per row: 10,000 rows are ~2.4 times `restartFrames` frames.
-        let rows = 10_000, body = String(repeating: "x", count: 3_000)
-        var walHigh: Int64 = 0
-        for round in 0..<(rows / 100) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for i in 0..<100 {
-                    group.addTask {
-                        var plan = WritePlan()
-                        plan.add("INSERT INTO w (id, body) VALUES (?, ?)", [.int(Int64(round * 100 + i)), .text(body)])
-                        try await db.write(plan)
-                    }
-                }
-                try await group.waitForAll()
-            }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
-            walHigh = max(walHigh, size)
+        try await withTemporaryFile { path in
+            let db = try SQLiteDatabase(path: path)
+            var rows = PageRows(db: db, path: path)
+            try await rows.create()
+            // About one 4 KB page per row: 10,000 rows are ~2.4 times `restartFrames` frames.
+            let walHigh = try await rows.write(10_000)
+            let count = try await db.query("SELECT count(*) AS n, sum(length(body)) AS bytes FROM w", [])
+            #expect(try count.first?.int("n") == 10_000)
+            #expect(try count.first?.int("bytes") == Int64(10_000 * 3_000))
+            let unbounded = Int64(10_000) * PageRows.frameBytes
+            // Started over: well below what a WAL that never restarts would hold.
+            #expect(walHigh > 0)
+            #expect(walHigh < Int64(SQLiteWriter.restartFrames + 1_500) * PageRows.frameBytes, "WAL grew to \(walHigh) bytes (never restarting: ~\(unbounded))")
+            try await db.close()
         }
-        let count = try await db.query("SELECT count(*) AS n, sum(length(body)) AS bytes FROM w", [])
-        #expect(try count.first?.int("n") == Int64(rows))
-        #expect(try count.first?.int("bytes") == Int64(rows * 3_000))
-        let frameBytes = Int64(4096 + 24)
-        let unbounded = Int64(rows) * frameBytes
-        // Started over: well below what a WAL that never restarts would hold.
-        #expect(walHigh > 0)
-        #expect(walHigh < Int64(SQLiteWriter.restartFrames + 1_500) * frameBytes, "WAL grew to \(walHigh) bytes (never restarting: ~\(unbounded))")
-        try await db.close()
     }
 
     /// A long read holds checkpoints back, and the WAL grows past `restartFrames` meanwhile. The
     /// writer leaves that backlog to the checkpointer (copying it itself stalled every write), so
     /// once the read ends the checkpointer must work it down and the WAL start over again.
     @Test func sqliteWALStartsOverAfterALongRead() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("db.sqlite").path
-        let db = try SQLiteDatabase(path: path)
-        try await db.executeScript(["CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)"])
-        let body = String(repeating: "x", count: 3_000)
-        var next = 0
-        func write(_ rows: Int) async throws -> Int64 {
-            var high: Int64 = 0
-            for _ in 0..<(rows / 100) {
-                let first = next
-                next += 100
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for i in 0..<100 {
-                        group.addTask {
-                            var plan = WritePlan()
-                            plan.add("INSERT INTO w (id, body) VALUES (?, ?)", [.int(Int64(first + i)), .text(body)])
-                            try await db.write(plan)
-                        }
-                    }
-                    try await group.waitForAll()
-                }
-                high = max(high, (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0)
+        try await withTemporaryFile { path in
+            let db = try SQLiteDatabase(path: path)
+            var rows = PageRows(db: db, path: path)
+            try await rows.create()
+            _ = try await rows.write(1_000)
+            // A read transaction from here on: nothing written after it can be copied.
+            let snapshot = try #require(try await db.exclusive { _ in try db.snapshot() })
+            let held = try await rows.write(7_000)
+            #expect(held > Int64(SQLiteWriter.restartFrames + SQLiteWriter.writerCopyFrames) * PageRows.frameBytes, "the read held the WAL back: \(held) bytes")
+            #expect(try await snapshot.read { try $0.query("SELECT count(*) AS n FROM w", []).first?.int("n") } == 1_000)
+            // The read has ended: the WAL must start over (its header's checkpoint sequence number
+            // counts the start-overs) while writes go on, however long the backlog takes to copy.
+            func sequence() throws -> UInt32 {
+                let header = try FileHandle(forReadingFrom: URL(fileURLWithPath: path + "-wal")).read(upToCount: 16) ?? Data()
+                return header.count == 16 ? header[12..<16].reduce(0) { $0 << 8 | UInt32($1) } : 0
             }
-            return high
+            let before = try sequence()
+            var written = 0
+            while try sequence() == before && written < 40_000 {
+                _ = try await rows.write(1_000)
+                written += 1_000
+            }
+            #expect(try sequence() != before, "the WAL did not start over in \(written) rows after the read ended")
+            #expect(try await db.query("SELECT count(*) AS n FROM w", []).first?.int("n") == Int64(8_000 + written))
+            try await db.close()
         }
-        _ = try await write(1_000)
-        // A read transaction from here on: nothing written after it can be copied.
-        let snapshot = try #require(try await db.exclusive { _ in try db.snapshot() })
-        let held = try await write(7_000)
-        let frameBytes = Int64(4096 + 24)
-        #expect(held > Int64(SQLiteWriter.restartFrames + SQLiteWriter.writerCopyFrames) * frameBytes, "the read held the WAL back: \(held) bytes")
-        #expect(try await snapshot.read { try $0.query("SELECT count(*) AS n FROM w", []).first?.int("n") } == 1_000)
-        // The read has ended: the WAL must start over (its header's checkpoint sequence number
-        // counts the start-overs) while writes go on, however long the backlog takes to copy.
-        func sequence() throws -> UInt32 {
-            let header = try FileHandle(forReadingFrom: URL(fileURLWithPath: path + "-wal")).read(upToCount: 16) ?? Data()
-            return header.count == 16 ? header[12..<16].reduce(0) { $0 << 8 | UInt32($1) } : 0
+    }
+}
+
+/// A file path in a new temporary folder, removed after `body`.
+func withTemporaryFile(_ body: (String) async throws -> Void) async throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("patron-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try await body(dir.appendingPathComponent("db.sqlite").path)
+}
+
+/// Rows of about one 4 KB page each in table `w`, written 100 concurrent plans at a time (so
+/// the writer groups them), for the WAL tests.
+struct PageRows {
+    let db: SQLiteDatabase
+    let path: String
+    var next = 0
+    static let body = String(repeating: "x", count: 3_000)
+    /// A WAL frame: its header and a 4 KB page.
+    static let frameBytes = Int64(4096 + 24)
+
+    func create() async throws { try await db.executeScript(["CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)"]) }
+
+    /// Writes `n` rows; returns the WAL file's largest size seen after each 100.
+    mutating func write(_ n: Int) async throws -> Int64 {
+        var high: Int64 = 0
+        for _ in 0..<(n / 100) {
+            let first = next, db = self.db
+            next += 100
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<100 {
+                    group.addTask {
+                        var plan = WritePlan()
+                        plan.add("INSERT INTO w (id, body) VALUES (?, ?)", [.int(Int64(first + i)), .text(Self.body)])
+                        try await db.write(plan)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            high = max(high, (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0)
         }
-        let before = try sequence()
-        var written = 0
-        while try sequence() == before && written < 40_000 {
-            _ = try await write(1_000)
-            written += 1_000
-        }
-        #expect(try sequence() != before, "the WAL did not start over in \(written) rows after the read ended")
-        #expect(try await db.query("SELECT count(*) AS n FROM w", []).first?.int("n") == Int64(8_000 + written))
-        try await db.close()
+        return high
     }
 }

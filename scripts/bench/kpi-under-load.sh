@@ -5,16 +5,10 @@
 #   PATRON=.build/release/patron scripts/bench/kpi-under-load.sh /tmp/patron-bench/bench.db
 set -euo pipefail
 src=$1
-here=$(cd "$(dirname "$0")" && pwd)
-patron=${PATRON:-.build/release/patron}
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+. "$(dirname "$0")/serve.sh"
+work=$(mktemp -d); cleanup='rm -rf "$work"'
 cp "$src" "$work/a.db"
-export IDS="$work/ids"
-sqlite3 "$work/a.db" "SELECT member_id FROM members WHERE program_id = 'demo' ORDER BY member_id LIMIT 20000" > "$IDS"
-export KEY=$($patron keys create --database "$work/a.db" --program demo 2>&1 | grep -o "ptk_[A-Za-z0-9_]*" | head -1)
-$patron serve --database "$work/a.db" --durable --port 18114 --jobs-interval 0 > /dev/null 2>&1 &
-server=$!
+serve_bench "$work/a.db" 18114
 sleep 4
 wrk -t1 -c32 -d8s -s "$here/wrk-order-paid.lua" http://127.0.0.1:18114 > /dev/null
 wrk -t1 -c32 -d20s --latency -s "$here/wrk-order-paid.lua" http://127.0.0.1:18114 > "$work/wrk.out" &

@@ -8,14 +8,8 @@
 # the copy is then corrupt (every request fails; the errors count below says so).
 set -euo pipefail
 db=$1; seconds=${2:-12}
-here=$(cd "$(dirname "$0")" && pwd)
-patron=${PATRON:-.build/release/patron}
-export IDS=$(mktemp)
-sqlite3 "$db" "SELECT member_id FROM members WHERE program_id = 'demo' ORDER BY member_id LIMIT 20000" > "$IDS"
-export KEY=$($patron keys create --database "$db" --program demo 2>&1 | grep -o "ptk_[A-Za-z0-9_]*" | head -1)
-$patron serve --database "$db" --durable --port 18112 --jobs-interval 0 > /dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -f "$IDS"' EXIT
+. "$(dirname "$0")/serve.sh"
+serve_bench "$db" 18112
 sleep 3
 # Warm up first: right after start the server reads its segment facts, and that long read holds
 # checkpoints back for a few seconds.

@@ -5,16 +5,10 @@
 # N stays under ~150 so that the WAL does not start over during the run (4,096 frames).
 set -euo pipefail
 src=$1; export N=${2:-120}
-here=$(cd "$(dirname "$0")" && pwd)
-patron=${PATRON:-.build/release/patron}
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+. "$(dirname "$0")/serve.sh"
+work=$(mktemp -d); cleanup='rm -rf "$work"'
 cp "$src" "$work/a.db"
-export IDS="$work/ids"
-sqlite3 "$work/a.db" "SELECT member_id FROM members WHERE program_id = 'demo' ORDER BY member_id LIMIT 20000" > "$IDS"
-export KEY=$($patron keys create --database "$work/a.db" --program demo 2>&1 | grep -o "ptk_[A-Za-z0-9_]*" | head -1)
-$patron serve --database "$work/a.db" --durable --port 18113 --jobs-interval 0 > /dev/null 2>&1 &
-server=$!
+serve_bench "$work/a.db" 18113
 sleep 20 # the server's start-up reads end first
 wrk -t1 -c32 -d30s -s "$here/wrk-order-paid.lua" http://127.0.0.1:18113 | grep -E "requests in|Non-2xx" || true
 sleep 1

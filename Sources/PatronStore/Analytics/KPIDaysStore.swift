@@ -69,7 +69,8 @@ final class KPIRegistry: @unchecked Sendable {
         return d
     }
 
-    /// A build that ended without `finish` (it failed): its pending deltas are dropped.
+    /// A build that ended without `finish` (it failed): its pending deltas are dropped (none are
+    /// left after `finish`).
     func abandon(_ start: BuildStart) { lock.lock(); pending[start.id] = nil; lock.unlock() }
 
     /// The program's running build of `epoch`, or `start()`'s, which later callers then share.
@@ -85,8 +86,6 @@ final class KPIRegistry: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if builds[program]?.epoch == epoch { builds[program] = nil }
     }
-
-    func install(_ program: String, _ d: KPIDays) { lock.lock(); days[program] = d; lock.unlock() }
 
     /// On the writer thread: when another process has committed since the last check, forgets
     /// everything kept (it is read again on use).
@@ -146,29 +145,21 @@ extension Store {
         let build = registry.build(program, epoch: epoch) {
             defer { registry.buildEnded(program, epoch: epoch) }
             // The snapshot is taken between commits, with the pending deltas begun at that instant.
-            enum Start: Sendable { case kept(KPIDays), snapshot(SQLiteSnapshot, KPIRegistry.BuildStart), here(KPIDays) }
+            enum Start: Sendable { case done(KPIDays), snapshot(SQLiteSnapshot, KPIRegistry.BuildStart) }
             let start: Start = try await sqlite.exclusive { connection in
-                if let d = registry.get(program) { return .kept(d) }
-                let start = registry.beginBuild(program)
-                do {
-                    if let snapshot = try sqlite.snapshot() { return .snapshot(snapshot, start) }
+                if let d = registry.get(program) { return .done(d) }
+                guard let snapshot = try sqlite.snapshot() else {
                     // In memory (no other connection sees it): read here, holding writes back.
-                    return .here(registry.finish(start, try Self.readKPIDays(connection, program: program, logger: logger)))
-                } catch {
-                    registry.abandon(start)
-                    throw error
+                    let d = try Self.readKPIDays(connection, program: program, logger: logger)
+                    return .done(registry.finish(registry.beginBuild(program), d))
                 }
+                return .snapshot(snapshot, registry.beginBuild(program))
             }
             switch start {
-            case .kept(let d), .here(let d): return d
+            case .done(let d): return d
             case .snapshot(let snapshot, let start):
-                do {
-                    let d = try await snapshot.read { try Self.readKPIDays($0, program: program, logger: logger) }
-                    return registry.finish(start, d)
-                } catch {
-                    registry.abandon(start)
-                    throw error
-                }
+                defer { registry.abandon(start) } // when the read fails; nothing left after `finish`
+                return registry.finish(start, try await snapshot.read { try Self.readKPIDays($0, program: program, logger: logger) })
             }
         }
         return try await build.value

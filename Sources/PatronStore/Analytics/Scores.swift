@@ -27,7 +27,7 @@ extension Store {
         var after: Int64 = 0
         while true {
             let rows = try await db.query("""
-                SELECT member_id, registered_at, profile, state, state_version, last_event_no, tier_id, next_due_at FROM members
+                SELECT \(LoadedMember.columns) FROM members
                 WHERE program_id = ? AND member_id > ? AND merged_into IS NULL ORDER BY member_id LIMIT ?
                 """, [.text(program), .int(after), .int(Int64(Self.scoreBatch))])
             guard let last = rows.last else { break }
@@ -38,9 +38,7 @@ extension Store {
                 let state = try Coding.state(try r.string("state"))
                 out.members += 1
                 guard engine.needsRescore(state, normal(update(id, state.scores)), at: asOf) else { continue }
-                pending.append(LoadedMember(id: id, registeredAt: Timestamp(seconds: try r.int("registered_at")),
-                                            profile: try Coding.decode(MemberProfile.self, try r.string("profile")), state: state,
-                                            stateVersion: try r.int("state_version"), lastEventNo: try r.int("last_event_no"), indexed: try .init(r)))
+                pending.append(try LoadedMember(row: r, state: state))
             }
             var attempts = 0
             while !pending.isEmpty {

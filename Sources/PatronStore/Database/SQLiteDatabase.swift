@@ -63,7 +63,7 @@ public final class SQLiteDatabase: Database {
             var opened: [SQLiteConnection] = []
             do {
                 for _ in 0..<Self.readerCount {
-                    opened.append(try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX))
+                    opened.append(try SQLiteConnection.readOnly(path))
                 }
             } catch {
                 opened.forEach { $0.close() }
@@ -107,18 +107,12 @@ public final class SQLiteDatabase: Database {
     public func queryAside(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         guard readers != nil else { return try await query(sql, binds) }
         let path = self.path, slots = asideSlots
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[SQLRow], any Error>) in
-            let thread = Thread {
-                slots.wait()
-                defer { slots.signal() }
-                c.resume(with: Result {
-                    let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
-                    defer { connection.close() }
-                    return try connection.query(sql, binds)
-                })
-            }
-            thread.name = "patron-sqlite-long-read"
-            thread.start()
+        return try await onOwnThread("patron-sqlite-long-read") {
+            slots.wait()
+            defer { slots.signal() }
+            let connection = try SQLiteConnection.readOnly(path)
+            defer { connection.close() }
+            return try connection.query(sql, binds)
         }
     }
     /// Long reads at once (`queryAside`).
@@ -159,7 +153,7 @@ public final class SQLiteDatabase: Database {
     /// connection sees). Called from `exclusive`, the snapshot is exactly the last commit's.
     func snapshot() throws -> SQLiteSnapshot? {
         guard readers != nil else { return nil }
-        let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+        let connection = try SQLiteConnection.readOnly(path)
         do {
             try connection.exec("BEGIN")
             // A WAL read transaction takes its snapshot at its first read.
@@ -189,16 +183,23 @@ final class SQLiteSnapshot: @unchecked Sendable {
     /// Runs `body` on a thread of its own (not one of the concurrency pool's few threads), then
     /// ends the read transaction and closes the connection.
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            let thread = Thread { [self] in
-                let result = Result { try body(connection) }
+        try await onOwnThread("patron-sqlite-snapshot") { [self] in
+            defer {
                 try? connection.exec("COMMIT")
                 connection.close()
-                c.resume(with: result)
             }
-            thread.name = "patron-sqlite-snapshot"
-            thread.start()
+            return try body(connection)
         }
+    }
+}
+
+/// Runs `body` on a new thread, not on one of the concurrency pool's few threads, which a
+/// blocking read of seconds would take from serving requests.
+func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        let thread = Thread { c.resume(with: Result { try body() }) }
+        thread.name = name
+        thread.start()
     }
 }
 
@@ -210,6 +211,11 @@ final class SQLiteConnection {
     private var db: OpaquePointer?
     private var cache: [String: OpaquePointer] = [:]
     private static let cacheLimit = 256
+
+    /// A read-only connection (a reader, a snapshot, a long read).
+    static func readOnly(_ path: String) throws -> SQLiteConnection {
+        try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+    }
 
     init(path: String, flags: Int32) throws {
         var handle: OpaquePointer?
